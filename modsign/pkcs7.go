@@ -1,0 +1,384 @@
+package modsign
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"math/big"
+	"syscall"
+
+	_ "crypto/md5" // digests a module signature may name; registered for crypto.Hash.New
+	_ "crypto/sha1"
+	_ "crypto/sha256"
+	_ "crypto/sha512"
+)
+
+// Object identifiers of the PKCS#7 and algorithm names module signatures use.
+var (
+	oidData          = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 1}
+	oidSignedData    = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2}
+	oidMSIndirect    = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 2, 1, 4}
+	oidCommonName    = asn1.ObjectIdentifier{2, 5, 4, 3}
+	oidRSAEncryption = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}
+)
+
+// digestAlgos maps digest OIDs to the names kmod and the kernel use, and to a Go hash where one
+// exists. The kernel knows more digests than Go implements (md4, sm3, streebog): those parse,
+// and verifying with them is ENOPKG, as on a kernel built without them.
+var digestAlgos = []struct {
+	oid  asn1.ObjectIdentifier
+	name string
+	hash crypto.Hash
+}{
+	{asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 4}, "md4", 0},
+	{asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 5}, "md5", crypto.MD5},
+	{asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}, "sha1", crypto.SHA1},
+	{asn1.ObjectIdentifier{1, 3, 36, 3, 2, 1}, "rmd160", 0},
+	{asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}, "sha256", crypto.SHA256},
+	{asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 2}, "sha384", crypto.SHA384},
+	{asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 3}, "sha512", crypto.SHA512},
+	{asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 4}, "sha224", crypto.SHA224},
+	{asn1.ObjectIdentifier{1, 2, 156, 10197, 1, 401}, "sm3", 0},
+	{asn1.ObjectIdentifier{1, 2, 643, 7, 1, 1, 2, 2}, "streebog256", 0},
+	{asn1.ObjectIdentifier{1, 2, 643, 7, 1, 1, 2, 3}, "streebog512", 0},
+}
+
+// pkeyAlgos are the signature algorithms pkcs7_sig_note_pkey_algo accepts, by family.
+var pkeyAlgos = []struct {
+	oid    asn1.ObjectIdentifier
+	family string
+}{
+	{oidRSAEncryption, "rsa"},
+	{asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 1}, "ecdsa"},    // ecdsa-with-SHA1
+	{asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 1}, "ecdsa"}, // ecdsa-with-SHA224
+	{asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}, "ecdsa"}, // ecdsa-with-SHA256
+	{asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 3}, "ecdsa"}, // ecdsa-with-SHA384
+	{asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 4}, "ecdsa"}, // ecdsa-with-SHA512
+	{asn1.ObjectIdentifier{1, 2, 156, 10197, 1, 501}, "sm2"},
+	{asn1.ObjectIdentifier{1, 2, 643, 7, 1, 1, 1, 1}, "ecrdsa"},
+	{asn1.ObjectIdentifier{1, 2, 643, 7, 1, 1, 1, 2}, "ecrdsa"},
+}
+
+// The ASN.1 shapes of RFC 2315 / RFC 5652 that module signatures use. Choices and optional
+// implicitly tagged fields stay raw and are decoded by hand below.
+type contentInfo struct {
+	ContentType asn1.ObjectIdentifier
+	Content     asn1.RawValue `asn1:"explicit,optional,tag:0"`
+}
+
+type algorithmIdentifier struct {
+	Algorithm  asn1.ObjectIdentifier
+	Parameters asn1.RawValue `asn1:"optional"`
+}
+
+type signedData struct {
+	Version          int
+	DigestAlgorithms asn1.RawValue
+	ContentInfo      contentInfo
+	Certificates     asn1.RawValue `asn1:"optional,tag:0"`
+	CRLs             asn1.RawValue `asn1:"optional,tag:1"`
+	SignerInfos      []signerInfo  `asn1:"set"`
+}
+
+type signerInfo struct {
+	Version                   int
+	SID                       asn1.RawValue // IssuerAndSerialNumber, or [0] SubjectKeyIdentifier
+	DigestAlgorithm           algorithmIdentifier
+	AuthenticatedAttributes   asn1.RawValue `asn1:"optional,tag:0"`
+	DigestEncryptionAlgorithm algorithmIdentifier
+	EncryptedDigest           []byte
+	UnauthenticatedAttributes asn1.RawValue `asn1:"optional,tag:1"`
+}
+
+type issuerAndSerial struct {
+	Issuer asn1.RawValue
+	Serial *big.Int
+}
+
+// Signature is a parsed module signature: the trailer and the PKCS#7 SignedData it describes.
+// The accessors describe the first signer, which is what kmod's modinfo shows; Verify considers
+// every signer, as the kernel does.
+type Signature struct {
+	Trailer Trailer  // the struct module_signature (zero when parsed by ParseSignature alone)
+	Raw     []byte   // the PKCS#7 message, DER
+	Signers []Signer // at least one
+	// dataType is the inner content type, hasContent whether the content is embedded.
+	dataType   asn1.ObjectIdentifier
+	hasContent bool
+}
+
+// Signer is one SignerInfo of the message.
+type Signer struct {
+	Issuer       []byte   // DER Name from IssuerAndSerialNumber; nil when identified by SubjectKeyID
+	Serial       *big.Int // serial number from IssuerAndSerialNumber; nil with SubjectKeyID
+	SubjectKeyID []byte   // subjectKeyIdentifier (CMS version 3 signers); nil with Issuer/Serial
+	DigestOID    asn1.ObjectIdentifier
+	PubKeyOID    asn1.ObjectIdentifier
+	HasAuthAttrs bool   // authenticated attributes present (the kernel rejects them for modules)
+	Sig          []byte // the encrypted digest: the signature proper
+}
+
+// ParseSignature parses a PKCS#7 SignedData message as pkcs7_parse_message does for a module:
+// structural errors are EBADMSG, an unsupported version or data type EINVAL, an unknown digest or
+// public-key algorithm ENOPKG.
+func ParseSignature(der []byte) (*Signature, error) {
+	var ci contentInfo
+	rest, err := asn1.Unmarshal(der, &ci)
+	if err != nil {
+		return nil, sigErr(syscall.EBADMSG, "PKCS#7: %v", err)
+	}
+	if len(rest) != 0 {
+		return nil, sigErr(syscall.EBADMSG, "PKCS#7: %d bytes of trailing data", len(rest))
+	}
+	if !ci.ContentType.Equal(oidSignedData) {
+		return nil, sigErr(syscall.EINVAL, "PKCS#7: only support pkcs7_signedData type, got %v", ci.ContentType)
+	}
+	var sd signedData
+	if rest, err := asn1.Unmarshal(ci.Content.Bytes, &sd); err != nil || len(rest) != 0 {
+		if err == nil {
+			err = errors.New("trailing data")
+		}
+		return nil, sigErr(syscall.EBADMSG, "PKCS#7 SignedData: %v", err)
+	}
+	if sd.Version != 1 && sd.Version != 3 {
+		return nil, sigErr(syscall.EINVAL, "PKCS#7: unsupported SignedData version %d", sd.Version)
+	}
+	dataType := sd.ContentInfo.ContentType
+	if !dataType.Equal(oidData) && !dataType.Equal(oidMSIndirect) {
+		return nil, sigErr(syscall.EINVAL, "PKCS#7: unsupported data type %v", dataType)
+	}
+	if len(sd.SignerInfos) == 0 {
+		return nil, sigErr(syscall.EBADMSG, "PKCS#7: no signer info")
+	}
+	sig := &Signature{
+		Raw:        der,
+		dataType:   dataType,
+		hasContent: len(sd.ContentInfo.Content.FullBytes) != 0,
+	}
+	for i, si := range sd.SignerInfos {
+		s, err := parseSigner(sd.Version, si)
+		if err != nil {
+			return nil, fmt.Errorf("PKCS#7 signer %d: %w", i, err)
+		}
+		sig.Signers = append(sig.Signers, s)
+	}
+	return sig, nil
+}
+
+// parseSigner decodes one SignerInfo; errors are *Error.
+func parseSigner(sdVersion int, si signerInfo) (Signer, error) {
+	s := Signer{
+		DigestOID:    si.DigestAlgorithm.Algorithm,
+		PubKeyOID:    si.DigestEncryptionAlgorithm.Algorithm,
+		HasAuthAttrs: len(si.AuthenticatedAttributes.FullBytes) != 0,
+		Sig:          si.EncryptedDigest,
+	}
+	switch si.Version {
+	case 1:
+		if sdVersion != 1 {
+			return s, sigErr(syscall.EBADMSG, "SignedData-SignerInfo version mismatch")
+		}
+		var ias issuerAndSerial
+		if rest, err := asn1.Unmarshal(si.SID.FullBytes, &ias); err != nil || len(rest) != 0 || ias.Serial == nil {
+			return s, sigErr(syscall.EBADMSG, "bad IssuerAndSerialNumber")
+		}
+		s.Issuer, s.Serial = ias.Issuer.FullBytes, ias.Serial
+	case 3:
+		if sdVersion == 1 {
+			return s, sigErr(syscall.EBADMSG, "SignedData-SignerInfo version mismatch")
+		}
+		if si.SID.Class != asn1.ClassContextSpecific || si.SID.Tag != 0 || si.SID.IsCompound {
+			return s, sigErr(syscall.EBADMSG, "version 3 signer without subjectKeyIdentifier")
+		}
+		s.SubjectKeyID = si.SID.Bytes
+	default:
+		return s, sigErr(syscall.EINVAL, "unsupported SignerInfo version %d", si.Version)
+	}
+	if digestName(s.DigestOID) == "" {
+		return s, sigErr(syscall.ENOPKG, "unsupported digest algo %v", s.DigestOID)
+	}
+	if pkeyFamily(s.PubKeyOID) == "" {
+		return s, sigErr(syscall.ENOPKG, "unsupported pkey algo %v", s.PubKeyOID)
+	}
+	return s, nil
+}
+
+func digestName(oid asn1.ObjectIdentifier) string {
+	for _, d := range digestAlgos {
+		if d.oid.Equal(oid) {
+			return d.name
+		}
+	}
+	return ""
+}
+
+func digestHash(oid asn1.ObjectIdentifier) crypto.Hash {
+	for _, d := range digestAlgos {
+		if d.oid.Equal(oid) {
+			return d.hash
+		}
+	}
+	return 0
+}
+
+func pkeyFamily(oid asn1.ObjectIdentifier) string {
+	for _, p := range pkeyAlgos {
+		if p.oid.Equal(oid) {
+			return p.family
+		}
+	}
+	return ""
+}
+
+// Signer returns the first signer's name as kmod prints it: the raw value of the first
+// commonName in the issuer, or of the last attribute when there is no commonName, cut at the
+// first NUL (kmod takes the bytes as a C string). Module signing keys are self-signed, so the
+// issuer is the signing certificate's subject. Empty for a subjectKeyIdentifier signer.
+func (s *Signature) Signer() string {
+	return issuerDisplayName(s.Signers[0].Issuer)
+}
+
+// KeyID returns the first signer's key identifier: the serial number's magnitude, big-endian,
+// without leading zero bytes (what kmod prints as sig_key), or the subjectKeyIdentifier.
+func (s *Signature) KeyID() []byte {
+	if s.Signers[0].Serial != nil {
+		return new(big.Int).Abs(s.Signers[0].Serial).Bytes()
+	}
+	return s.Signers[0].SubjectKeyID
+}
+
+// HashAlgo returns the first signer's digest name as kmod and the kernel spell it ("sha256").
+func (s *Signature) HashAlgo() string { return digestName(s.Signers[0].DigestOID) }
+
+// Bytes returns the first signer's signature value.
+func (s *Signature) Bytes() []byte { return s.Signers[0].Sig }
+
+// issuerDisplayName walks an RDNSequence (SEQUENCE OF SET OF AttributeTypeAndValue) the way kmod's
+// x509_name_to_str does with OpenSSL.
+func issuerDisplayName(name []byte) string {
+	var rdns []asn1.RawValue
+	if rest, err := asn1.Unmarshal(name, &rdns); err != nil || len(rest) != 0 {
+		return ""
+	}
+	var last []byte
+	for _, rdn := range rdns {
+		set := rdn.Bytes
+		for len(set) > 0 {
+			var atv struct {
+				Type  asn1.ObjectIdentifier
+				Value asn1.RawValue
+			}
+			rest, err := asn1.Unmarshal(set, &atv)
+			if err != nil {
+				return cString(last)
+			}
+			set = rest
+			if atv.Type.Equal(oidCommonName) {
+				return cString(atv.Value.Bytes)
+			}
+			last = atv.Value.Bytes
+		}
+	}
+	return cString(last)
+}
+
+func cString(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
+
+// Verify checks the signature over payload (the module without its signature, as Split returns
+// it) against trusted certificates, with the kernel's verdicts for a module signature:
+//
+//   - content embedded in the message: EBADMSG ("PKCS#7 signature with non-detached data");
+//   - data type not pkcs7-data, or authenticated attributes present: EKEYREJECTED;
+//   - no trusted certificate matches any signer (issuer and serial, or subjectKeyIdentifier): ENOKEY;
+//   - a digest this build cannot compute, or a key type it cannot check: ENOPKG;
+//   - a matching certificate whose key does not verify the signature: EKEYREJECTED.
+//
+// Like pkcs7_validate_trust, one verified signer suffices; ENOPKG outranks ENOKEY, and a
+// rejection is returned at once.
+func (s *Signature) Verify(payload []byte, certs []*x509.Certificate) error {
+	if s.hasContent {
+		return sigErr(syscall.EBADMSG, "PKCS#7 signature with non-detached data")
+	}
+	if !s.dataType.Equal(oidData) {
+		return sigErr(syscall.EKEYREJECTED, "invalid module sig (not pkcs7-data)")
+	}
+	for _, signer := range s.Signers {
+		if signer.HasAuthAttrs {
+			return sigErr(syscall.EKEYREJECTED, "invalid module sig (has authattrs)")
+		}
+	}
+	verdict := error(sigErr(syscall.ENOKEY, "module signature: no trusted key matches the signer"))
+	for _, signer := range s.Signers {
+		err := signer.verify(payload, certs)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, syscall.ENOKEY):
+		case errors.Is(err, syscall.ENOPKG):
+			if errors.Is(verdict, syscall.ENOKEY) {
+				verdict = err
+			}
+		default:
+			return err
+		}
+	}
+	return verdict
+}
+
+// verify checks one signer against the trusted certificates.
+func (signer Signer) verify(payload []byte, certs []*x509.Certificate) error {
+	hash := digestHash(signer.DigestOID)
+	if hash == 0 || !hash.Available() {
+		return sigErr(syscall.ENOPKG, "module signature: digest %s not supported", digestName(signer.DigestOID))
+	}
+	cert := signer.find(certs)
+	if cert == nil {
+		return sigErr(syscall.ENOKEY, "module signature: no trusted key matches the signer")
+	}
+	h := hash.New()
+	h.Write(payload)
+	digest := h.Sum(nil)
+
+	family := pkeyFamily(signer.PubKeyOID)
+	var ok bool
+	switch pub := cert.PublicKey.(type) {
+	case *rsa.PublicKey:
+		ok = family == "rsa" && rsa.VerifyPKCS1v15(pub, hash, digest, signer.Sig) == nil
+	case *ecdsa.PublicKey:
+		ok = family == "ecdsa" && ecdsa.VerifyASN1(pub, digest, signer.Sig)
+	default:
+		return sigErr(syscall.ENOPKG, "module signature: %s key of certificate %q not supported", cert.PublicKeyAlgorithm, cert.Subject.CommonName)
+	}
+	if !ok {
+		return sigErr(syscall.EKEYREJECTED, "module signature: %s/%s signature does not verify with key %q", family, digestName(signer.DigestOID), cert.Subject.CommonName)
+	}
+	return nil
+}
+
+// find returns the certificate the signer names, by issuer and serial number or by subject key
+// identifier, as find_asymmetric_key matches a key's identifiers.
+func (signer Signer) find(certs []*x509.Certificate) *x509.Certificate {
+	for _, c := range certs {
+		if c == nil {
+			continue
+		}
+		if signer.Serial != nil && c.SerialNumber != nil &&
+			c.SerialNumber.Cmp(signer.Serial) == 0 && bytes.Equal(c.RawIssuer, signer.Issuer) {
+			return c
+		}
+		if signer.SubjectKeyID != nil && bytes.Equal(c.SubjectKeyId, signer.SubjectKeyID) {
+			return c
+		}
+	}
+	return nil
+}
