@@ -13,5 +13,6 @@ require (
 	github.com/stretchr/testify v1.12.1 // indirect
 	github.com/ulikunitz/xz v0.5.17 // indirect
 	github.com/unicorn-engine/unicorn v0.0.0-20230207094436-7b8c63dfe650 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/sys v0.43.0 // indirect
 )

@@ -1,0 +1,381 @@
+package modsign
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/binary"
+	"math/big"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/smallstep/pkcs7"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const (
+	fixtureModule  = "../testdata/modules/hello_signed.ko"
+	fixtureCert    = "../testdata/keys/kemu-test-signing-cert.pem"
+	fixtureCertDER = "../testdata/keys/kemu-test-signing-cert.der"
+)
+
+// testKey is a signing key with its self-signed certificate, as scripts/sign-file's keys are.
+type testKey struct {
+	cert *x509.Certificate
+	key  crypto.Signer
+}
+
+var (
+	rsaKeyOnce sync.Once
+	rsaKey     testKey
+)
+
+// newTestKey makes a self-signed certificate for key with the given common name and serial.
+func newTestKey(t *testing.T, key crypto.Signer, cn string, serial int64) testKey {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial),
+		Subject:      pkix.Name{Organization: []string{"kemu tests"}, CommonName: cn},
+		NotBefore:    time.Unix(0, 0),
+		NotAfter:     time.Unix(1<<32, 0),
+		SubjectKeyId: []byte{byte(serial), 0xAB, 0xCD, 0xEF},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	return testKey{cert: cert, key: key}
+}
+
+func sharedRSAKey(t *testing.T) testKey {
+	rsaKeyOnce.Do(func() {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		require.NoError(t, err)
+		rsaKey = newTestKey(t, k, "modsign test RSA key", 0x1234)
+	})
+	return rsaKey
+}
+
+func newECKey(t *testing.T, cn string, serial int64) testKey {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	return newTestKey(t, k, cn, serial)
+}
+
+// detachedSignature signs payload the way scripts/sign-file does: PKCS#7 SignedData, detached,
+// no authenticated attributes, signer by issuer and serial, rsaEncryption for RSA keys.
+func detachedSignature(t *testing.T, k testKey, payload []byte) []byte {
+	t.Helper()
+	sd, err := pkcs7.NewSignedData(payload)
+	require.NoError(t, err)
+	sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA256)
+	if _, ok := k.key.(*rsa.PrivateKey); ok {
+		sd.SetEncryptionAlgorithm(pkcs7.OIDEncryptionAlgorithmRSA)
+	}
+	require.NoError(t, sd.SignWithoutAttr(k.cert, k.key, pkcs7.SignerInfoConfig{}))
+	sd.Detach()
+	der, err := sd.Finish()
+	require.NoError(t, err)
+	return der
+}
+
+// appendSignature builds a signed module: payload, signature, struct module_signature, marker.
+func appendSignature(payload, sig []byte, t Trailer) []byte {
+	out := append([]byte{}, payload...)
+	out = append(out, sig...)
+	out = append(out, t.Algo, t.Hash, t.IDType, t.SignerLen, t.KeyIDLen, t.Pad[0], t.Pad[1], t.Pad[2])
+	out = binary.BigEndian.AppendUint32(out, t.SigLen)
+	return append(out, Marker...)
+}
+
+func TestSplit(t *testing.T) {
+	k := newECKey(t, "split key", 7)
+	payload := []byte("\x7fELF pretend module body")
+	good := detachedSignature(t, k, payload)
+	pkcs7Trailer := Trailer{IDType: IDPKCS7, SigLen: uint32(len(good))}
+	with := func(mod func(*Trailer)) []byte {
+		tr := pkcs7Trailer
+		mod(&tr)
+		return appendSignature(payload, good, tr)
+	}
+
+	tests := []struct {
+		name     string
+		data     []byte
+		errno    syscall.Errno // 0: no error
+		signed   bool
+		wantBody []byte
+	}{
+		{name: "unsigned", data: payload, wantBody: payload},
+		{name: "marker alone is unsigned", data: []byte(Marker), wantBody: []byte(Marker)},
+		{name: "good", data: appendSignature(payload, good, pkcs7Trailer), signed: true, wantBody: payload},
+		{name: "no room for the trailer", data: append([]byte("0123456789ab"), Marker...), errno: syscall.EBADMSG},
+		{name: "sig_len reaches the file start", data: with(func(tr *Trailer) { tr.SigLen = uint32(len(payload) + len(good)) }), errno: syscall.EBADMSG},
+		{name: "sig_len huge", data: with(func(tr *Trailer) { tr.SigLen = 0xffffffff }), errno: syscall.EBADMSG},
+		{name: "PGP id type", data: with(func(tr *Trailer) { tr.IDType = IDPGP }), errno: syscall.ENOPKG},
+		{name: "X509 id type", data: with(func(tr *Trailer) { tr.IDType = IDX509 }), errno: syscall.ENOPKG},
+		{name: "unknown id type", data: with(func(tr *Trailer) { tr.IDType = 9 }), errno: syscall.ENOPKG},
+		{name: "non-zero algo", data: with(func(tr *Trailer) { tr.Algo = 1 }), errno: syscall.EBADMSG},
+		{name: "non-zero hash", data: with(func(tr *Trailer) { tr.Hash = 4 }), errno: syscall.EBADMSG},
+		{name: "non-zero signer_len", data: with(func(tr *Trailer) { tr.SignerLen = 3 }), errno: syscall.EBADMSG},
+		{name: "non-zero key_id_len", data: with(func(tr *Trailer) { tr.KeyIDLen = 3 }), errno: syscall.EBADMSG},
+		{name: "non-zero pad", data: with(func(tr *Trailer) { tr.Pad[2] = 1 }), errno: syscall.EBADMSG},
+		{name: "sig_len too short: truncated PKCS#7", data: with(func(tr *Trailer) { tr.SigLen -= 10 }), errno: syscall.EBADMSG},
+		{name: "sig_len zero", data: with(func(tr *Trailer) { tr.SigLen = 0 }), errno: syscall.EBADMSG},
+		{name: "garbage PKCS#7", data: appendSignature(payload, []byte("not DER at all"), Trailer{IDType: IDPKCS7, SigLen: 14}), errno: syscall.EBADMSG},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			body, sig, err := Split(tc.data)
+			if tc.errno != 0 {
+				require.Error(t, err)
+				assert.ErrorIs(t, err, tc.errno)
+				assert.Nil(t, sig)
+				assert.Equal(t, tc.data[:len(tc.data)-len(Marker)], body, "on error the payload is the file without the marker")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantBody, body)
+			assert.Equal(t, tc.signed, sig != nil)
+		})
+	}
+}
+
+func TestSplitMessages(t *testing.T) {
+	_, _, err := Split(appendSignature([]byte("body of module"), []byte("x"), Trailer{IDType: IDX509, SigLen: 1}))
+	assert.EqualError(t, err, "module: not signed with expected PKCS#7 message: package not installed")
+	_, _, err = Split(appendSignature([]byte("body of module"), []byte("x"), Trailer{IDType: IDPKCS7, Algo: 1, SigLen: 1}))
+	assert.EqualError(t, err, "module: PKCS#7 signature info has unexpected non-zero params: bad message")
+}
+
+func TestParseSignatureRejects(t *testing.T) {
+	k := sharedRSAKey(t)
+	payload := []byte("payload")
+
+	// sha256WithRSAEncryption where sign-file writes rsaEncryption: the kernel's
+	// pkcs7_sig_note_pkey_algo does not know it.
+	sd, err := pkcs7.NewSignedData(payload)
+	require.NoError(t, err)
+	sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA256)
+	sd.SetEncryptionAlgorithm(pkcs7.OIDEncryptionAlgorithmRSASHA256)
+	require.NoError(t, sd.SignWithoutAttr(k.cert, k.key, pkcs7.SignerInfoConfig{}))
+	sd.Detach()
+	withHashedAlgo, err := sd.Finish()
+	require.NoError(t, err)
+
+	notSigned, err := asn1.Marshal(contentInfo{ContentType: oidData})
+	require.NoError(t, err)
+
+	good := detachedSignature(t, k, payload)
+	tests := []struct {
+		name  string
+		der   []byte
+		errno syscall.Errno
+	}{
+		{"empty", nil, syscall.EBADMSG},
+		{"trailing bytes", append(append([]byte{}, good...), 0), syscall.EBADMSG},
+		{"truncated", good[:len(good)-1], syscall.EBADMSG},
+		{"not SignedData", notSigned, syscall.EINVAL},
+		{"sha256WithRSAEncryption", withHashedAlgo, syscall.ENOPKG},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseSignature(tc.der)
+			assert.ErrorIs(t, err, tc.errno)
+		})
+	}
+}
+
+func TestAccessors(t *testing.T) {
+	k := sharedRSAKey(t)
+	payload := []byte("module bytes")
+	der := detachedSignature(t, k, payload)
+	_, sig, err := Split(appendSignature(payload, der, Trailer{IDType: IDPKCS7, SigLen: uint32(len(der))}))
+	require.NoError(t, err)
+	require.NotNil(t, sig)
+	assert.Equal(t, "modsign test RSA key", sig.Signer())
+	assert.Equal(t, []byte{0x12, 0x34}, sig.KeyID())
+	assert.Equal(t, "sha256", sig.HashAlgo())
+	assert.Len(t, sig.Bytes(), 256)
+	assert.Equal(t, der, sig.Raw)
+	assert.Equal(t, uint32(len(der)), sig.Trailer.SigLen)
+}
+
+func TestIssuerDisplayName(t *testing.T) {
+	name := func(rdns pkix.RDNSequence) []byte {
+		der, err := asn1.Marshal(rdns)
+		require.NoError(t, err)
+		return der
+	}
+	atv := func(oid asn1.ObjectIdentifier, v string) []pkix.AttributeTypeAndValue {
+		return []pkix.AttributeTypeAndValue{{Type: oid, Value: v}}
+	}
+	org := asn1.ObjectIdentifier{2, 5, 4, 10}
+	tests := []struct {
+		name string
+		der  []byte
+		want string
+	}{
+		{"CN after O", name(pkix.RDNSequence{atv(org, "Org"), atv(oidCommonName, "Key CN")}), "Key CN"},
+		{"first CN wins", name(pkix.RDNSequence{atv(oidCommonName, "one"), atv(oidCommonName, "two")}), "one"},
+		{"no CN: last attribute", name(pkix.RDNSequence{atv(org, "Org A"), atv(asn1.ObjectIdentifier{2, 5, 4, 6}, "DE")}), "DE"},
+		{"empty name", name(pkix.RDNSequence{}), ""},
+		{"NUL cuts", name(pkix.RDNSequence{atv(oidCommonName, "ab\x00cd")}), "ab"},
+		{"not DER", []byte{0x30, 0x05}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, issuerDisplayName(tc.der))
+		})
+	}
+}
+
+func TestVerify(t *testing.T) {
+	rsaK := sharedRSAKey(t)
+	ecK := newECKey(t, "EC signer", 99)
+	other := newECKey(t, "someone else", 5)
+	sameSerialOtherKey := newECKey(t, "EC signer", 99) // same issuer and serial, different key
+	payload := []byte("\x7fELF the module that was signed")
+	tampered := append([]byte{}, payload...)
+	tampered[5] ^= 1
+
+	tests := []struct {
+		name    string
+		signer  testKey
+		payload []byte
+		certs   []*x509.Certificate
+		errno   syscall.Errno
+	}{
+		{"RSA good", rsaK, payload, []*x509.Certificate{other.cert, rsaK.cert}, 0},
+		{"ECDSA good", ecK, payload, []*x509.Certificate{ecK.cert}, 0},
+		{"no certificates", rsaK, payload, nil, syscall.ENOKEY},
+		{"wrong certificate", rsaK, payload, []*x509.Certificate{other.cert}, syscall.ENOKEY},
+		{"tampered payload RSA", rsaK, tampered, []*x509.Certificate{rsaK.cert}, syscall.EKEYREJECTED},
+		{"tampered payload ECDSA", ecK, tampered, []*x509.Certificate{ecK.cert}, syscall.EKEYREJECTED},
+		{"matching ids, other key", ecK, payload, []*x509.Certificate{sameSerialOtherKey.cert}, syscall.EKEYREJECTED},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			der := detachedSignature(t, tc.signer, payload)
+			sig, err := ParseSignature(der)
+			require.NoError(t, err)
+			err = sig.Verify(tc.payload, tc.certs)
+			if tc.errno == 0 {
+				assert.NoError(t, err)
+				return
+			}
+			assert.ErrorIs(t, err, tc.errno)
+		})
+	}
+}
+
+func TestVerifyRejectsMessageShape(t *testing.T) {
+	k := newECKey(t, "shape", 3)
+	payload := []byte("module")
+
+	// Content left attached.
+	sd, err := pkcs7.NewSignedData(payload)
+	require.NoError(t, err)
+	sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA256)
+	require.NoError(t, sd.SignWithoutAttr(k.cert, k.key, pkcs7.SignerInfoConfig{}))
+	attached, err := sd.Finish()
+	require.NoError(t, err)
+
+	// Authenticated attributes (what plain `openssl smime -sign` adds without -noattr).
+	sd, err = pkcs7.NewSignedData(payload)
+	require.NoError(t, err)
+	sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA256)
+	require.NoError(t, sd.AddSigner(k.cert, k.key, pkcs7.SignerInfoConfig{}))
+	sd.Detach()
+	withAttrs, err := sd.Finish()
+	require.NoError(t, err)
+
+	tests := []struct {
+		name  string
+		der   []byte
+		errno syscall.Errno
+	}{
+		{"non-detached", attached, syscall.EBADMSG},
+		{"authenticated attributes", withAttrs, syscall.EKEYREJECTED},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sig, err := ParseSignature(tc.der)
+			require.NoError(t, err)
+			assert.ErrorIs(t, sig.Verify(payload, []*x509.Certificate{k.cert}), tc.errno)
+		})
+	}
+}
+
+func TestVerifyBySubjectKeyID(t *testing.T) {
+	k := newECKey(t, "skid signer", 42)
+	payload := []byte("module by skid")
+	h := crypto.SHA256.New()
+	h.Write(payload)
+	sigBytes, err := k.key.Sign(rand.Reader, h.Sum(nil), crypto.SHA256)
+	require.NoError(t, err)
+	sig := &Signature{
+		dataType: oidData,
+		Signers: []Signer{{
+			SubjectKeyID: k.cert.SubjectKeyId,
+			DigestOID:    asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1},
+			PubKeyOID:    asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2},
+			Sig:          sigBytes,
+		}},
+	}
+	assert.NoError(t, sig.Verify(payload, []*x509.Certificate{k.cert}))
+	assert.Equal(t, k.cert.SubjectKeyId, sig.KeyID())
+	assert.Equal(t, "", sig.Signer())
+	assert.ErrorIs(t, sig.Verify(payload, []*x509.Certificate{newECKey(t, "x", 1).cert}), syscall.ENOKEY)
+}
+
+func TestFixtureModule(t *testing.T) {
+	data, err := os.ReadFile(fixtureModule)
+	if os.IsNotExist(err) {
+		t.Skip("fixture module not built")
+	}
+	require.NoError(t, err)
+	certs, err := LoadCerts(fixtureCert)
+	require.NoError(t, err)
+	require.Len(t, certs, 1)
+	derCerts, err := LoadCerts(fixtureCertDER)
+	require.NoError(t, err)
+	require.Len(t, derCerts, 1)
+	assert.Equal(t, certs[0].Raw, derCerts[0].Raw)
+
+	payload, sig, err := Split(data)
+	require.NoError(t, err)
+	require.NotNil(t, sig)
+	assert.Equal(t, "kemu test-only module signing key", sig.Signer())
+	assert.Equal(t, certs[0].SerialNumber.Bytes(), sig.KeyID())
+	assert.Equal(t, "sha256", sig.HashAlgo())
+
+	assert.NoError(t, sig.Verify(payload, certs), "the fixture verifies with its certificate")
+	assert.ErrorIs(t, sig.Verify(payload, []*x509.Certificate{newECKey(t, "stranger", 1).cert}), syscall.ENOKEY)
+	tampered := append([]byte{}, payload...)
+	tampered[len(tampered)/2] ^= 0x40
+	assert.ErrorIs(t, sig.Verify(tampered, certs), syscall.EKEYREJECTED)
+}
+
+func TestLoadCertsErrors(t *testing.T) {
+	_, err := LoadCerts("/nonexistent/cert.pem")
+	assert.ErrorIs(t, err, os.ErrNotExist)
+	dir := t.TempDir()
+	bad := dir + "/bad.pem"
+	require.NoError(t, os.WriteFile(bad, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), 0o644))
+	_, err = LoadCerts(bad)
+	assert.Error(t, err)
+	garbage := dir + "/garbage.der"
+	require.NoError(t, os.WriteFile(garbage, []byte{0x30, 0x03, 0x01}, 0o644))
+	_, err = LoadCerts(garbage)
+	assert.Error(t, err)
+}
