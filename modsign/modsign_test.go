@@ -379,3 +379,25 @@ func TestLoadCertsErrors(t *testing.T) {
 	_, err = LoadCerts(garbage)
 	assert.Error(t, err)
 }
+
+func TestDecodeSignatureIsLenient(t *testing.T) {
+	k := sharedRSAKey(t)
+	der := detachedSignature(t, k, []byte("payload"))
+	withTail := append(append([]byte{}, der...), 0, 0, 0)
+
+	_, err := ParseSignature(withTail)
+	assert.ErrorIs(t, err, syscall.EBADMSG, "the kernel rejects trailing bytes")
+	sig, err := DecodeSignature(withTail)
+	require.NoError(t, err, "OpenSSL's d2i_PKCS7, and so kmod, ignores them")
+	assert.Equal(t, der, sig.Raw)
+	assert.Equal(t, "modsign test RSA key", sig.Signer())
+
+	_, err = DecodeSignature([]byte{0x30, 0x80})
+	assert.ErrorIs(t, err, syscall.EBADMSG)
+
+	empty := &Signature{}
+	assert.Equal(t, "", empty.Signer())
+	assert.Nil(t, empty.KeyID())
+	assert.Equal(t, "", empty.HashAlgo())
+	assert.Nil(t, empty.Bytes())
+}

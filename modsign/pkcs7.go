@@ -107,13 +107,16 @@ type Signature struct {
 	Trailer Trailer  // the struct module_signature (zero when parsed by ParseSignature alone)
 	Raw     []byte   // the PKCS#7 message, DER
 	Signers []Signer // at least one
-	// dataType is the inner content type, hasContent whether the content is embedded.
+	// version is the SignedData version, dataType the inner content type, hasContent whether the
+	// content is embedded rather than detached.
+	version    int
 	dataType   asn1.ObjectIdentifier
 	hasContent bool
 }
 
 // Signer is one SignerInfo of the message.
 type Signer struct {
+	Version      int      // SignerInfo version: 1 names the signer by issuer and serial, 3 by key id
 	Issuer       []byte   // DER Name from IssuerAndSerialNumber; nil when identified by SubjectKeyID
 	Serial       *big.Int // serial number from IssuerAndSerialNumber; nil with SubjectKeyID
 	SubjectKeyID []byte   // subjectKeyIdentifier (CMS version 3 signers); nil with Issuer/Serial
@@ -127,85 +130,122 @@ type Signer struct {
 // structural errors are EBADMSG, an unsupported version or data type EINVAL, an unknown digest or
 // public-key algorithm ENOPKG.
 func ParseSignature(der []byte) (*Signature, error) {
-	var ci contentInfo
-	rest, err := asn1.Unmarshal(der, &ci)
+	sig, rest, err := decode(der)
 	if err != nil {
-		return nil, sigErr(syscall.EBADMSG, "PKCS#7: %v", err)
+		return nil, err
 	}
 	if len(rest) != 0 {
 		return nil, sigErr(syscall.EBADMSG, "PKCS#7: %d bytes of trailing data", len(rest))
 	}
-	if !ci.ContentType.Equal(oidSignedData) {
-		return nil, sigErr(syscall.EINVAL, "PKCS#7: only support pkcs7_signedData type, got %v", ci.ContentType)
+	if sig.version != 1 && sig.version != 3 {
+		return nil, sigErr(syscall.EINVAL, "PKCS#7: unsupported SignedData version %d", sig.version)
 	}
-	var sd signedData
-	if rest, err := asn1.Unmarshal(ci.Content.Bytes, &sd); err != nil || len(rest) != 0 {
-		if err == nil {
-			err = errors.New("trailing data")
-		}
-		return nil, sigErr(syscall.EBADMSG, "PKCS#7 SignedData: %v", err)
+	if !sig.dataType.Equal(oidData) && !sig.dataType.Equal(oidMSIndirect) {
+		return nil, sigErr(syscall.EINVAL, "PKCS#7: unsupported data type %v", sig.dataType)
 	}
-	if sd.Version != 1 && sd.Version != 3 {
-		return nil, sigErr(syscall.EINVAL, "PKCS#7: unsupported SignedData version %d", sd.Version)
-	}
-	dataType := sd.ContentInfo.ContentType
-	if !dataType.Equal(oidData) && !dataType.Equal(oidMSIndirect) {
-		return nil, sigErr(syscall.EINVAL, "PKCS#7: unsupported data type %v", dataType)
-	}
-	if len(sd.SignerInfos) == 0 {
+	if len(sig.Signers) == 0 {
 		return nil, sigErr(syscall.EBADMSG, "PKCS#7: no signer info")
 	}
-	sig := &Signature{
-		Raw:        der,
-		dataType:   dataType,
-		hasContent: len(sd.ContentInfo.Content.FullBytes) != 0,
-	}
-	for i, si := range sd.SignerInfos {
-		s, err := parseSigner(sd.Version, si)
-		if err != nil {
+	for i, s := range sig.Signers {
+		if err := s.check(sig.version); err != nil {
 			return nil, fmt.Errorf("PKCS#7 signer %d: %w", i, err)
 		}
-		sig.Signers = append(sig.Signers, s)
 	}
 	return sig, nil
 }
 
-// parseSigner decodes one SignerInfo; errors are *Error.
-func parseSigner(sdVersion int, si signerInfo) (Signer, error) {
+// DecodeSignature decodes the structure of a PKCS#7 SignedData message without the kernel's
+// policy checks, the way a display tool (kmod's modinfo, through OpenSSL's d2i_PKCS7) reads it:
+// bytes after the message are ignored, any version and algorithm is accepted, and a message may
+// have no signers. Use ParseSignature for anything that decides whether a module loads.
+func DecodeSignature(der []byte) (*Signature, error) {
+	sig, _, err := decode(der)
+	return sig, err
+}
+
+// decode unmarshals ContentInfo{SignedData} and its signer infos; errors are EBADMSG or, for a
+// content type other than SignedData, EINVAL.
+func decode(der []byte) (*Signature, []byte, error) {
+	var ci contentInfo
+	rest, err := asn1.Unmarshal(der, &ci)
+	if err != nil {
+		return nil, nil, sigErr(syscall.EBADMSG, "PKCS#7: %v", err)
+	}
+	if !ci.ContentType.Equal(oidSignedData) {
+		return nil, nil, sigErr(syscall.EINVAL, "PKCS#7: only support pkcs7_signedData type, got %v", ci.ContentType)
+	}
+	var sd signedData
+	if inner, err := asn1.Unmarshal(ci.Content.Bytes, &sd); err != nil || len(inner) != 0 {
+		if err == nil {
+			err = errors.New("trailing data")
+		}
+		return nil, nil, sigErr(syscall.EBADMSG, "PKCS#7 SignedData: %v", err)
+	}
+	sig := &Signature{
+		Raw:        der[:len(der)-len(rest)],
+		version:    sd.Version,
+		dataType:   sd.ContentInfo.ContentType,
+		hasContent: len(sd.ContentInfo.Content.FullBytes) != 0,
+	}
+	for i, si := range sd.SignerInfos {
+		s, err := decodeSigner(si)
+		if err != nil {
+			return nil, nil, fmt.Errorf("PKCS#7 signer %d: %w", i, err)
+		}
+		sig.Signers = append(sig.Signers, s)
+	}
+	return sig, rest, nil
+}
+
+// decodeSigner decodes one SignerInfo's identifiers: issuer and serial for version 1, the
+// subjectKeyIdentifier ([0] IMPLICIT OCTET STRING) otherwise.
+func decodeSigner(si signerInfo) (Signer, error) {
 	s := Signer{
+		Version:      si.Version,
 		DigestOID:    si.DigestAlgorithm.Algorithm,
 		PubKeyOID:    si.DigestEncryptionAlgorithm.Algorithm,
 		HasAuthAttrs: len(si.AuthenticatedAttributes.FullBytes) != 0,
 		Sig:          si.EncryptedDigest,
 	}
-	switch si.Version {
+	if si.SID.Class == asn1.ClassContextSpecific && si.SID.Tag == 0 && !si.SID.IsCompound {
+		s.SubjectKeyID = si.SID.Bytes
+		return s, nil
+	}
+	var ias issuerAndSerial
+	if rest, err := asn1.Unmarshal(si.SID.FullBytes, &ias); err != nil || len(rest) != 0 || ias.Serial == nil {
+		return s, sigErr(syscall.EBADMSG, "bad signer identifier")
+	}
+	s.Issuer, s.Serial = ias.Issuer.FullBytes, ias.Serial
+	return s, nil
+}
+
+// check applies pkcs7_note_signerinfo_version and the algorithm checks of the kernel's parser.
+func (s Signer) check(sdVersion int) error {
+	switch s.Version {
 	case 1:
 		if sdVersion != 1 {
-			return s, sigErr(syscall.EBADMSG, "SignedData-SignerInfo version mismatch")
+			return sigErr(syscall.EBADMSG, "SignedData-SignerInfo version mismatch")
 		}
-		var ias issuerAndSerial
-		if rest, err := asn1.Unmarshal(si.SID.FullBytes, &ias); err != nil || len(rest) != 0 || ias.Serial == nil {
-			return s, sigErr(syscall.EBADMSG, "bad IssuerAndSerialNumber")
+		if s.Serial == nil {
+			return sigErr(syscall.EBADMSG, "version 1 signer without issuer and serial number")
 		}
-		s.Issuer, s.Serial = ias.Issuer.FullBytes, ias.Serial
 	case 3:
 		if sdVersion == 1 {
-			return s, sigErr(syscall.EBADMSG, "SignedData-SignerInfo version mismatch")
+			return sigErr(syscall.EBADMSG, "SignedData-SignerInfo version mismatch")
 		}
-		if si.SID.Class != asn1.ClassContextSpecific || si.SID.Tag != 0 || si.SID.IsCompound {
-			return s, sigErr(syscall.EBADMSG, "version 3 signer without subjectKeyIdentifier")
+		if s.SubjectKeyID == nil {
+			return sigErr(syscall.EBADMSG, "version 3 signer without subjectKeyIdentifier")
 		}
-		s.SubjectKeyID = si.SID.Bytes
 	default:
-		return s, sigErr(syscall.EINVAL, "unsupported SignerInfo version %d", si.Version)
+		return sigErr(syscall.EINVAL, "unsupported SignerInfo version %d", s.Version)
 	}
 	if digestName(s.DigestOID) == "" {
-		return s, sigErr(syscall.ENOPKG, "unsupported digest algo %v", s.DigestOID)
+		return sigErr(syscall.ENOPKG, "unsupported digest algo %v", s.DigestOID)
 	}
 	if pkeyFamily(s.PubKeyOID) == "" {
-		return s, sigErr(syscall.ENOPKG, "unsupported pkey algo %v", s.PubKeyOID)
+		return sigErr(syscall.ENOPKG, "unsupported pkey algo %v", s.PubKeyOID)
 	}
-	return s, nil
+	return nil
 }
 
 func digestName(oid asn1.ObjectIdentifier) string {
@@ -235,28 +275,36 @@ func pkeyFamily(oid asn1.ObjectIdentifier) string {
 	return ""
 }
 
+// first returns the first signer, or a zero Signer for a message without any (only
+// DecodeSignature lets those through).
+func (s *Signature) first() Signer {
+	if len(s.Signers) == 0 {
+		return Signer{}
+	}
+	return s.Signers[0]
+}
+
 // Signer returns the first signer's name as kmod prints it: the raw value of the first
 // commonName in the issuer, or of the last attribute when there is no commonName, cut at the
 // first NUL (kmod takes the bytes as a C string). Module signing keys are self-signed, so the
 // issuer is the signing certificate's subject. Empty for a subjectKeyIdentifier signer.
-func (s *Signature) Signer() string {
-	return issuerDisplayName(s.Signers[0].Issuer)
-}
+func (s *Signature) Signer() string { return issuerDisplayName(s.first().Issuer) }
 
 // KeyID returns the first signer's key identifier: the serial number's magnitude, big-endian,
 // without leading zero bytes (what kmod prints as sig_key), or the subjectKeyIdentifier.
 func (s *Signature) KeyID() []byte {
-	if s.Signers[0].Serial != nil {
-		return new(big.Int).Abs(s.Signers[0].Serial).Bytes()
+	if f := s.first(); f.Serial != nil {
+		return new(big.Int).Abs(f.Serial).Bytes()
 	}
-	return s.Signers[0].SubjectKeyID
+	return s.first().SubjectKeyID
 }
 
-// HashAlgo returns the first signer's digest name as kmod and the kernel spell it ("sha256").
-func (s *Signature) HashAlgo() string { return digestName(s.Signers[0].DigestOID) }
+// HashAlgo returns the first signer's digest name as kmod and the kernel spell it ("sha256"), or
+// "" for a digest neither knows.
+func (s *Signature) HashAlgo() string { return digestName(s.first().DigestOID) }
 
 // Bytes returns the first signer's signature value.
-func (s *Signature) Bytes() []byte { return s.Signers[0].Sig }
+func (s *Signature) Bytes() []byte { return s.first().Sig }
 
 // issuerDisplayName walks an RDNSequence (SEQUENCE OF SET OF AttributeTypeAndValue) the way kmod's
 // x509_name_to_str does with OpenSSL.
