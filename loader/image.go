@@ -1,0 +1,89 @@
+package loader
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+)
+
+// MaxImageSize bounds a decompressed module image. The largest Debian 6.1 module is about 20 MiB
+// uncompressed; 256 MiB leaves room while keeping a decompression bomb from exhausting the host.
+const MaxImageSize = 256 << 20
+
+// Compression names a module file's compression, detected from its content.
+type Compression string
+
+const (
+	None Compression = ""
+	XZ   Compression = "xz"
+	Zstd Compression = "zstd"
+	Gzip Compression = "gzip"
+)
+
+// DetectCompression identifies xz, zstd and gzip streams by their magic bytes.
+func DetectCompression(data []byte) Compression {
+	switch {
+	case bytes.HasPrefix(data, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
+		return XZ
+	case bytes.HasPrefix(data, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return Zstd
+	case bytes.HasPrefix(data, []byte{0x1f, 0x8b}):
+		return Gzip
+	}
+	return None
+}
+
+// Decompress returns the module image inside data: data itself when it is not compressed, otherwise the
+// decompressed bytes, at most MaxImageSize of them. Corrupt streams are ENOEXEC, as the kernel's
+// module_decompress() reports them; an image over the bound is EFBIG.
+func Decompress(data []byte) ([]byte, error) {
+	c := DetectCompression(data)
+	var r io.Reader
+	var err error
+	switch c {
+	case None:
+		return data, nil
+	case XZ:
+		r, err = xz.NewReader(bytes.NewReader(data))
+	case Gzip:
+		r, err = gzip.NewReader(bytes.NewReader(data))
+	case Zstd:
+		var d *zstd.Decoder
+		d, err = zstd.NewReader(bytes.NewReader(data), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxImageSize))
+		if err == nil {
+			defer d.Close()
+			r = d
+		}
+	}
+	if err != nil {
+		return nil, &Error{Errno: syscall.ENOEXEC, Detail: fmt.Sprintf("%s stream: %v", c, err)}
+	}
+	var out bytes.Buffer
+	n, err := io.Copy(&out, io.LimitReader(r, MaxImageSize+1))
+	if err != nil {
+		return nil, &Error{Errno: syscall.ENOEXEC, Detail: fmt.Sprintf("decompressing %s: %v", c, err)}
+	}
+	if n > MaxImageSize {
+		return nil, &Error{Errno: syscall.EFBIG, Detail: fmt.Sprintf("%s image larger than %d bytes", c, MaxImageSize)}
+	}
+	return out.Bytes(), nil
+}
+
+// ReadFile reads a module file and decompresses it when its content is compressed.
+func ReadFile(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	img, err := Decompress(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return img, nil
+}

@@ -1,0 +1,423 @@
+package loader
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// Flags are finit_module()'s flags.
+type Flags uint32
+
+const (
+	IgnoreModversions Flags = 1 // MODULE_INIT_IGNORE_MODVERSIONS (modprobe --force-modversion): taints F
+	IgnoreVermagic    Flags = 2 // MODULE_INIT_IGNORE_VERMAGIC (modprobe --force-vermagic): taints F
+	CompressedFile    Flags = 4 // MODULE_INIT_COMPRESSED_FILE: the image is compressed (kemu detects it anyway)
+)
+
+// LoadOptions are the arguments of one finit_module() call.
+type LoadOptions struct {
+	Flags  Flags
+	Params string // the parameter string: "name=value name2 ..."
+	Path   string // the file, for the Module's record
+}
+
+// tempImageBase is where the kernel's temporary copy of the file would live (vmalloc space). Sections the
+// loader does not lay out keep an address in it, as their sh_addr points into that copy in the kernel.
+const tempImageBase = 0xffffc90000000000
+
+// loadInfo is struct load_info: the file and everything learnt about it while loading.
+type loadInfo struct {
+	k    *Kernel
+	opts LoadOptions
+	f    *elfFile
+	name string
+	mod  *Module
+	syms []elfSym
+
+	// Section indexes, 0 when absent.
+	idxInfo, idxSym, idxStr, idxMod, idxVers, idxPcpu int
+
+	addr   []uint64 // sh_addr of every section once placed
+	place  []placed // where layout_sections put each section
+	layout struct{ core, init layoutSizes }
+	// layout_symtab's results: core kallsyms copy offsets.
+	symoffs, stroffs, coreTypeoffs uint64
+
+	usingGPLOnly bool // mod->using_gplonly_symbols
+	sigOK        bool
+}
+
+// placed is a section's place in a region (sh_entsize with INIT_OFFSET_MASK in the kernel).
+type placed struct {
+	ok     bool
+	region RegionKind
+	off    uint64
+}
+
+// Load runs load_module() up to the point where init would run: the returned module is COMING, its
+// regions hold the relocated bytes and its parameters are applied. The caller maps the regions, runs
+// InitFunc and reports the outcome with MarkLive or FailInit. On failure nothing stays allocated or
+// registered and the error is an *Error with the kernel's errno and message.
+func (k *Kernel) Load(image []byte, opts LoadOptions) (mod *Module, err error) {
+	if opts.Flags&^(IgnoreModversions|IgnoreVermagic|CompressedFile) != 0 {
+		return nil, &Error{Errno: syscall.EINVAL, Detail: fmt.Sprintf("finit_module flags %#x", opts.Flags)}
+	}
+	img, err := Decompress(image)
+	if err != nil {
+		return nil, err
+	}
+	info := &loadInfo{k: k, opts: opts}
+	defer func() {
+		if err != nil {
+			info.cleanup()
+			mod = nil
+		}
+	}()
+	if img, err = info.sigCheck(img); err != nil {
+		return nil, err
+	}
+	if info.f, err = parseELF(img); err != nil {
+		return nil, err
+	}
+	if err = info.setup(); err != nil {
+		return nil, err
+	}
+	for _, b := range k.cfg.Blacklist {
+		if b == info.name {
+			return nil, kerr(syscall.EPERM, "Module %s is blacklisted", info.name)
+		}
+	}
+	info.rewriteSectionHeaders()
+	if err = info.checkModstructVersion(); err != nil {
+		return nil, err
+	}
+	if err = info.layoutAndAllocate(); err != nil {
+		return nil, err
+	}
+	if err = info.addUnformed(); err != nil {
+		return nil, err
+	}
+	if !info.sigOK && k.config("CONFIG_MODULE_SIG", true) {
+		k.printkOnce(LogNotice, "%s: module verification failed: signature and/or required key missing - tainting kernel", info.mod.Name)
+		k.addTaint(info.mod, TaintUnsigned)
+	}
+	if err = info.checkLicenseAndVersions(); err != nil {
+		return nil, err
+	}
+	if err = info.simplifySymbols(); err != nil {
+		return nil, err
+	}
+	if err = info.applyRelocations(); err != nil {
+		return nil, err
+	}
+	if err = info.postRelocation(); err != nil {
+		return nil, err
+	}
+	if err = info.completeFormation(); err != nil {
+		return nil, err
+	}
+	if err = info.parseArgs(); err != nil {
+		return nil, err
+	}
+	return info.mod, nil
+}
+
+// cleanup undoes a failed load: uses, memory, registry entry.
+func (info *loadInfo) cleanup() {
+	if info.mod == nil {
+		return
+	}
+	m := info.mod
+	m.State = Going
+	info.k.free(m)
+}
+
+// setup is setup_load_info(): the module's name, symbol table, struct module and optional sections.
+func (info *loadInfo) setup() error {
+	f := info.f
+	if info.idxInfo = f.findSec(".modinfo"); info.idxInfo != 0 {
+		info.mod = &Module{Modinfo: parseModinfo(f.sectionData(info.idxInfo))}
+		info.name, _ = info.mod.Modinfo.Get("name")
+	} else {
+		info.mod = &Module{}
+	}
+	nameForLog := func() string {
+		if info.name != "" {
+			return info.name
+		}
+		return "(missing .modinfo section or name field)"
+	}
+	for i := 1; i < len(f.secs); i++ {
+		if f.secs[i].Type == shtSymtab {
+			info.idxSym, info.idxStr = i, int(f.secs[i].Link)
+			break
+		}
+	}
+	if info.idxSym == 0 {
+		return kerr(syscall.ENOEXEC, "%s: module has no symbols (stripped?)", nameForLog())
+	}
+	if info.idxMod = f.findSec(".gnu.linkonce.this_module"); info.idxMod == 0 {
+		return kerr(syscall.ENOEXEC, "%s: No module found in object", nameForLog())
+	}
+	// struct module's name[56] is at offset 24; kemu insists the section holds at least that much.
+	const nameOff, nameLen = 24, 56
+	modData := f.sectionData(info.idxMod)
+	if len(modData) < nameOff+nameLen {
+		return kerr(syscall.ENOEXEC, "").withDetail("%s: .gnu.linkonce.this_module is %d bytes, too small for struct module", nameForLog(), len(modData))
+	}
+	if info.name == "" {
+		info.name = cstring(modData[nameOff:nameOff+nameLen], 0)
+	}
+	info.mod.Name = info.name
+	info.mod.Path = info.opts.Path
+	if info.opts.Flags&IgnoreModversions == 0 {
+		info.idxVers = f.findSec("__versions")
+	}
+	info.idxPcpu = f.findSec(".data..percpu")
+	var err error
+	if info.syms, err = f.symbols(info.idxSym); err != nil {
+		return err
+	}
+	if info.idxVers != 0 {
+		info.mod.Versions = parseVersions(f.sectionData(info.idxVers))
+	}
+	return nil
+}
+
+// rewriteSectionHeaders: every section's address is its place in the temporary copy; .modinfo and
+// __versions lose SHF_ALLOC (they are read, not kept).
+func (info *loadInfo) rewriteSectionHeaders() {
+	f := info.f
+	info.addr = make([]uint64, len(f.secs))
+	for i := 1; i < len(f.secs); i++ {
+		info.addr[i] = tempImageBase + f.secs[i].Offset
+	}
+	f.secs[info.idxVers].Flags &^= shfAlloc
+	f.secs[info.idxInfo].Flags &^= shfAlloc
+}
+
+// checkVersion is check_version(): crc is the exporter's CRC, nil when it has none.
+func (info *loadInfo) checkVersion(symname string, crc *uint32) bool {
+	k, m := info.k, info.mod
+	if crc == nil {
+		return true
+	}
+	if info.idxVers == 0 {
+		return k.tryForceLoad(m, symname) == nil
+	}
+	for _, v := range m.Versions {
+		if v.Name != symname {
+			continue
+		}
+		if v.CRC == uint64(*crc) {
+			return true
+		}
+		k.printk(LogWarning, "%s: disagrees about version of symbol %s", info.name, symname)
+		return false
+	}
+	k.printkOnce(LogWarning, "%s: no symbol version for %s", info.name, symname)
+	return true
+}
+
+// checkModstructVersion is check_modstruct_version(): the module's idea of struct module must match.
+func (info *loadInfo) checkModstructVersion() error {
+	var crc *uint32
+	if e, ok := info.k.prof.Export("module_layout"); ok && e.HasCRC {
+		c := e.CRC
+		crc = &c
+	}
+	if !info.checkVersion("module_layout", crc) {
+		return kerr(syscall.ENOEXEC, "%s: disagrees about version of symbol %s", info.name, "module_layout")
+	}
+	return nil
+}
+
+// sameMagic is same_magic(): with modversions only the part from the first space on is compared.
+func sameMagic(a, b string, hasCRCs bool) bool {
+	if hasCRCs {
+		if i := strings.IndexByte(a, ' '); i >= 0 {
+			a = a[i:]
+		} else {
+			a = ""
+		}
+		if i := strings.IndexByte(b, ' '); i >= 0 {
+			b = b[i:]
+		} else {
+			b = ""
+		}
+	}
+	return a == b
+}
+
+// gplCompatible is license_is_gpl_compatible().
+func gplCompatible(license string) bool {
+	switch license {
+	case "GPL", "GPL v2", "GPL and additional rights", "Dual BSD/GPL", "Dual MIT/GPL", "Dual MPL/GPL":
+		return true
+	}
+	return false
+}
+
+// checkModinfo is check_modinfo(): vermagic, out-of-tree, retpoline, staging, livepatch, license, test.
+func (info *loadInfo) checkModinfo() error {
+	k, m := info.k, info.mod
+	modmagic, ok := m.Modinfo.Get("vermagic")
+	if info.opts.Flags&IgnoreVermagic != 0 {
+		ok = false
+	}
+	if !ok {
+		if err := k.tryForceLoad(m, "bad vermagic"); err != nil {
+			return err
+		}
+	} else if !sameMagic(modmagic, k.prof.Vermagic, info.idxVers != 0) {
+		return kerr(syscall.ENOEXEC, "%s: version magic '%s' should be '%s'", info.name, modmagic, k.prof.Vermagic)
+	}
+	if _, ok := m.Modinfo.Get("intree"); !ok {
+		if k.taint&TaintOOTModule == 0 {
+			k.printk(LogWarning, "%s: loading out-of-tree module taints kernel.", m.Name)
+		}
+		k.addTaint(m, TaintOOTModule)
+	}
+	if _, ok := m.Modinfo.Get("retpoline"); !ok && k.config("CONFIG_RETPOLINE", true) {
+		k.printk(LogWarning, "%s: loading module not compiled with retpoline compiler.", m.Name)
+	}
+	if _, ok := m.Modinfo.Get("staging"); ok {
+		k.addTaint(m, TaintCrap)
+		k.printk(LogWarning, "%s: module is from the staging directory, the quality is unknown, you have been warned.", m.Name)
+	}
+	if _, ok := m.Modinfo.Get("livepatch"); ok {
+		if !k.config("CONFIG_LIVEPATCH", true) {
+			return kerr(syscall.ENOEXEC, "%s: module is marked as livepatch module, but livepatch support is disabled", m.Name)
+		}
+		k.addTaint(m, TaintLivepatch)
+		k.printkOnce(LogNotice, "%s: tainting kernel with TAINT_LIVEPATCH", m.Name)
+	}
+	license, ok := m.Modinfo.Get("license")
+	if !ok {
+		license = "unspecified"
+	}
+	if !gplCompatible(license) {
+		if k.taint&TaintProprietary == 0 {
+			k.printk(LogWarning, "%s: module license '%s' taints kernel.", m.Name, license)
+		}
+		k.addTaint(m, TaintProprietary)
+	}
+	if _, ok := m.Modinfo.Get("test"); ok {
+		if k.taint&TaintTest == 0 {
+			k.printk(LogWarning, "%s: loading test module taints kernel.", m.Name)
+		}
+		k.addTaint(m, TaintTest)
+	}
+	return nil
+}
+
+// enforceRWX is module_enforce_rwx_sections(): no section may be both writable and executable.
+func (info *loadInfo) enforceRWX() error {
+	for i, s := range info.f.secs {
+		if s.Flags&shfWrite != 0 && s.Flags&shfExecinstr != 0 {
+			return kerr(syscall.ENOEXEC, "").withDetail("%s: section %d %s is both writable and executable", info.name, i, s.Name)
+		}
+	}
+	return nil
+}
+
+// layoutAndAllocate is layout_and_allocate(): check_modinfo, the RWX rule, layout_sections,
+// layout_symtab and move_module.
+func (info *loadInfo) layoutAndAllocate() error {
+	if err := info.checkModinfo(); err != nil {
+		return err
+	}
+	if err := info.enforceRWX(); err != nil {
+		return err
+	}
+	f := info.f
+	f.secs[info.idxPcpu].Flags &^= shfAlloc
+	if i := f.findSec(".data..ro_after_init"); i != 0 {
+		f.secs[i].Flags |= shfROAfterInit
+	}
+	if i := f.findSec("__jump_table"); i != 0 {
+		f.secs[i].Flags |= shfROAfterInit
+	}
+	if err := info.layoutSections(); err != nil {
+		return err
+	}
+	if err := info.layoutSymtab(); err != nil {
+		return err
+	}
+	return info.moveModule()
+}
+
+// addUnformed is add_unformed_module(): a LIVE module of that name is EEXIST; one still loading (the
+// kernel waits for it, and 6.1.y stable then fails) is EBUSY.
+func (info *loadInfo) addUnformed() error {
+	k, m := info.k, info.mod
+	for _, old := range k.modules {
+		if old.Name != m.Name {
+			continue
+		}
+		if old.State == Live {
+			return &Error{Errno: syscall.EEXIST, Detail: fmt.Sprintf("module %s is already loaded", m.Name)}
+		}
+		return &Error{Errno: syscall.EBUSY, Detail: fmt.Sprintf("module %s is still loading or unloading", m.Name)}
+	}
+	m.State = Unformed
+	k.modules = append([]*Module{m}, k.modules...)
+	return nil
+}
+
+// checkLicenseAndVersions is check_module_license_and_versions().
+func (info *loadInfo) checkLicenseAndVersions() error {
+	k, m := info.k, info.mod
+	prev := k.taint & TaintProprietary
+	switch m.Name {
+	case "ndiswrapper":
+		k.taint |= TaintProprietary
+	case "driverloader", "lve":
+		k.addTaint(m, TaintProprietary)
+	}
+	if prev == 0 && k.taint&TaintProprietary != 0 {
+		k.printk(LogWarning, "%s: module license taints kernel.", m.Name)
+	}
+	f := info.f
+	hasSyms := func(tab, crc string) bool {
+		i := f.findSec(tab)
+		return i != 0 && f.secs[i].Size >= ksymSize && f.findSec(crc) == 0
+	}
+	if k.config("CONFIG_MODVERSIONS", true) && (hasSyms("__ksymtab", "__kcrctab") || hasSyms("__ksymtab_gpl", "__kcrctab_gpl")) {
+		return k.tryForceLoad(m, "no versions for exported symbols")
+	}
+	return nil
+}
+
+// completeFormation is complete_formation(): no export may duplicate a visible one; the module becomes COMING.
+func (info *loadInfo) completeFormation() error {
+	k, m := info.k, info.mod
+	for _, e := range m.Exports {
+		if owner, found := k.findSymbol(e.Name, true); found {
+			who := "kernel"
+			if owner.Owner != nil {
+				who = owner.Owner.Name
+			}
+			return kerr(syscall.ENOEXEC, "%s: exports duplicate symbol %s (owned by %s)", m.Name, e.Name, who)
+		}
+	}
+	m.exports = make(map[string]*Export, len(m.Exports))
+	for i := range m.Exports {
+		m.exports[m.Exports[i].Name] = &m.Exports[i]
+	}
+	m.State = Coming
+	m.refcnt = 1 // the init reference: module_refcount() reads 1 until init finishes
+	return nil
+}
+
+// sortedSymbols orders kallsyms symbols by address, then name.
+func sortedSymbols(s []Symbol) {
+	sort.Slice(s, func(i, j int) bool {
+		if s[i].Addr != s[j].Addr {
+			return s[i].Addr < s[j].Addr
+		}
+		return s[i].Name < s[j].Name
+	})
+}

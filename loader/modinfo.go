@@ -1,0 +1,60 @@
+package loader
+
+import (
+	"bytes"
+	"strings"
+)
+
+// parseModinfo splits a .modinfo section into its key=value strings (NUL separated; padding NULs are
+// skipped). A string without '=' becomes a key with an empty value.
+func parseModinfo(b []byte) Modinfo {
+	var mi Modinfo
+	for len(b) > 0 {
+		s := b
+		if i := bytes.IndexByte(b, 0); i >= 0 {
+			s, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		if len(s) == 0 {
+			continue
+		}
+		k, v, _ := strings.Cut(string(s), "=")
+		mi = append(mi, ModinfoEntry{Key: k, Value: v})
+	}
+	return mi
+}
+
+// versionSize is sizeof(struct modversion_info): u64 crc and char name[56].
+const versionSize = 64
+
+// parseVersions reads __versions records; a name fills at most its 56 bytes.
+func parseVersions(b []byte) []Version {
+	out := make([]Version, 0, len(b)/versionSize)
+	for ; len(b) >= versionSize; b = b[versionSize:] {
+		out = append(out, Version{CRC: le.Uint64(b), Name: cstring(b[8:versionSize], 0)})
+	}
+	return out
+}
+
+// Inspect reads a module file's metadata without linking it: its name, .modinfo and __versions, after
+// the same ELF validity checks Load applies. The image may be compressed.
+func Inspect(image []byte) (name string, mi Modinfo, versions []Version, err error) {
+	img, err := Decompress(image)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	img, _ = stripSignature(img)
+	f, err := parseELF(img)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if i := f.findSec(".modinfo"); i != 0 {
+		mi = parseModinfo(f.sectionData(i))
+	}
+	if i := f.findSec("__versions"); i != 0 {
+		versions = parseVersions(f.sectionData(i))
+	}
+	name, _ = mi.Get("name")
+	return name, mi, versions, nil
+}

@@ -1,0 +1,241 @@
+package loader
+
+import (
+	"kemu/mmu"
+)
+
+// State is enum module_state; the values are the kernel's.
+type State int
+
+const (
+	Live     State = 0 // MODULE_STATE_LIVE: init finished
+	Coming   State = 1 // MODULE_STATE_COMING: formed, init not finished
+	Going    State = 2 // MODULE_STATE_GOING: init failed or being unloaded
+	Unformed State = 3 // MODULE_STATE_UNFORMED: still being set up
+)
+
+func (s State) String() string {
+	switch s {
+	case Live:
+		return "Live"
+	case Coming:
+		return "Loading"
+	case Going:
+		return "Unloading"
+	case Unformed:
+		return "Unformed"
+	}
+	return "?"
+}
+
+// RegionKind names one of a module's memory regions.
+type RegionKind int
+
+const (
+	CoreRegion   RegionKind = iota // core_layout: lives until unload
+	InitRegion                     // init_layout: .init* sections, freed once init succeeds
+	PercpuRegion                   // the per-CPU copy template (the section the kernel copies per CPU)
+)
+
+func (k RegionKind) String() string {
+	switch k {
+	case CoreRegion:
+		return "core"
+	case InitRegion:
+		return "init"
+	case PercpuRegion:
+		return "percpu"
+	}
+	return "?"
+}
+
+// Range is a page-aligned part of a region with one protection, as module_enable_ro/nx/x set it.
+// AfterInit is the protection once init has finished (ro_after_init turns RW into RO); it equals Perm
+// for every other range.
+type Range struct {
+	Addr, Size uint64
+	Perm       mmu.Perm
+	AfterInit  mmu.Perm
+	Class      string // "text", "rodata", "ro_after_init", "data"
+}
+
+// Region is one contiguous allocation holding a module's laid-out sections. Bytes is the relocated image
+// the caller copies to [Addr, Addr+Size); sections of type NOBITS are zero in it.
+type Region struct {
+	Kind   RegionKind
+	Addr   uint64
+	Size   uint64 // page aligned, as module_alloc rounds it
+	Bytes  []byte // len == Size
+	Ranges []Range
+}
+
+// Contains reports whether addr is inside the region.
+func (r *Region) Contains(addr uint64) bool {
+	return r.Size != 0 && addr >= r.Addr && addr-r.Addr < r.Size
+}
+
+// Section is one ALLOC section placed in a region.
+type Section struct {
+	Name   string
+	Index  int // ELF section header index
+	Region RegionKind
+	Addr   uint64
+	Size   uint64
+	Flags  uint64 // sh_flags as the kernel saw them (SHF_RO_AFTER_INIT added)
+}
+
+// Symbol is one of the module's own ELF symbols after simplify_symbols: defined symbols with their final
+// address, as kallsyms keeps them.
+type Symbol struct {
+	Name string
+	Addr uint64
+	Size uint64
+	Type byte // kallsyms letter (elf_type): t, r, d, b, a, v, w, ... upper-case when exported
+	Init bool // lives in the init region (gone from kallsyms once init finished)
+}
+
+// Export is a symbol a module (or vmlinux) offers to modules loaded after it.
+type Export struct {
+	Name      string
+	Addr      uint64
+	CRC       uint32
+	HasCRC    bool
+	GPLOnly   bool
+	Namespace string
+	Owner     *Module // nil for vmlinux
+}
+
+// ExTableEntry is one __ex_table record (struct exception_table_entry, relative offsets resolved).
+type ExTableEntry struct {
+	Insn  uint64 // faulting instruction
+	Fixup uint64 // where execution continues
+	Data  int32  // handler type and its arguments (EX_DATA_*)
+}
+
+// BugEntry is one __bug_table record (struct bug_entry with relative pointers and BUGVERBOSE).
+type BugEntry struct {
+	Addr  uint64 // address of the ud2
+	File  string
+	Line  uint16
+	Flags uint16 // BUGFLAG_WARNING, BUGFLAG_ONCE, BUGFLAG_DONE, ...
+}
+
+// ORCEntry is one ORC unwind record paired with the instruction address it starts at.
+type ORCEntry struct {
+	IP       uint64
+	SPOffset int16
+	BPOffset int16
+	SPReg    uint8
+	BPReg    uint8
+	Type     uint8
+	End      bool
+}
+
+// Modinfo is the .modinfo section: key=value strings in file order.
+type Modinfo []ModinfoEntry
+
+// ModinfoEntry is one .modinfo string.
+type ModinfoEntry struct{ Key, Value string }
+
+// Get returns the first value for key, as get_modinfo does.
+func (mi Modinfo) Get(key string) (string, bool) {
+	for _, e := range mi {
+		if e.Key == key {
+			return e.Value, true
+		}
+	}
+	return "", false
+}
+
+// All returns every value for key in file order (alias, depends, import_ns, parm, ...).
+func (mi Modinfo) All(key string) []string {
+	var out []string
+	for _, e := range mi {
+		if e.Key == key {
+			out = append(out, e.Value)
+		}
+	}
+	return out
+}
+
+// Version is one __versions record: the CRC the module was built against for an imported symbol.
+type Version struct {
+	CRC  uint64
+	Name string
+}
+
+// Module is a module as the loader produced it and the registry tracks it.
+type Module struct {
+	Name     string
+	Path     string // file it came from, when known
+	State    State
+	Modinfo  Modinfo
+	Versions []Version // nil when the module has no __versions (or its use was ignored)
+
+	Core, Init Region
+	Percpu     Region // Size 0 when the module has no per-CPU data
+	Sections   []Section
+
+	ThisModule uint64 // address of the module's struct module (.gnu.linkonce.this_module)
+	InitFunc   uint64 // init_module(), 0 when the module has none
+	ExitFunc   uint64 // cleanup_module(), 0 when the module has none
+
+	Symbols  []Symbol // kallsyms view: core and init symbols sorted by address
+	Exports  []Export // what it exports, sorted by name
+	ExTable  []ExTableEntry
+	BugTable []BugEntry
+	ORC      []ORCEntry // sorted by IP
+	Params   []Param
+
+	Taints Taint
+	SigOK  bool // a signature was verified against a trusted key
+
+	usedBy  []*Module // source_list: modules that use this one
+	uses    []*Module // target_list: modules this one uses
+	refcnt  int       // module_refcount(): what /proc/modules prints
+	exports map[string]*Export
+}
+
+// UsedBy is the modules holding a reference to m through symbol use, most recent first as the kernel lists them.
+func (m *Module) UsedBy() []*Module { return append([]*Module(nil), m.usedBy...) }
+
+// Uses is the modules m resolved symbols from.
+func (m *Module) Uses() []*Module { return append([]*Module(nil), m.uses...) }
+
+// Refcount is module_refcount(m).
+func (m *Module) Refcount() int { return m.refcnt }
+
+// Permanent reports a module with an init function but no exit: it cannot be unloaded without force.
+func (m *Module) Permanent() bool { return m.InitFunc != 0 && m.ExitFunc == 0 }
+
+// SymbolAt finds the module symbol containing addr (kallsyms' lookup: the closest symbol at or below
+// addr, its size the distance to the next one when the ELF size is 0).
+func (m *Module) SymbolAt(addr uint64) (sym Symbol, off uint64, ok bool) {
+	best := -1
+	for i, s := range m.Symbols {
+		if s.Addr <= addr && (best < 0 || s.Addr > m.Symbols[best].Addr) {
+			if m.State == Live && s.Init {
+				continue
+			}
+			best = i
+		}
+	}
+	if best < 0 {
+		return Symbol{}, 0, false
+	}
+	s := m.Symbols[best]
+	if !m.Core.Contains(addr) && !m.Init.Contains(addr) {
+		return Symbol{}, 0, false
+	}
+	return s, addr - s.Addr, true
+}
+
+// Lookup returns the module's own symbol called name.
+func (m *Module) Lookup(name string) (Symbol, bool) {
+	for _, s := range m.Symbols {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Symbol{}, false
+}

@@ -1,0 +1,217 @@
+package loader
+
+import (
+	"fmt"
+	"sort"
+	"syscall"
+)
+
+// Record sizes of the tables post_relocation and module_finalize read.
+const (
+	ksymSize    = 12 // struct kernel_symbol with PREL32 references
+	extableSize = 12 // struct exception_table_entry: insn, fixup, data
+	bugSize     = 12 // struct bug_entry: bug_addr_disp, file_disp, line, flags
+	orcSize     = 6  // struct orc_entry
+)
+
+// postRelocation is post_relocation() and module_finalize() as far as a CPU-less loader can do them:
+// the module's exports, its exception table (sorted, as sort_extable does), bug table, ORC tables and
+// kallsyms symbols. Alternatives, retpoline and return-thunk patching are not applied: the text keeps the
+// calls to the thunks, which the emulated kernel provides.
+func (info *loadInfo) postRelocation() error {
+	m := info.mod
+	var err error
+	if m.Exports, err = info.readExports(); err != nil {
+		return err
+	}
+	if m.ExTable, err = info.readExTable(); err != nil {
+		return err
+	}
+	if m.BugTable, err = info.readBugTable(); err != nil {
+		return err
+	}
+	if m.ORC, err = info.readORC(); err != nil {
+		return err
+	}
+	info.buildKallsyms()
+	return nil
+}
+
+// sectionBytes returns the relocated bytes and address of the placed ALLOC section called name.
+func (info *loadInfo) sectionBytes(name string) (b []byte, addr uint64, ok bool) {
+	i := info.f.findSec(name)
+	if i == 0 || !info.place[i].ok {
+		return nil, 0, false
+	}
+	p := info.place[i]
+	r := info.mod.region(p.region)
+	return r.Bytes[p.off : p.off+info.f.secs[i].Size], info.addr[i], true
+}
+
+// prel32 resolves a PREL32 reference: the field's address plus its signed content.
+func prel32(b []byte, addr uint64) uint64 { return addr + uint64(int64(int32(le.Uint32(b)))) }
+
+// readExports reads __ksymtab and __ksymtab_gpl (struct kernel_symbol, PREL32) with the parallel CRC tables.
+func (info *loadInfo) readExports() ([]Export, error) {
+	m := info.mod
+	var out []Export
+	for _, tab := range []struct {
+		syms, crcs string
+		gpl        bool
+	}{{"__ksymtab", "__kcrctab", false}, {"__ksymtab_gpl", "__kcrctab_gpl", true}} {
+		b, addr, ok := info.sectionBytes(tab.syms)
+		if !ok {
+			continue
+		}
+		crcs, _, hasCRC := info.sectionBytes(tab.crcs)
+		for i := 0; i+ksymSize <= len(b); i += ksymSize {
+			a := addr + uint64(i)
+			e := Export{Addr: prel32(b[i:], a), GPLOnly: tab.gpl, Owner: m}
+			name, ok := m.stringAt(prel32(b[i+4:], a+4), 4096)
+			if !ok {
+				return nil, kerr(syscall.ENOEXEC, "").withDetail("%s: %s entry %d: name is not a string inside the module", m.Name, tab.syms, i/ksymSize)
+			}
+			e.Name = name
+			if off := int32(le.Uint32(b[i+8:])); off != 0 {
+				if e.Namespace, ok = m.stringAt(prel32(b[i+8:], a+8), 4096); !ok {
+					return nil, kerr(syscall.ENOEXEC, "").withDetail("%s: export %s: namespace is not a string inside the module", m.Name, name)
+				}
+			}
+			if j := i / ksymSize * 4; hasCRC && j+4 <= len(crcs) {
+				e.CRC, e.HasCRC = le.Uint32(crcs[j:]), true
+			}
+			out = append(out, e)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// readExTable reads __ex_table and sorts it by instruction address.
+func (info *loadInfo) readExTable() ([]ExTableEntry, error) {
+	b, addr, ok := info.sectionBytes("__ex_table")
+	if !ok {
+		return nil, nil
+	}
+	out := make([]ExTableEntry, 0, len(b)/extableSize)
+	for i := 0; i+extableSize <= len(b); i += extableSize {
+		a := addr + uint64(i)
+		out = append(out, ExTableEntry{Insn: prel32(b[i:], a), Fixup: prel32(b[i+4:], a+4), Data: int32(le.Uint32(b[i+8:]))})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Insn < out[j].Insn })
+	return out, nil
+}
+
+// readBugTable reads __bug_table (relative pointers, with file and line).
+func (info *loadInfo) readBugTable() ([]BugEntry, error) {
+	b, addr, ok := info.sectionBytes("__bug_table")
+	if !ok {
+		return nil, nil
+	}
+	m := info.mod
+	out := make([]BugEntry, 0, len(b)/bugSize)
+	for i := 0; i+bugSize <= len(b); i += bugSize {
+		a := addr + uint64(i)
+		e := BugEntry{Addr: prel32(b[i:], a), Line: le.Uint16(b[i+8:]), Flags: le.Uint16(b[i+10:])}
+		if fileAddr := prel32(b[i+4:], a+4); fileAddr != a+4 {
+			e.File, _ = m.stringAt(fileAddr, 4096)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// readORC pairs .orc_unwind_ip (PREL32 addresses) with .orc_unwind entries and sorts them by address,
+// as unwind_module_init() does.
+func (info *loadInfo) readORC() ([]ORCEntry, error) {
+	ips, ipAddr, ok1 := info.sectionBytes(".orc_unwind_ip")
+	orc, _, ok2 := info.sectionBytes(".orc_unwind")
+	if !ok1 || !ok2 {
+		return nil, nil
+	}
+	n := len(ips) / 4
+	if len(ips)%4 != 0 || len(orc)%orcSize != 0 || len(orc)/orcSize != n {
+		return nil, kerr(syscall.ENOEXEC, "").withDetail("%s: .orc_unwind_ip (%d bytes) and .orc_unwind (%d bytes) do not match", info.name, len(ips), len(orc))
+	}
+	out := make([]ORCEntry, n)
+	for i := range out {
+		o := orc[i*orcSize:]
+		bits := le.Uint16(o[4:])
+		out[i] = ORCEntry{
+			IP:       prel32(ips[i*4:], ipAddr+uint64(i*4)),
+			SPOffset: int16(le.Uint16(o[0:])),
+			BPOffset: int16(le.Uint16(o[2:])),
+			SPReg:    uint8(bits & 0xf),
+			BPReg:    uint8(bits >> 4 & 0xf),
+			Type:     uint8(bits >> 8 & 0x3),
+			End:      bits>>10&1 != 0,
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].IP < out[j].IP })
+	return out, nil
+}
+
+// elfType is kallsyms' elf_type(): the nm-style letter of a symbol.
+func (info *loadInfo) elfType(s *elfSym) byte {
+	if s.bind() == stbWeak {
+		if s.typ() == sttObject {
+			return 'v'
+		}
+		return 'w'
+	}
+	switch {
+	case s.Shndx == shnUndef:
+		return 'U'
+	case s.Shndx == shnAbs || (info.idxPcpu != 0 && int(s.Shndx) == info.idxPcpu):
+		return 'a'
+	case s.Shndx >= shnLoreserve || int(s.Shndx) >= len(info.f.secs):
+		return '?'
+	}
+	sec := &info.f.secs[s.Shndx]
+	switch {
+	case sec.Flags&shfExecinstr != 0:
+		return 't'
+	case sec.Flags&shfAlloc != 0 && sec.Type != shtNobits:
+		if sec.Flags&shfWrite == 0 {
+			return 'r'
+		}
+		return 'd'
+	case sec.Type == shtNobits:
+		return 'b'
+	}
+	return '?'
+}
+
+// buildKallsyms collects the module's symbols as kallsyms shows them: named symbols defined in a placed
+// section (or the per-CPU one), upper-case when the module exports them without GPL restriction.
+func (info *loadInfo) buildKallsyms() {
+	m := info.mod
+	exported := map[string]uint64{}
+	for _, e := range m.Exports {
+		if !e.GPLOnly {
+			exported[e.Name] = e.Addr
+		}
+	}
+	for i := 1; i < len(info.syms); i++ {
+		s := &info.syms[i]
+		if s.NameOff == 0 || s.Name == "" || s.Shndx == shnUndef || int(s.Shndx) >= len(info.f.secs) || s.typ() == sttSection {
+			continue
+		}
+		p := info.place[s.Shndx]
+		pcpu := info.idxPcpu != 0 && int(s.Shndx) == info.idxPcpu
+		if !p.ok && !pcpu {
+			continue
+		}
+		if int(s.Shndx) == info.idxSym || int(s.Shndx) == info.idxStr {
+			continue
+		}
+		typ := info.elfType(s)
+		if a, ok := exported[s.Name]; ok && a == s.Value && typ >= 'a' && typ <= 'z' {
+			typ -= 'a' - 'A'
+		}
+		m.Symbols = append(m.Symbols, Symbol{Name: s.Name, Addr: s.Value, Size: s.Size, Type: typ, Init: p.ok && p.region == InitRegion})
+	}
+	sortedSymbols(m.Symbols)
+}
+
+var _ = fmt.Sprintf

@@ -1,0 +1,158 @@
+package loader
+
+import (
+	"fmt"
+	"syscall"
+)
+
+// x86-64 relocation types the module loader accepts (apply_relocate_add).
+const (
+	rX86_64None  = 0
+	rX86_64_64   = 1
+	rX86_64PC32  = 2
+	rX86_64PLT32 = 4
+	rX86_64_32   = 10
+	rX86_64_32S  = 11
+	rX86_64PC64  = 24
+)
+
+var relocNames = map[uint32]string{
+	rX86_64None: "R_X86_64_NONE", rX86_64_64: "R_X86_64_64", rX86_64PC32: "R_X86_64_PC32",
+	rX86_64PLT32: "R_X86_64_PLT32", rX86_64_32: "R_X86_64_32", rX86_64_32S: "R_X86_64_32S", rX86_64PC64: "R_X86_64_PC64",
+}
+
+func relocName(t uint32) string {
+	if n, ok := relocNames[t]; ok {
+		return n
+	}
+	return fmt.Sprintf("type %d", t)
+}
+
+// applyRelocations is apply_relocations(): every RELA section whose target is an ALLOC section is applied
+// to the target's bytes in its region; REL sections are refused as on x86-64.
+func (info *loadInfo) applyRelocations() error {
+	f := info.f
+	for i := 1; i < len(f.secs); i++ {
+		s := &f.secs[i]
+		target := int(s.Info)
+		if target >= len(f.secs) || f.secs[target].Flags&shfAlloc == 0 {
+			continue
+		}
+		switch {
+		case s.Flags&shfRelaLivepatch != 0:
+			// Applied by livepatch when the patched object loads, not by the module loader.
+		case s.Type == shtRel:
+			return kerr(syscall.ENOEXEC, "module %s: REL relocation unsupported", info.name)
+		case s.Type == shtRela:
+			if err := info.applyRelaSection(i); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// applyRelaSection is __apply_relocate_add() for one section. The kernel trusts offsets and symbol
+// indexes; kemu checks them and names section, offset, type and symbol in every error.
+func (info *loadInfo) applyRelaSection(relIdx int) error {
+	f, m := info.f, info.mod
+	rs := &f.secs[relIdx]
+	tIdx := int(rs.Info)
+	t := &f.secs[tIdx]
+	p := info.place[tIdx]
+	if !p.ok {
+		// An ALLOC target that was not laid out cannot happen: every ALLOC section is in some class.
+		return kerr(syscall.ENOEXEC, "").withDetail("%s: relocation section %s targets %s, which has no place in the module", m.Name, rs.Name, t.Name)
+	}
+	region := m.region(p.region)
+	bytes := region.Bytes[p.off : p.off+t.Size]
+	base := info.addr[tIdx]
+	raw := f.sectionData(relIdx)
+	isThisModule := tIdx == info.idxMod
+	for n := 0; n+relaSize <= len(raw); n += relaSize {
+		r := raw[n:]
+		off := le.Uint64(r[0:])
+		rinfo := le.Uint64(r[8:])
+		addend := int64(le.Uint64(r[16:]))
+		symIdx, typ := rinfo>>32, uint32(rinfo)
+		fail := func(e *Error, format string, args ...any) error {
+			return e.withDetail("%s: %s+%#x %s: %s", m.Name, t.Name, off, relocName(typ), fmt.Sprintf(format, args...))
+		}
+		if symIdx >= uint64(len(info.syms)) {
+			return fail(kerr(syscall.ENOEXEC, ""), "symbol index %d out of range (%d symbols)", symIdx, len(info.syms))
+		}
+		sym := &info.syms[symIdx]
+		symName := sym.Name
+		if symName == "" && sym.typ() == sttSection && int(sym.Shndx) < len(f.secs) {
+			symName = f.secs[sym.Shndx].Name
+		}
+		width := uint64(0)
+		switch typ {
+		case rX86_64None:
+			continue
+		case rX86_64_64, rX86_64PC64:
+			width = 8
+		case rX86_64_32, rX86_64_32S, rX86_64PC32, rX86_64PLT32:
+			width = 4
+		default:
+			return fail(kerr(syscall.ENOEXEC, "%s: Unknown rela relocation: %d", m.Name, typ), "symbol %s", symName)
+		}
+		if off > t.Size || width > t.Size-off {
+			return fail(kerr(syscall.ENOEXEC, ""), "offset past the end of the %d-byte section (symbol %s)", t.Size, symName)
+		}
+		loc := base + off
+		val := sym.Value + uint64(addend)
+		dst := bytes[off : off+width]
+		if !allZero(dst) {
+			return fail(kerr(syscall.ENOEXEC, "x86/modules: Skipping invalid relocation target, existing value is nonzero for type %d, loc %016x, val %x", typ, loc, val), "symbol %s", symName)
+		}
+		overflow := func() error {
+			k := info.k
+			k.printk(LogErr, "overflow in relocation type %d val %x", typ, val)
+			return fail(kerr(syscall.ENOEXEC, "`%s' likely not compiled with -mcmodel=kernel", m.Name), "value %#x of symbol %s does not fit", val, symName)
+		}
+		switch typ {
+		case rX86_64_64:
+			le.PutUint64(dst, val)
+		case rX86_64_32:
+			le.PutUint32(dst, uint32(val))
+			if val != uint64(uint32(val)) {
+				return overflow()
+			}
+		case rX86_64_32S:
+			le.PutUint32(dst, uint32(val))
+			if int64(val) != int64(int32(uint32(val))) {
+				return overflow()
+			}
+		case rX86_64PC32, rX86_64PLT32:
+			val -= loc
+			le.PutUint32(dst, uint32(val))
+			// The kernel does not check this overflow (the check is #if 0); a displacement that does not
+			// fit would silently jump elsewhere, so kemu refuses it.
+			if int64(val) != int64(int32(uint32(val))) {
+				return fail(kerr(syscall.ENOEXEC, ""), "PC-relative displacement %#x to symbol %s does not fit in 32 bits (the kernel would load it corrupted)", int64(val), symName)
+			}
+		case rX86_64PC64:
+			val -= loc
+			le.PutUint64(dst, val)
+		}
+		if isThisModule && typ == rX86_64_64 {
+			switch sym.Name {
+			case "init_module":
+				m.InitFunc = val
+			case "cleanup_module":
+				m.ExitFunc = val
+			}
+		}
+	}
+	return nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,162 @@
+package loader
+
+import (
+	"fmt"
+	"syscall"
+)
+
+// findSymbol is find_symbol(): vmlinux's exports first, then every formed module's, skipping GPL-only
+// exports when gplok is false. vmlinux exports come from the profile (Module.symvers rows owned by
+// vmlinux), with their addresses from System.map.
+func (k *Kernel) findSymbol(name string, gplok bool) (Export, bool) {
+	if e, ok := k.prof.Export(name); ok && e.Module == "vmlinux" && (gplok || !e.GPLOnly) {
+		out := Export{Name: name, CRC: e.CRC, HasCRC: e.HasCRC, GPLOnly: e.GPLOnly, Namespace: e.Namespace}
+		if s, ok := k.prof.Lookup(name); ok {
+			out.Addr = s.Addr
+		}
+		return out, true
+	}
+	for _, m := range k.modules {
+		if m.State == Unformed {
+			continue
+		}
+		if e, ok := m.exports[name]; ok && (gplok || !e.GPLOnly) {
+			return *e, true
+		}
+	}
+	return Export{}, false
+}
+
+// resolveSymbol is resolve_symbol(): find the export, then the GPL, taint, version, namespace and
+// reference rules. A nil error with found false means "not found" (weak symbols may stay unresolved).
+func (info *loadInfo) resolveSymbol(name string) (addr uint64, found bool, err error) {
+	k, m := info.k, info.mod
+	e, ok := k.findSymbol(name, m.Taints&TaintProprietary == 0)
+	if !ok {
+		return 0, false, nil
+	}
+	if e.GPLOnly {
+		info.usingGPLOnly = true
+	}
+	// inherit_taint(): symbols from a proprietary module make the user proprietary too.
+	if e.Owner != nil && e.Owner.Taints&TaintProprietary != 0 {
+		if info.usingGPLOnly {
+			k.printk(LogErr, "%s: module using GPL-only symbols uses symbols %s from proprietary module %s.", m.Name, name, e.Owner.Name)
+			return 0, false, nil
+		}
+		if m.Taints&TaintProprietary == 0 {
+			k.printk(LogWarning, "%s: module uses symbols %s from proprietary module %s, inheriting taint.", m.Name, name, e.Owner.Name)
+			m.Taints |= TaintProprietary
+		}
+	}
+	var crc *uint32
+	if e.HasCRC {
+		c := e.CRC
+		crc = &c
+	}
+	if !info.checkVersion(name, crc) {
+		return 0, true, syscall.EINVAL
+	}
+	if e.Namespace != "" && !info.importsNamespace(e.Namespace) {
+		if !k.config("CONFIG_MODULE_ALLOW_MISSING_NAMESPACE_IMPORTS", false) {
+			k.printk(LogErr, "%s: module uses symbol (%s) from namespace %s, but does not import it.", m.Name, name, e.Namespace)
+			return 0, true, syscall.EINVAL
+		}
+		k.printk(LogWarning, "%s: module uses symbol (%s) from namespace %s, but does not import it.", m.Name, name, e.Namespace)
+	}
+	if err := k.refModule(m, e.Owner); err != nil {
+		if err == syscall.EBUSY { // resolve_symbol_wait(): the owner's init never finishes while we wait
+			k.printk(LogWarning, "%s: gave up waiting for init of module %s.", m.Name, e.Owner.Name)
+		}
+		return 0, true, err
+	}
+	if e.Owner == nil && e.Addr == 0 {
+		return 0, true, &Error{Errno: syscall.ENOENT, Detail: fmt.Sprintf("vmlinux export %s has no address in the profile's System.map", name)}
+	}
+	return e.Addr, true, nil
+}
+
+func (info *loadInfo) importsNamespace(ns string) bool {
+	for _, v := range info.mod.Modinfo.All("import_ns") {
+		if v == ns {
+			return true
+		}
+	}
+	return false
+}
+
+// symbolError accumulates simplify_symbols() failures: the kernel reports every unknown symbol and
+// returns the last error.
+type symbolError struct {
+	first *Error
+	n     int
+	errno syscall.Errno
+}
+
+// simplifySymbols is simplify_symbols(): undefined symbols get their exporter's address, defined ones
+// their section's final address added.
+func (info *loadInfo) simplifySymbols() error {
+	k, m, f := info.k, info.mod, info.f
+	var fail symbolError
+	report := func(e *Error) {
+		if fail.first == nil {
+			fail.first = e
+		}
+		fail.n++
+		fail.errno = e.Errno
+	}
+	for i := 1; i < len(info.syms); i++ {
+		s := &info.syms[i]
+		switch s.Shndx {
+		case shnCommon:
+			if len(s.Name) >= 9 && s.Name[:9] == "__gnu_lto" {
+				continue
+			}
+			msg := fmt.Sprintf("%s: please compile with -fno-common", m.Name)
+			k.printk(LogWarning, "%s", msg)
+			report(&Error{Errno: syscall.ENOEXEC, Msg: msg, Detail: "common symbol " + s.Name})
+		case shnAbs, shnLivepatch:
+		case shnUndef:
+			addr, found, err := info.resolveSymbol(s.Name)
+			if found && err == nil {
+				s.Value = addr
+				continue
+			}
+			// Unresolved weak symbols stay 0; so does the _GLOBAL_OFFSET_TABLE_ old binutils leave behind.
+			if !found && (s.bind() == stbWeak || s.Name == "_GLOBAL_OFFSET_TABLE_") {
+				continue
+			}
+			errno := syscall.ENOENT
+			var detail string
+			if err != nil {
+				errno = Errno(err)
+				if le, ok := err.(*Error); ok {
+					detail = le.Detail
+				}
+			}
+			msg := fmt.Sprintf("%s: Unknown symbol %s (err %d)", m.Name, s.Name, -int(errno))
+			k.printk(LogWarning, "%s", msg)
+			report(&Error{Errno: errno, Msg: msg, Detail: detail})
+		default:
+			if int(s.Shndx) >= len(f.secs) {
+				report(kerr(syscall.ENOEXEC, "").withDetail("%s: symbol %s has section index %d, the file has %d sections", m.Name, s.Name, s.Shndx, len(f.secs)))
+				continue
+			}
+			s.Value += info.addr[s.Shndx]
+		}
+	}
+	if fail.first == nil {
+		return nil
+	}
+	e := *fail.first
+	e.Errno = fail.errno
+	if fail.n > 1 {
+		more := fmt.Sprintf("and %d more symbol errors", fail.n-1)
+		if e.Detail != "" {
+			e.Detail += "; " + more
+		} else {
+			e.Detail = more
+		}
+	}
+	return &e
+}
