@@ -1,0 +1,83 @@
+package modinfo
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"syscall"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+)
+
+// Compressed module formats are recognised by content, never by file name, in libkmod's order.
+// Debian's kmod 30 is built with zstd and xz but without zlib, so a gzip'd module is read as it
+// is (and then fails as "Exec format error"), exactly as there.
+var (
+	magicZstd = []byte{0x28, 0xB5, 0x2F, 0xFD}
+	magicXZ   = []byte{0xFD, '7', 'z', 'X', 'Z', 0}
+)
+
+// magicLen is how many bytes libkmod reads to look for a magic: the longest magic. A shorter
+// file is EINVAL whatever it holds.
+const magicLen = 6
+
+// ReadModule returns a module file's contents, decompressed when it is zstd or xz data, with the
+// errnos libkmod's kmod_file_open gives: the open error, EINVAL for a file shorter than a magic
+// or for corrupt compressed data.
+func ReadModule(path string) ([]byte, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return nil, pe.Err
+		}
+		return nil, err
+	}
+	return Decompress(raw)
+}
+
+// Decompress undoes zstd or xz compression recognised by magic and returns anything else as is.
+func Decompress(raw []byte) ([]byte, error) {
+	if len(raw) < magicLen {
+		return nil, syscall.EINVAL
+	}
+	switch {
+	case bytes.HasPrefix(raw, magicZstd):
+		return unzstd(raw)
+	case bytes.HasPrefix(raw, magicXZ):
+		return unxz(raw)
+	}
+	return raw, nil
+}
+
+// unzstd decompresses a zstd stream. libkmod feeds the decoder until the input ends and keeps
+// what came out, so a truncated stream yields its decompressed prefix rather than an error; only
+// corrupt data is EINVAL.
+func unzstd(raw []byte) ([]byte, error) {
+	d, err := zstd.NewReader(bytes.NewReader(raw), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<32))
+	if err != nil {
+		return nil, syscall.EINVAL
+	}
+	defer d.Close()
+	var out bytes.Buffer
+	if _, err := io.Copy(&out, d); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, syscall.EINVAL
+	}
+	return out.Bytes(), nil
+}
+
+// unxz decompresses concatenated xz streams; any decoder error, truncation included, is EINVAL
+// as liblzma's are in libkmod.
+func unxz(raw []byte) ([]byte, error) {
+	r, err := xz.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil, syscall.EINVAL
+	}
+	var out bytes.Buffer
+	if _, err := io.Copy(&out, r); err != nil {
+		return nil, syscall.EINVAL
+	}
+	return out.Bytes(), nil
+}
