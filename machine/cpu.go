@@ -1,0 +1,253 @@
+package machine
+
+import (
+	"errors"
+	"fmt"
+	"unsafe"
+
+	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
+
+	"kemu/profile"
+)
+
+// Options are the choices made when a machine boots.
+type Options struct {
+	// Strict stops a call into a kernel function that has no handler with an oops-style report;
+	// by default such a call returns 0 and is recorded for the summary.
+	Strict bool
+	// Budget is how many guest instructions one call into module code may run before the
+	// machine reports a soft lockup. 0 means DefaultBudget.
+	Budget uint64
+	// Hardware is the "Hardware name:" of oops reports; "" means DefaultHardware.
+	Hardware string
+}
+
+const (
+	// DefaultBudget is generous enough for any init function that terminates, small enough that
+	// a runaway loop is reported within seconds.
+	DefaultBudget = 200_000_000
+	// DefaultHardware is what QEMU's default machine reports, the closest thing to kemu's.
+	DefaultHardware = "QEMU Standard PC (i440FX + PIIX, 1996), BIOS 1.16.2-debian-1.16.2-1 04/01/2014"
+)
+
+// Machine is one emulated computer with one CPU, one kernel and the modules loaded into it. It is
+// not safe for concurrent use.
+type Machine struct {
+	prof *profile.Profile
+	opts Options
+	cpu  uc.Unicorn
+
+	host      []*hostMemory // every host allocation the CPU maps, freed by Close
+	lastFault Fault         // the access that stopped the CPU, from the invalid-memory hook
+	faulted   bool          // lastFault belongs to the current stop
+
+	layout   layout
+	image    *kernelImage
+	percpu   uint64 // base of CPU 0's per-CPU area, also its GS base
+	task     uint64 // the current task_struct
+	stackTop uint64 // top of the current task's kernel stack
+	pid      int
+	comm     string
+
+	kernel   *kernelState // the emulated kernel's own objects (allocators, locks, time)
+	depth    int          // nesting of Call: >0 while guest code runs
+	dead     bool         // a kernel panic halted the machine
+	oopses   int          // oops reports so far: the [#N] of the next one
+	taint    taint
+	modules  []*guestModule // loaded modules in load order
+	lastUnloaded string
+	dispatch *dispatcher
+}
+
+// New boots a machine for the kernel described by prof.
+func New(prof *profile.Profile, opts Options) (*Machine, error) {
+	if prof == nil {
+		return nil, errors.New("machine: no kernel profile")
+	}
+	if opts.Budget == 0 {
+		opts.Budget = DefaultBudget
+	}
+	if opts.Hardware == "" {
+		opts.Hardware = DefaultHardware
+	}
+	cpu, err := uc.NewUnicorn(uc.ARCH_X86, uc.MODE_64)
+	if err != nil {
+		return nil, fmt.Errorf("machine: open unicorn x86-64: %w", err)
+	}
+	m := &Machine{prof: prof, opts: opts, cpu: cpu, layout: defaultLayout(), pid: 1000, comm: "insmod"}
+	if err := m.boot(); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// boot brings up, in order, what module code may touch: the fault hook, the kernel image, the
+// per-CPU area and the current task with its stack, the kernel's own state and the call dispatcher.
+func (m *Machine) boot() error {
+	if _, err := m.cpu.HookAdd(uc.HOOK_MEM_INVALID, m.onInvalidMemory, 1, 0); err != nil {
+		return fmt.Errorf("machine: add memory fault hook: %w", err)
+	}
+	m.kernel = newKernelState(m)
+	m.dispatch = newDispatcher(m)
+	steps := []struct {
+		what string
+		fn   func() error
+	}{
+		{"kernel image", m.mapImage},
+		{"per-CPU area", m.setupPerCPU},
+		{"current task", m.setupTask},
+		{"kernel state", m.kernel.init},
+	}
+	for _, s := range steps {
+		if err := s.fn(); err != nil {
+			return fmt.Errorf("machine: boot: %s: %w", s.what, err)
+		}
+	}
+	return nil
+}
+
+// Close releases the CPU and every byte of host memory the machine mapped.
+func (m *Machine) Close() error {
+	var errs []error
+	if m.cpu != nil {
+		errs = append(errs, m.cpu.Close())
+		m.cpu = nil
+	}
+	for _, h := range m.host {
+		errs = append(errs, h.free())
+	}
+	m.host = nil
+	return errors.Join(errs...)
+}
+
+// Profile is the kernel this machine runs.
+func (m *Machine) Profile() *profile.Profile { return m.prof }
+
+// Access is the kind of memory access that faulted.
+type Access int
+
+const (
+	AccessRead Access = iota
+	AccessWrite
+	AccessFetch
+)
+
+func (a Access) String() string {
+	switch a {
+	case AccessWrite:
+		return "write"
+	case AccessFetch:
+		return "fetch"
+	}
+	return "read"
+}
+
+// Fault is a guest memory access that the page tables do not allow: what a page fault reports.
+type Fault struct {
+	Addr    uint64
+	Access  Access
+	Present bool // the page is mapped but forbids the access (a protection violation)
+}
+
+func (f *Fault) Error() string {
+	why := "not-present page"
+	if f.Present {
+		why = "permissions violation"
+	}
+	return fmt.Sprintf("guest %s at %#x: %s", f.Access, f.Addr, why)
+}
+
+// onInvalidMemory remembers which access stopped the CPU; returning false lets Unicorn stop with
+// the matching error, which the run loop turns into a trap or an oops.
+func (m *Machine) onInvalidMemory(_ uc.Unicorn, typ int, addr uint64, _ int, _ int64) bool {
+	f := Fault{Addr: addr}
+	switch typ {
+	case uc.MEM_WRITE_UNMAPPED, uc.MEM_WRITE_PROT:
+		f.Access = AccessWrite
+	case uc.MEM_FETCH_UNMAPPED, uc.MEM_FETCH_PROT:
+		f.Access = AccessFetch
+	}
+	f.Present = typ == uc.MEM_WRITE_PROT || typ == uc.MEM_READ_PROT || typ == uc.MEM_FETCH_PROT
+	m.lastFault, m.faulted = f, true
+	return false
+}
+
+// Perm is a page permission set, the same bits as the mmu's (Read, Write, Exec).
+type Perm uint8
+
+const (
+	PermRead Perm = 1 << iota
+	PermWrite
+	PermExec
+)
+
+func (p Perm) prot() int {
+	prot := 0
+	if p&PermRead != 0 {
+		prot |= uc.PROT_READ
+	}
+	if p&PermWrite != 0 {
+		prot |= uc.PROT_WRITE
+	}
+	if p&PermExec != 0 {
+		prot |= uc.PROT_EXEC
+	}
+	return prot
+}
+
+// mapHost makes [va, va+size) of the guest address space show host bytes with perm.
+func (m *Machine) mapHost(va uint64, host unsafe.Pointer, size uint64, perm Perm) error {
+	if va%pageSize != 0 || size%pageSize != 0 {
+		return fmt.Errorf("map %#x+%#x: not page aligned", va, size)
+	}
+	if err := m.cpu.MemMapPtr(va, size, perm.prot(), host); err != nil {
+		return fmt.Errorf("map %#x+%#x: %w", va, size, err)
+	}
+	return nil
+}
+
+// mapNew backs [va, va+size) with fresh zeroed host memory and returns it.
+func (m *Machine) mapNew(va, size uint64, perm Perm) (*hostMemory, error) {
+	h, err := allocHost(size)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.mapHost(va, h.ptr(), h.size(), perm); err != nil {
+		h.free()
+		return nil, err
+	}
+	m.host = append(m.host, h)
+	return h, nil
+}
+
+// unmap removes [va, va+size) from the guest address space: later accesses fault.
+func (m *Machine) unmap(va, size uint64) error {
+	if err := m.cpu.MemUnmap(pageDown(va), pageUp(va+size)-pageDown(va)); err != nil {
+		return fmt.Errorf("unmap %#x+%#x: %w", va, size, err)
+	}
+	return nil
+}
+
+// protect changes the permissions of [va, va+size).
+func (m *Machine) protect(va, size uint64, perm Perm) error {
+	if err := m.cpu.MemProtect(pageDown(va), pageUp(va+size)-pageDown(va), perm.prot()); err != nil {
+		return fmt.Errorf("protect %#x+%#x: %w", va, size, err)
+	}
+	return nil
+}
+
+// The general-purpose registers in the order the oops register dump and the ABI helpers use them.
+var (
+	regGSBase = uc.X86_REG_GS_BASE
+	argRegs = []int{uc.X86_REG_RDI, uc.X86_REG_RSI, uc.X86_REG_RDX, uc.X86_REG_RCX, uc.X86_REG_R8, uc.X86_REG_R9}
+)
+
+func (m *Machine) reg(r int) uint64 {
+	v, _ := m.cpu.RegRead(r) // reads of valid x86 registers cannot fail
+	return v
+}
+
+func (m *Machine) setReg(r int, v uint64) {
+	_ = m.cpu.RegWrite(r, v) // writes of valid x86 registers cannot fail
+}

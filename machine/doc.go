@@ -1,0 +1,21 @@
+// Package machine is the emulated x86-64 computer kemu runs kernel modules on: a Unicorn CPU in long
+// mode, the kernel image of a profile laid out at its System.map addresses, and the kernel itself
+// emulated in Go around the module's code.
+//
+// How module code meets the emulated kernel:
+//
+//   - Every kernel symbol sits at its System.map address. Data objects are backed by zeroed memory
+//     (initialised where modules depend on a value: jiffies, page_offset_base, __per_cpu_offset, ...).
+//   - Kernel text is mapped readable but not executable, so a call from a module into the kernel ends
+//     the Unicorn run with a fetch fault at the callee's address. The machine looks up the handler for
+//     that symbol, runs it in Go with the System V arguments, stores the result in rax, pops the return
+//     address and resumes. A few very hot symbols (__fentry__, __x86_return_thunk and the retpoline
+//     thunks) get real instructions on an executable page instead, because a trap costs microseconds.
+//   - Faults in module code (unmapped or protected memory, ud2 from BUG/WARN, a runaway loop that
+//     exhausts the instruction budget) become oops reports in the Linux 6.1 format in the kernel log;
+//     the machine taints itself and goes on, as the kernel does.
+//
+// No guest input may panic the host: guest memory is only touched through checked accessors that
+// return *Fault, and handler panics are recovered at the dispatch boundary (dispatch.go) and reported
+// as kernel oopses.
+package machine

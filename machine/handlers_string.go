@@ -1,0 +1,277 @@
+package machine
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// The string and memory primitives of lib/string.c and lib/kstrtox.c, over checked guest memory.
+
+func init() {
+	register("memcpy", hMemcpy)
+	register("__memcpy", hMemcpy)
+	register("memmove", hMemcpy)
+	register("memset", hMemset)
+	register("__memset", hMemset)
+	register("memcmp", hMemcmp)
+	register("memchr", hMemchr)
+	register("strlen", hStrlen)
+	register("strnlen", hStrnlen)
+	register("strcmp", hStrcmp)
+	register("strncmp", hStrncmp)
+	register("strcpy", hStrcpy)
+	register("strncpy", hStrncpy)
+	register("strscpy", hStrscpy)
+	register("strlcpy", hStrlcpy)
+	register("strcat", hStrcat)
+	register("strchr", hStrchr)
+	register("strrchr", hStrrchr)
+	register("strstr", hStrstr)
+	register("kstrtoint", hKstrto(32, true))
+	register("kstrtouint", hKstrto(32, false))
+	register("kstrtol", hKstrto(64, true))
+	register("kstrtoul", hKstrto(64, false))
+	register("kstrtoll", hKstrto(64, true))
+	register("kstrtoull", hKstrto(64, false))
+	register("kstrtou8", hKstrto(8, false))
+	register("kstrtou16", hKstrto(16, false))
+	register("kstrtos8", hKstrto(8, true))
+	register("kstrtos16", hKstrto(16, true))
+	register("kstrtobool", hKstrtobool)
+}
+
+// maxString bounds every string the kernel reads on a module's behalf.
+const maxString = 1 << 20
+
+func negErrno(e syscall.Errno) uint64 { return uint64(-int64(e)) }
+
+// memcpy(dst, src, n) and memmove: Go's copy of a snapshot is overlap-safe for both.
+func hMemcpy(m *Machine, t *Trap) (uint64, error) {
+	b, err := m.Read(t.Arg(1), t.Arg(2))
+	if err != nil {
+		return 0, err
+	}
+	return t.Arg(0), m.WriteAt(b, t.Arg(0))
+}
+
+func hMemset(m *Machine, t *Trap) (uint64, error) {
+	b := bytes.Repeat([]byte{byte(t.Arg(1))}, int(min(t.Arg(2), 1<<30)))
+	return t.Arg(0), m.WriteAt(b, t.Arg(0))
+}
+
+func hMemcmp(m *Machine, t *Trap) (uint64, error) {
+	a, err := m.Read(t.Arg(0), t.Arg(2))
+	if err != nil {
+		return 0, err
+	}
+	b, err := m.Read(t.Arg(1), t.Arg(2))
+	if err != nil {
+		return 0, err
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return uint64(int64(a[i]) - int64(b[i])), nil
+		}
+	}
+	return 0, nil
+}
+
+func hMemchr(m *Machine, t *Trap) (uint64, error) {
+	b, err := m.Read(t.Arg(0), t.Arg(2))
+	if err != nil {
+		return 0, err
+	}
+	if i := bytes.IndexByte(b, byte(t.Arg(1))); i >= 0 {
+		return t.Arg(0) + uint64(i), nil
+	}
+	return 0, nil
+}
+
+func hStrlen(m *Machine, t *Trap) (uint64, error) { return m.StrLen(t.Arg(0), maxString) }
+func hStrnlen(m *Machine, t *Trap) (uint64, error) {
+	return m.StrLen(t.Arg(0), int(min(t.Arg(1), maxString)))
+}
+
+func (m *Machine) twoStrings(t *Trap, max int) (string, string, error) {
+	a, err := m.ReadCString(t.Arg(0), max)
+	if err != nil {
+		return "", "", err
+	}
+	b, err := m.ReadCString(t.Arg(1), max)
+	return a, b, err
+}
+
+// cmpResult is the sign strcmp returns (the kernel returns -1/1 from lib/string.c).
+func cmpResult(c int) uint64 { return uint64(int64(c)) }
+
+func hStrcmp(m *Machine, t *Trap) (uint64, error) {
+	a, b, err := m.twoStrings(t, maxString)
+	return cmpResult(strings.Compare(a, b)), err
+}
+
+func hStrncmp(m *Machine, t *Trap) (uint64, error) {
+	a, b, err := m.twoStrings(t, int(min(t.Arg(2), maxString)))
+	return cmpResult(strings.Compare(a, b)), err
+}
+
+func hStrcpy(m *Machine, t *Trap) (uint64, error) {
+	s, err := m.ReadCString(t.Arg(1), maxString)
+	if err != nil {
+		return 0, err
+	}
+	return t.Arg(0), m.WriteAt(append([]byte(s), 0), t.Arg(0))
+}
+
+// strncpy pads with NULs up to n and does not terminate a string of n or more bytes.
+func hStrncpy(m *Machine, t *Trap) (uint64, error) {
+	n := min(t.Arg(2), maxString)
+	s, err := m.ReadCString(t.Arg(1), int(n))
+	if err != nil {
+		return 0, err
+	}
+	b := make([]byte, n)
+	copy(b, s)
+	return t.Arg(0), m.WriteAt(b, t.Arg(0))
+}
+
+// strscpy(dst, src, size): copies and terminates; the length, or -E2BIG when truncated.
+func hStrscpy(m *Machine, t *Trap) (uint64, error) {
+	size := min(t.Arg(2), maxString)
+	if size == 0 {
+		return negErrno(syscall.E2BIG), nil
+	}
+	s, err := m.ReadCString(t.Arg(1), int(size))
+	if err != nil {
+		return 0, err
+	}
+	ret := uint64(len(s))
+	if uint64(len(s)) >= size {
+		s, ret = s[:size-1], negErrno(syscall.E2BIG)
+	}
+	return ret, m.WriteAt(append([]byte(s), 0), t.Arg(0))
+}
+
+// strlcpy(dst, src, size): returns strlen(src).
+func hStrlcpy(m *Machine, t *Trap) (uint64, error) {
+	s, err := m.ReadCString(t.Arg(1), maxString)
+	if err != nil {
+		return 0, err
+	}
+	if size := t.Arg(2); size > 0 {
+		c := s
+		if uint64(len(c)) >= size {
+			c = c[:size-1]
+		}
+		if err := m.WriteAt(append([]byte(c), 0), t.Arg(0)); err != nil {
+			return 0, err
+		}
+	}
+	return uint64(len(s)), nil
+}
+
+func hStrcat(m *Machine, t *Trap) (uint64, error) {
+	a, b, err := m.twoStrings(t, maxString)
+	if err != nil {
+		return 0, err
+	}
+	return t.Arg(0), m.WriteAt(append([]byte(b), 0), t.Arg(0)+uint64(len(a)))
+}
+
+func hStrchr(m *Machine, t *Trap) (uint64, error) {
+	s, err := m.ReadCString(t.Arg(0), maxString)
+	if err != nil {
+		return 0, err
+	}
+	c := byte(t.Arg(1))
+	if c == 0 {
+		return t.Arg(0) + uint64(len(s)), nil
+	}
+	if i := strings.IndexByte(s, c); i >= 0 {
+		return t.Arg(0) + uint64(i), nil
+	}
+	return 0, nil
+}
+
+func hStrrchr(m *Machine, t *Trap) (uint64, error) {
+	s, err := m.ReadCString(t.Arg(0), maxString)
+	if err != nil {
+		return 0, err
+	}
+	if i := strings.LastIndexByte(s+"\x00", byte(t.Arg(1))); i >= 0 {
+		return t.Arg(0) + uint64(i), nil
+	}
+	return 0, nil
+}
+
+func hStrstr(m *Machine, t *Trap) (uint64, error) {
+	a, b, err := m.twoStrings(t, maxString)
+	if err != nil {
+		return 0, err
+	}
+	if i := strings.Index(a, b); i >= 0 {
+		return t.Arg(0) + uint64(i), nil
+	}
+	return 0, nil
+}
+
+// hKstrto builds kstrto<type>(s, base, res): the kernel accepts one trailing newline, base 0 means
+// auto-detect (0x, 0), and results that do not fit are -ERANGE.
+func hKstrto(bits int, signed bool) Handler {
+	return func(m *Machine, t *Trap) (uint64, error) {
+		s, err := m.ReadCString(t.Arg(0), 64)
+		if err != nil {
+			return 0, err
+		}
+		s = strings.TrimSuffix(s, "\n")
+		base := int(t.Arg(1))
+		var v uint64
+		if signed {
+			n, err := strconv.ParseInt(s, base, bits)
+			if err != nil {
+				return kstrtoErr(err), nil
+			}
+			v = uint64(n)
+		} else {
+			s = strings.TrimPrefix(s, "+")
+			n, err := strconv.ParseUint(s, base, bits)
+			if err != nil {
+				return kstrtoErr(err), nil
+			}
+			v = n
+		}
+		b := make([]byte, bits/8)
+		for i := range b {
+			b[i] = byte(v >> (8 * i))
+		}
+		return 0, m.WriteAt(b, t.Arg(2))
+	}
+}
+
+func kstrtoErr(err error) uint64 {
+	if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange {
+		return negErrno(syscall.ERANGE)
+	}
+	return negErrno(syscall.EINVAL)
+}
+
+// kstrtobool(s, res): y/Y/1/on and n/N/0/off.
+func hKstrtobool(m *Machine, t *Trap) (uint64, error) {
+	s, err := m.ReadCString(t.Arg(0), 4)
+	if err != nil {
+		return 0, err
+	}
+	var v byte
+	switch {
+	case s == "":
+		return negErrno(syscall.EINVAL), nil
+	case strings.ContainsRune("yY1tT", rune(s[0])), strings.HasPrefix(strings.ToLower(s), "on"):
+		v = 1
+	case strings.ContainsRune("nN0fF", rune(s[0])), strings.HasPrefix(strings.ToLower(s), "of"):
+		v = 0
+	default:
+		return negErrno(syscall.EINVAL), nil
+	}
+	return 0, m.WriteAt([]byte{v}, t.Arg(1))
+}

@@ -1,0 +1,65 @@
+package machine
+
+import (
+	"fmt"
+
+	"kemu/printk"
+)
+
+// The kernel log is the printk package's ring buffer, stamped with the machine's virtual time.
+
+// printk stores formatted text (with an optional SOH level prefix) as the kernel's printk does.
+func (m *Machine) printk(text []byte) int {
+	return m.kernel.log.Printk(m.kernel.clock.ns, text)
+}
+
+// logf logs one kernel message at level.
+func (m *Machine) logf(level int, format string, args ...any) {
+	m.kernel.log.Store(printk.Message{TimeNS: m.kernel.clock.ns, Level: level}, []byte(fmt.Sprintf(format, args...)+"\n"))
+}
+
+// Dmesg is the kernel log as `dmesg` prints it: "[    0.123456] text" per record.
+func (m *Machine) Dmesg() string { return m.kernel.log.Dmesg() }
+
+// Messages is the kernel log's text without timestamps, one entry per record.
+func (m *Machine) Messages() []string {
+	recs := m.kernel.log.Records()
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = r.Text
+	}
+	return out
+}
+
+// Log levels the machine's own reports use.
+const (
+	levelEmerg   = printk.LevelEmerg
+	levelAlert   = printk.LevelAlert
+	levelCrit    = printk.LevelCrit
+	levelErr     = printk.LevelErr
+	levelWarning = printk.LevelWarning
+	levelNotice  = printk.LevelNotice
+	levelInfo    = printk.LevelInfo
+)
+
+// printkEnv is the guest as the formatter sees it.
+type printkEnv struct{ m *Machine }
+
+func (e printkEnv) ReadString(addr uint64, max int) (string, error) { return e.m.ReadCString(addr, max) }
+func (e printkEnv) Read(addr uint64, buf []byte) error              { return e.m.ReadAt(buf, addr) }
+func (e printkEnv) Symbolize(addr uint64) (string, uint64, uint64, string, bool) {
+	return e.m.symbolize(addr)
+}
+
+// format is the kernel's vsnprintf over this machine.
+func (m *Machine) format(fmtAddr uint64, args printk.Args) ([]byte, error) {
+	f, err := m.ReadCString(fmtAddr, 1<<16)
+	if err != nil {
+		return nil, err
+	}
+	return m.formatter().Format([]byte(f), args), nil
+}
+
+func (m *Machine) formatter() *printk.Formatter {
+	return &printk.Formatter{Env: printkEnv{m}, Options: printk.Options{PointerKey: [2]uint64{0x6b656d75, 0x6d616368}}}
+}

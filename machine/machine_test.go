@@ -1,0 +1,337 @@
+package machine
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"kemu/profile"
+)
+
+// A small kernel: just the symbols the tests' hand-assembled module code uses, at addresses laid
+// out as in a real System.map (text, then data, per-CPU offsets from 0).
+const (
+	kText        = 0xffffffff81000000
+	kFentry      = kText + 0x100
+	kPrintk      = kText + 0x200
+	kKmallocTr   = kText + 0x300
+	kKfree       = kText + 0x400
+	kMsleep      = kText + 0x500
+	kUnhandled   = kText + 0x600
+	kMutexLock   = kText + 0x700
+	kMutexUnlock = kText + 0x800
+	kInitcall    = kText + 0x1000
+	kReturnThunk = kText + 0x2000
+	kThunkRAX    = kText + 0x2010
+	kEtext       = kText + 0x400000
+	kJiffies     = 0xffffffff82000000
+	kCaches      = 0xffffffff82001000
+	kEnd         = 0xffffffff82100000
+	modBase      uint64 = 0xffffffffc0000000
+)
+
+func testProfile() *profile.Profile {
+	return profile.New(&profile.Profile{
+		Release:  "6.1.0-test-amd64",
+		Version:  "#1 SMP PREEMPT_DYNAMIC Debian 6.1.0-1",
+		Vermagic: "6.1.0-test-amd64 SMP preempt mod_unload modversions ",
+		Config:   map[string]string{"CONFIG_HZ": "250"},
+		Symbols: []profile.Symbol{
+			{Addr: 0, Type: 'D', Name: "__per_cpu_start"},
+			{Addr: 0, Type: 'D', Name: "fixed_percpu_data"},
+			{Addr: 0x1fbc0, Type: 'D', Name: "current_task"},
+			{Addr: 0x1fbc8, Type: 'D', Name: "__preempt_count"},
+			{Addr: 0x30000, Type: 'D', Name: "__per_cpu_end"},
+			{Addr: kText, Type: 'T', Name: "_text"},
+			{Addr: kFentry, Type: 'T', Name: "__fentry__"},
+			{Addr: kPrintk, Type: 'T', Name: "_printk"},
+			{Addr: kKmallocTr, Type: 'T', Name: "kmalloc_trace"},
+			{Addr: kKfree, Type: 'T', Name: "kfree"},
+			{Addr: kMsleep, Type: 'T', Name: "msleep"},
+			{Addr: kUnhandled, Type: 'T', Name: "some_unhandled_function"},
+			{Addr: kMutexLock, Type: 'T', Name: "mutex_lock"},
+			{Addr: kMutexUnlock, Type: 'T', Name: "mutex_unlock"},
+			{Addr: kInitcall, Type: 'T', Name: "do_one_initcall"},
+			{Addr: kReturnThunk, Type: 'T', Name: "__x86_return_thunk"},
+			{Addr: kThunkRAX, Type: 'T', Name: "__x86_indirect_thunk_rax"},
+			{Addr: kThunkRAX + 0x10, Type: 'T', Name: "__x86_indirect_thunk_rcx"},
+			{Addr: kEtext, Type: 'T', Name: "_etext"},
+			{Addr: kJiffies, Type: 'D', Name: "jiffies"},
+			{Addr: kJiffies, Type: 'D', Name: "jiffies_64"},
+			{Addr: kCaches, Type: 'D', Name: "kmalloc_caches"},
+			{Addr: kCaches + 0x1000, Type: 'D', Name: "page_offset_base"},
+			{Addr: kCaches + 0x1008, Type: 'D', Name: "__per_cpu_offset"},
+			{Addr: kCaches + 0x2000, Type: 'd', Name: "zz_after_data"},
+			{Addr: kEnd, Type: 'B', Name: "_end"},
+		},
+	})
+}
+
+// asm is a tiny x86-64 assembler for the handful of instructions the tests need, placed at modBase.
+type asm struct {
+	code []byte
+	data map[int]string // data offset fixups are resolved by the caller
+}
+
+func (a *asm) pc() uint64 { return codeBase + uint64(len(a.code)) }
+
+func (a *asm) rel32(op []byte, target uint64) {
+	end := a.pc() + uint64(len(op)) + 4
+	a.code = append(a.code, op...)
+	a.code = binary.LittleEndian.AppendUint32(a.code, uint32(int32(int64(target)-int64(end))))
+}
+
+func (a *asm) call(target uint64) { a.rel32([]byte{0xe8}, target) }
+func (a *asm) jmp(target uint64)  { a.rel32([]byte{0xe9}, target) }
+func (a *asm) leaRDI(target uint64) {
+	a.rel32([]byte{0x48, 0x8d, 0x3d}, target)
+}
+func (a *asm) movRSI(v uint32) {
+	a.code = append(a.code, 0x48, 0xc7, 0xc6)
+	a.code = binary.LittleEndian.AppendUint32(a.code, v)
+}
+func (a *asm) movRDX(v uint32) {
+	a.code = append(a.code, 0x48, 0xc7, 0xc2)
+	a.code = binary.LittleEndian.AppendUint32(a.code, v)
+}
+func (a *asm) movRDI(v uint32) {
+	a.code = append(a.code, 0x48, 0xc7, 0xc7)
+	a.code = binary.LittleEndian.AppendUint32(a.code, v)
+}
+func (a *asm) raw(b ...byte) { a.code = append(a.code, b...) }
+
+// loadModule maps code as the text of a module called name, with one function symbol covering it,
+// and a data page after it holding data.
+func loadModule(t *testing.T, m *Machine, name string, code []byte, data []byte) (fn, dataAddr uint64) {
+	t.Helper()
+	_, err := m.mapNew(modBase, pageSize, PermRead|PermExec)
+	require.NoError(t, err)
+	require.NoError(t, m.WriteAt(append(bytesOf(0xcc, int(codeBase-modBase)), code...), modBase))
+	dataAddr = modBase + pageSize
+	_, err = m.mapNew(dataAddr, pageSize, PermRead|PermWrite)
+	require.NoError(t, err)
+	require.NoError(t, m.WriteAt(data, dataAddr))
+	m.modules = append(m.modules, &guestModule{
+		name: name, flags: "OE", state: stateComing,
+		regions: []span{{modBase, modBase + 2*pageSize}},
+		symbols: []modSymbol{{name: name + "_init", addr: codeBase, size: uint64(len(code))}},
+		bugs:    map[uint64]bugEntry{}, extable: map[uint64]exEntry{},
+	})
+	return codeBase, dataAddr
+}
+
+// codeBase is where loadModule puts a test's code: far enough into the page for a full Code: line.
+const codeBase = modBase + 0x40
+
+func bytesOf(b byte, n int) []byte { return []byte(strings.Repeat(string([]byte{b}), n)) }
+
+func newTestMachine(t *testing.T, opts Options) *Machine {
+	t.Helper()
+	m, err := New(testProfile(), opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func TestCallPrintkAndReturn(t *testing.T) {
+	m := newTestMachine(t, Options{})
+	var a asm
+	data := uint64(modBase + pageSize)
+	a.call(kFentry)
+	a.leaRDI(data)
+	a.movRSI(42)
+	a.call(kPrintk)
+	a.raw(0xb8, 7, 0, 0, 0) // mov eax, 7
+	a.jmp(kReturnThunk)
+	fn, _ := loadModule(t, m, "hello", a.code, []byte("\x016hello: answer=%d\n\x00"))
+	ret, err := m.Call(fn)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(7), ret)
+	assert.Equal(t, []string{"hello: answer=42"}, m.Messages())
+	assert.Contains(t, m.Dmesg(), "[    0.000000] hello: answer=42\n")
+	stats := m.CallStats()
+	require.Len(t, stats, 1, "fentry and the return thunk run as real code, only _printk traps")
+	assert.Equal(t, "_printk", stats[0].Name)
+	assert.Equal(t, "hello:hello_init+0x18", stats[0].FirstCaller)
+}
+
+func TestKernelDataInitialised(t *testing.T) {
+	m := newTestMachine(t, Options{})
+	j, err := m.ReadU64(kJiffies)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(0x100000000-300*250), j, "INITIAL_JIFFIES for HZ=250")
+	pob, err := m.ReadU64(kCaches + 0x1000)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(0xffff888000000000), pob)
+	off, err := m.ReadU64(kCaches + 0x1008)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(perCPUAddr), off)
+	cur, err := m.ReadU64(perCPUAddr + 0x1fbc0)
+	require.NoError(t, err)
+	assert.Equal(t, m.task, cur)
+	canary, err := m.ReadU64(perCPUAddr + 0x28)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(stackCanary), canary)
+	c8, err := m.ReadU64(kCaches + 8*3) // kmalloc_caches[0][3]: kmalloc-8
+	require.NoError(t, err)
+	require.Contains(t, m.kernel.caches, c8)
+	assert.Equal(t, uint64(8), m.kernel.caches[c8].size)
+}
+
+func TestMsleepMovesVirtualTime(t *testing.T) {
+	m := newTestMachine(t, Options{})
+	var a asm
+	a.movRDI(1000)
+	a.call(kMsleep)
+	a.raw(0xc3)
+	fn, _ := loadModule(t, m, "sleeper", a.code, nil)
+	_, err := m.Call(fn)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1004e6), m.kernel.clock.ns)
+	j, _ := m.ReadU64(kJiffies)
+	assert.Equal(t, uint64(0x100000000-300*250+251), j)
+}
+
+func TestNullDereferenceOops(t *testing.T) {
+	m := newTestMachine(t, Options{})
+	var a asm
+	a.call(kFentry)
+	a.raw(0x48, 0xc7, 0x04, 0x25, 0, 0, 0, 0, 1, 0, 0, 0) // movq $1, 0x0
+	a.raw(0xc3)
+	fn, _ := loadModule(t, m, "fault_null", a.code, nil)
+	_, err := m.Call(fn)
+	require.ErrorIs(t, err, errTaskDied)
+	log := strings.Join(m.Messages(), "\n")
+	assert.Contains(t, log, "BUG: kernel NULL pointer dereference, address: 0000000000000000")
+	assert.Contains(t, log, "#PF: supervisor write access in kernel mode")
+	assert.Contains(t, log, "#PF: error_code(0x0002) - not-present page")
+	assert.Contains(t, log, "Oops: 0002 [#1] PREEMPT SMP NOPTI")
+	assert.Contains(t, log, "CPU: 0 PID: 1000 Comm: insmod Not tainted 6.1.0-test-amd64 #1")
+	assert.Contains(t, log, "RIP: 0010:fault_null_init+0x5/0x12 [fault_null]")
+	assert.Contains(t, log, "Code: ")
+	assert.Contains(t, log, " <48> c7 04 25 00 00 00 00 01")
+	assert.Contains(t, log, "Modules linked in: fault_null(OE+)")
+	assert.Contains(t, log, "CR2: 0000000000000000")
+	assert.Contains(t, log, "---[ end trace 0000000000000000 ]---")
+	assert.Contains(t, m.taint.kernelString(), "D")
+
+	// The machine goes on: another call works and the next oops is #2.
+	_, err = m.Call(fn)
+	require.ErrorIs(t, err, errTaskDied)
+	assert.Contains(t, strings.Join(m.Messages(), "\n"), "Oops: 0002 [#2] PREEMPT SMP NOPTI")
+}
+
+func TestUseAfterFreeFaults(t *testing.T) {
+	m := newTestMachine(t, Options{})
+	var a asm
+	a.raw(0x53)              // push rbx
+	a.movRDI(0)              // cache (ignored by the handler)
+	a.movRSI(0xcc0)          // GFP_KERNEL
+	a.movRDX(64)             // size
+	a.call(kKmallocTr)       //
+	a.raw(0x48, 0x89, 0xc3)  // mov rbx, rax
+	a.raw(0xc6, 0x03, 0x41)  // movb $0x41, (rbx)
+	a.raw(0x48, 0x89, 0xc7)  // mov rdi, rax
+	a.call(kKfree)           //
+	a.raw(0x8a, 0x03)        // mov al, (rbx): use after free
+	a.raw(0x5b, 0xc3)        // pop rbx; ret
+	fn, _ := loadModule(t, m, "fault_uaf", a.code, nil)
+	_, err := m.Call(fn)
+	require.ErrorIs(t, err, errTaskDied)
+	log := strings.Join(m.Messages(), "\n")
+	regs := m.snapshot()
+	assert.Contains(t, log, fmt.Sprintf("BUG: unable to handle page fault for address: %016x", regs.gp[1]), "the freed object, still in rbx")
+	assert.Contains(t, log, "#PF: supervisor read access in kernel mode")
+}
+
+func TestRunawayLoopIsSoftLockup(t *testing.T) {
+	m := newTestMachine(t, Options{Budget: 100000})
+	fn, _ := loadModule(t, m, "fault_loop", []byte{0xeb, 0xfe}, nil) // jmp .
+	_, err := m.Call(fn)
+	require.ErrorIs(t, err, errTaskDied)
+	log := strings.Join(m.Messages(), "\n")
+	assert.Contains(t, log, "watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [insmod:1000]")
+	assert.Contains(t, log, "RIP: 0010:fault_loop_init+0x0/0x2 [fault_loop]")
+}
+
+func TestUnimplementedFunction(t *testing.T) {
+	var a asm
+	a.call(kUnhandled)
+	a.raw(0xc3)
+	for _, strict := range []bool{false, true} {
+		m := newTestMachine(t, Options{Strict: strict})
+		fn, _ := loadModule(t, m, "caller", a.code, nil)
+		_, err := m.Call(fn)
+		if strict {
+			require.ErrorIs(t, err, errTaskDied)
+			assert.Contains(t, strings.Join(m.Messages(), "\n"), "unimplemented kernel function some_unhandled_function called from caller:caller_init+0x5")
+		} else {
+			require.NoError(t, err)
+			assert.Contains(t, m.Summary(), "unimplemented: some_unhandled_function (1 calls, first from caller:caller_init+0x5)")
+		}
+	}
+}
+
+func TestWarnContinues(t *testing.T) {
+	m := newTestMachine(t, Options{})
+	code := []byte{0x0f, 0x0b, 0xb8, 5, 0, 0, 0, 0xc3} // ud2; mov eax, 5; ret
+	fn, _ := loadModule(t, m, "fault_warn", code, nil)
+	m.modules[0].bugs[fn] = bugEntry{file: "fault_warn.c", line: 12, warning: true}
+	ret, err := m.Call(fn)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(5), ret)
+	log := strings.Join(m.Messages(), "\n")
+	assert.Contains(t, log, "------------[ cut here ]------------")
+	assert.Contains(t, log, "WARNING: CPU: 0 PID: 1000 at fault_warn.c:12 fault_warn_init+0x0/0x8 [fault_warn]")
+	assert.Contains(t, m.taint.kernelString(), "W")
+}
+
+func TestBugIsOops(t *testing.T) {
+	m := newTestMachine(t, Options{})
+	fn, _ := loadModule(t, m, "fault_bug", []byte{0x90, 0x0f, 0x0b}, nil)
+	m.modules[0].bugs[fn+1] = bugEntry{file: "fault_bug.c", line: 9}
+	_, err := m.Call(fn)
+	require.ErrorIs(t, err, errTaskDied)
+	log := strings.Join(m.Messages(), "\n")
+	assert.Contains(t, log, "kernel BUG at fault_bug.c:9!")
+	assert.Contains(t, log, "invalid opcode: 0000 [#1] PREEMPT SMP NOPTI")
+	assert.Contains(t, log, "<0f> 0b")
+}
+
+func TestIndirectThunkAndHostSafety(t *testing.T) {
+	m := newTestMachine(t, Options{})
+	var a asm
+	a.leaRDI(modBase + pageSize) // format
+	a.raw(0x48, 0xb8)            // movabs rax, _printk
+	a.code = binary.LittleEndian.AppendUint64(a.code, kPrintk)
+	a.call(kThunkRAX)            // indirect call through the retpoline thunk
+	a.raw(0xc3)
+	fn, _ := loadModule(t, m, "indirect", a.code, []byte("%s\n\x00"))
+	m.setReg(argRegs[1], 0xdead000000000000) // a bad %s pointer must not crash the host
+	_, err := m.Call(fn, 0, 0xdead000000000000)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"(efault)"}, m.Messages())
+}
+
+func BenchmarkTrap(b *testing.B) {
+	m, err := New(testProfile(), Options{})
+	require.NoError(b, err)
+	defer m.Close()
+	var a asm
+	a.movRDI(0)
+	a.call(kMsleep)
+	a.raw(0xc3)
+	_, err = m.mapNew(modBase, pageSize, PermRead|PermExec)
+	require.NoError(b, err)
+	require.NoError(b, m.WriteAt(append(bytesOf(0xcc, int(codeBase-modBase)), a.code...), modBase))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := m.Call(codeBase); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,188 @@
+package machine
+
+import (
+	"errors"
+	"fmt"
+
+	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
+)
+
+// Running guest code. Call starts the CPU at a function with a return address the guest can never
+// execute (an address in the kernel image, normally inside do_one_initcall as in a real trace), and
+// every stop of the CPU is classified: the callee returned, module code called the kernel (a trap,
+// dispatched and resumed), or module code faulted (an oops). Calls nest: a handler may call back
+// into module code (a timer, a notifier) on the same stack.
+
+// regsPtRegs leaves room for struct pt_regs at the top of the stack, where the syscall entry puts it.
+const ptRegsSize = 168
+
+// fallbackReturn is an unmapped address in the kernel text mapping, below _text, used as the return
+// address of a call when the profile has no do_one_initcall.
+const fallbackReturn = 0xffffffff80001000
+
+// maxTraps bounds the kernel calls one guest call may make, so a loop around a kernel call (which
+// never exhausts a per-run instruction budget) also ends as a soft lockup.
+const maxTraps = 5_000_000
+
+// Call runs the guest function at fn with integer arguments and returns its rax. The error is
+// errTaskDied (wrapped) when the code oopsed; the report is already in the kernel log.
+func (m *Machine) Call(fn uint64, args ...uint64) (uint64, error) {
+	if len(args) > len(argRegs) {
+		return 0, fmt.Errorf("call %#x: %d arguments, at most %d supported", fn, len(args), len(argRegs))
+	}
+	if m.dead {
+		return 0, errMachineHalted
+	}
+	var saved uc.Context
+	rsp := m.stackTop - ptRegsSize
+	if m.depth > 0 {
+		ctx, err := m.cpu.ContextSave(nil)
+		if err != nil {
+			return 0, fmt.Errorf("call %#x: save CPU state: %w", fn, err)
+		}
+		saved = ctx
+		rsp = m.reg(uc.X86_REG_RSP) - 256 // below the caller's frame
+	}
+	m.depth++
+	defer func() {
+		m.depth--
+		if saved != nil {
+			_ = m.cpu.ContextRestore(saved)
+		}
+	}()
+	ret := m.returnSite()
+	rsp = rsp&^15 - 8 // entry alignment: rsp+8 is 16-byte aligned
+	if err := m.WriteU64(rsp, ret); err != nil {
+		return 0, fmt.Errorf("call %#x: push return address: %w", fn, err)
+	}
+	m.setReg(uc.X86_REG_RSP, rsp)
+	m.setReg(uc.X86_REG_RBP, 0)
+	for i, a := range args {
+		m.setReg(argRegs[i], a)
+	}
+	return m.run(fn, ret)
+}
+
+// returnSite is where calls from the kernel into module code return: do_one_initcall+0x41, the
+// instruction after the indirect call in Debian's 6.1 build, so call traces end as the kernel's do.
+func (m *Machine) returnSite() uint64 {
+	if s, ok := m.prof.Lookup("do_one_initcall"); ok && m.inImage(s.Addr) {
+		return s.Addr + 0x41
+	}
+	return fallbackReturn
+}
+
+var errMachineHalted = errors.New("machine halted by a kernel panic")
+
+// run drives the CPU from pc until the current call returns to ret.
+func (m *Machine) run(pc, ret uint64) (uint64, error) {
+	for traps := 0; ; traps++ {
+		if traps > maxTraps {
+			return 0, m.softLockup()
+		}
+		m.faulted = false
+		err := m.cpu.StartWithOptions(pc, 0, &uc.UcOptions{Count: m.opts.Budget})
+		rip := m.reg(uc.X86_REG_RIP)
+		if err == nil {
+			// Unicorn stopped without an error: the instruction budget ran out.
+			return 0, m.softLockup()
+		}
+		var ucErr uc.UcError
+		if !errors.As(err, &ucErr) {
+			return 0, fmt.Errorf("cpu at %#x: %w", rip, err)
+		}
+		switch ucErr {
+		case uc.ERR_FETCH_PROT, uc.ERR_FETCH_UNMAPPED:
+			if rip == ret {
+				return m.reg(uc.X86_REG_RAX), nil
+			}
+			if m.dispatch.isTrap(rip) {
+				next, err := m.trap(rip)
+				if err != nil {
+					return 0, err
+				}
+				pc = next
+				continue
+			}
+			return 0, m.pageFaultOops(m.fetchFault(rip))
+		case uc.ERR_EXCEPTION:
+			// int3 on a hot-thunk page: a call to a kernel function sharing the page.
+			if m.onHotPage(rip-1) && m.dispatch.isTrap(rip-1) {
+				next, err := m.trap(rip - 1)
+				if err != nil {
+					return 0, err
+				}
+				pc = next
+				continue
+			}
+			return 0, m.exceptionOops(rip)
+		case uc.ERR_INSN_INVALID:
+			next, err := m.invalidOpcode(rip)
+			if err != nil {
+				return 0, err
+			}
+			pc = next
+		case uc.ERR_READ_UNMAPPED, uc.ERR_WRITE_UNMAPPED, uc.ERR_READ_PROT, uc.ERR_WRITE_PROT:
+			f := m.lastFault
+			if !m.faulted {
+				f = Fault{Addr: rip, Access: AccessRead}
+			}
+			if next, ok := m.exceptionFixup(rip); ok {
+				pc = next
+				continue
+			}
+			return 0, m.pageFaultOops(&f)
+		default:
+			return 0, m.exceptionOops(rip)
+		}
+	}
+}
+
+// fetchFault is the fault of an instruction fetch at rip that is not a kernel call.
+func (m *Machine) fetchFault(rip uint64) *Fault {
+	if m.faulted {
+		f := m.lastFault
+		return &f
+	}
+	return &Fault{Addr: rip, Access: AccessFetch}
+}
+
+// trap runs the handler for the kernel function at addr and returns where the guest resumes: the
+// caller's return address, with the result in rax and the return address popped.
+func (m *Machine) trap(addr uint64) (uint64, error) {
+	vals, err := m.cpu.RegReadBatch(append(argRegs[:len(argRegs):len(argRegs)], uc.X86_REG_RSP))
+	if err != nil {
+		return 0, fmt.Errorf("trap at %#x: read registers: %w", addr, err)
+	}
+	var regs [6]uint64
+	copy(regs[:], vals)
+	rsp := vals[6]
+	m.setReg(uc.X86_REG_RIP, addr)
+	ret, retAddr, err := m.dispatch.call(addr, regs, rsp)
+	if err != nil {
+		return 0, m.handlerFailed(addr, err)
+	}
+	m.setReg(uc.X86_REG_RAX, ret)
+	m.setReg(uc.X86_REG_RSP, rsp+8)
+	return retAddr, nil
+}
+
+// handlerFailed turns a handler's error into what the kernel would have done.
+func (m *Machine) handlerFailed(addr uint64, err error) error {
+	var f *Fault
+	var un *errUnimplemented
+	var bug *kernelBug
+	switch {
+	case errors.Is(err, errTaskDied), errors.Is(err, errMachineHalted):
+		return err // a nested call already reported it
+	case errors.As(err, &f):
+		return m.pageFaultOops(f)
+	case errors.As(err, &un):
+		return m.unimplementedReport(un)
+	case errors.As(err, &bug):
+		return m.bugOops(bug)
+	case errors.As(err, new(*kernelPanic)):
+		return m.panicMachine(err.(*kernelPanic))
+	}
+	return fmt.Errorf("kernel function at %#x: %w", addr, err)
+}
