@@ -3,7 +3,6 @@ package loader
 import (
 	"crypto/x509"
 	"fmt"
-	"sort"
 	"strings"
 	"syscall"
 
@@ -84,7 +83,7 @@ func (k *Kernel) Find(name string) (*Module, bool) {
 // ModuleAt returns the module whose core or init region contains addr (__module_address).
 func (k *Kernel) ModuleAt(addr uint64) (*Module, bool) {
 	for _, m := range k.modules {
-		if m.State != Unformed && (m.Core.Contains(addr) || m.Init.Contains(addr)) {
+		if m.State != Unformed && (m.Core.Contains(addr) || (!m.InitFreed && m.Init.Contains(addr))) {
 			return m, true
 		}
 	}
@@ -147,6 +146,7 @@ func (k *Kernel) MarkLive(m *Module, initRet int) error {
 	if m.Init.Size != 0 {
 		k.mem.ModuleFree(m.Init.Addr, m.Init.Size)
 	}
+	m.InitFreed = true
 	return nil
 }
 
@@ -214,7 +214,7 @@ func (k *Kernel) free(m *Module) {
 			k.mem.KernelFree(p.heap)
 		}
 	}
-	if m.Init.Size != 0 && m.State != Live {
+	if m.Init.Size != 0 && !m.InitFreed {
 		k.mem.ModuleFree(m.Init.Addr, m.Init.Size)
 	}
 	if m.Core.Size != 0 {
@@ -271,14 +271,4 @@ func (k *Kernel) refModule(a, b *Module) error {
 	b.usedBy = append([]*Module{a}, b.usedBy...) // list_add: newest first
 	a.uses = append([]*Module{b}, a.uses...)
 	return nil
-}
-
-// exportsOf lists the exports of all formed modules, sorted by name (for tools).
-func (k *Kernel) exportsOf() []Export {
-	var out []Export
-	for _, m := range k.Modules() {
-		out = append(out, m.Exports...)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
 }

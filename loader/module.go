@@ -173,6 +173,7 @@ type Module struct {
 	Versions []Version // nil when the module has no __versions (or its use was ignored)
 
 	Core, Init Region
+	InitFreed  bool   // init finished: the init region is freed (the caller unmaps it) and its symbols are gone
 	Percpu     Region // Size 0 when the module has no per-CPU data
 	Sections   []Section
 
@@ -214,7 +215,7 @@ func (m *Module) SymbolAt(addr uint64) (sym Symbol, off uint64, ok bool) {
 	best := -1
 	for i, s := range m.Symbols {
 		if s.Addr <= addr && (best < 0 || s.Addr > m.Symbols[best].Addr) {
-			if m.State == Live && s.Init {
+			if m.InitFreed && s.Init {
 				continue
 			}
 			best = i
@@ -224,7 +225,7 @@ func (m *Module) SymbolAt(addr uint64) (sym Symbol, off uint64, ok bool) {
 		return Symbol{}, 0, false
 	}
 	s := m.Symbols[best]
-	if !m.Core.Contains(addr) && !m.Init.Contains(addr) {
+	if !m.Core.Contains(addr) && (m.InitFreed || !m.Init.Contains(addr)) {
 		return Symbol{}, 0, false
 	}
 	return s, addr - s.Addr, true
