@@ -172,6 +172,7 @@ func (info *loadInfo) setup() error {
 	}
 	info.mod.Name = info.name
 	info.mod.Path = info.opts.Path
+	info.mod.SigOK = info.sigOK
 	if info.opts.Flags&IgnoreModversions == 0 {
 		info.idxVers = f.findSec("__versions")
 	}

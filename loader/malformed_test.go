@@ -49,10 +49,14 @@ func (e *elfEdit) put32(b []byte, v uint64) { le.PutUint32(b, uint32(v)) }
 func (e *elfEdit) put64(b []byte, v uint64) { le.PutUint64(b, v) }
 
 // data returns the file bytes of section i.
-func (e *elfEdit) data(i int) []byte { return e.b[e.f.secs[i].Offset : e.f.secs[i].Offset+e.f.secs[i].Size] }
+func (e *elfEdit) data(i int) []byte {
+	return e.b[e.f.secs[i].Offset : e.f.secs[i].Offset+e.f.secs[i].Size]
+}
 
 // rela returns relocation n of the RELA section called name.
-func (e *elfEdit) rela(name string, n int) []byte { return e.data(e.sec(name))[n*relaSize : (n+1)*relaSize] }
+func (e *elfEdit) rela(name string, n int) []byte {
+	return e.data(e.sec(name))[n*relaSize : (n+1)*relaSize]
+}
 
 // symbol returns the symtab entry of the symbol called name.
 func (e *elfEdit) symbol(name string) []byte {

@@ -1,0 +1,273 @@
+package loader
+
+import (
+	"crypto/x509"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"kemu/mmu"
+	"kemu/modsign"
+)
+
+// loadLive loads a fixture and completes its init as the machine would on success.
+func loadLive(t *testing.T, k *Kernel, name string) *Module {
+	t.Helper()
+	m, err := k.Load(fixture(t, name), LoadOptions{})
+	require.NoError(t, err)
+	require.NoError(t, k.MarkLive(m, 0))
+	return m
+}
+
+func TestFixtures(t *testing.T) {
+	cases := []struct {
+		name   string
+		deps   []string
+		errno  syscall.Errno
+		msg    string
+		taints string
+	}{
+		{name: "hello", taints: "OE"},
+		{name: "chardev", taints: "OE"},
+		{name: "producer", taints: "OE"},
+		{name: "consumer", deps: []string{"producer"}, taints: "OE"},
+		{name: "consumer_nons", deps: []string{"producer"}, errno: syscall.EINVAL,
+			msg: "consumer_nons: Unknown symbol producer_secret (err -22)"},
+		{name: "consumer", errno: syscall.ENOENT, msg: "consumer: Unknown symbol producer_describe (err -2)"},
+		{name: "proprietary", errno: syscall.ENOENT, msg: "proprietary: Unknown symbol ktime_get (err -2)"},
+		{name: "compute", taints: "OE"},
+		{name: "timers", taints: "OE"},
+		{name: "procfs", taints: "OE"},
+		{name: "fault_null", taints: "OE"},
+		{name: "hot8", deps: []string{"hot9"}, taints: "OE"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(append(c.deps, c.name), "+"), func(t *testing.T) {
+			var log []string
+			k, _ := testKernel(t, &log)
+			for _, d := range c.deps {
+				loadLive(t, k, d)
+			}
+			m, err := k.Load(fixture(t, c.name), LoadOptions{})
+			if c.errno != 0 {
+				require.Error(t, err)
+				assert.Equal(t, c.errno, Errno(err))
+				assert.Contains(t, err.Error(), c.msg)
+				assert.Contains(t, log, c.msg)
+				_, found := k.Find(c.name)
+				assert.False(t, found)
+				return
+			}
+			require.NoError(t, err, "log %q", log)
+			assert.Equal(t, c.name, m.Name)
+			assert.Equal(t, Coming, m.State)
+			assert.Equal(t, c.taints, m.Taints.String())
+			assert.NotZero(t, m.InitFunc, "init_module found through .rela.gnu.linkonce.this_module")
+			assert.True(t, m.Core.Contains(m.ThisModule))
+			// Every range is page aligned, covers its region exactly once and text is never writable.
+			for _, r := range []Region{m.Core, m.Init} {
+				next := r.Addr
+				for _, rg := range r.Ranges {
+					assert.Equal(t, next, rg.Addr)
+					assert.Zero(t, rg.Addr%PageSize)
+					assert.Zero(t, rg.Size%PageSize)
+					assert.False(t, rg.Perm&mmu.Write != 0 && rg.Perm&mmu.Exec != 0, "W^X")
+					next += rg.Size
+				}
+				assert.Equal(t, r.Addr+r.Size, next)
+				assert.Len(t, r.Bytes, int(r.Size))
+			}
+			s, ok := m.Lookup("init_module")
+			require.True(t, ok)
+			assert.Equal(t, m.InitFunc, s.Addr)
+			assert.True(t, s.Init)
+		})
+	}
+}
+
+func TestProducerConsumer(t *testing.T) {
+	var log []string
+	k, _ := testKernel(t, &log)
+	prod := loadLive(t, k, "producer")
+
+	byName := map[string]Export{}
+	for _, e := range prod.Exports {
+		byName[e.Name] = e
+	}
+	require.Contains(t, byName, "producer_secret")
+	assert.Equal(t, "KEMU_DEMO", byName["producer_secret"].Namespace)
+	assert.True(t, byName["producer_secret"].GPLOnly)
+	assert.True(t, byName["producer_describe"].GPLOnly)
+	assert.False(t, byName["producer_add"].GPLOnly)
+	assert.True(t, byName["producer_add"].HasCRC)
+	add, ok := prod.Lookup("producer_add")
+	require.True(t, ok)
+	assert.Equal(t, add.Addr, byName["producer_add"].Addr, "PREL32 kernel_symbol value resolves to the function")
+	assert.Equal(t, byte('T'), add.Type, "non-GPL exports are upper-case in kallsyms")
+	desc, _ := prod.Lookup("producer_describe")
+	assert.Equal(t, byte('t'), desc.Type, "GPL-only exports stay lower-case")
+
+	cons, err := k.Load(fixture(t, "consumer"), LoadOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, []*Module{cons}, prod.UsedBy())
+	assert.Equal(t, 1, prod.Refcount())
+	assert.Equal(t, 1, cons.Refcount(), "init reference while COMING")
+	assert.Contains(t, k.ProcModules(), "consumer "+itoa(cons.Core.Size+cons.Init.Size)+" 1 - Loading 0x")
+	assert.Contains(t, k.ProcModules(), " (OE+)\n")
+	require.NoError(t, k.MarkLive(cons, 0))
+	assert.Equal(t, 0, cons.Refcount())
+
+	// The consumer's relocated call reaches the producer's function.
+	assert.Equal(t, "producer "+itoa(prod.Core.Size)+" 1 consumer, Live 0x"+hex16(prod.Core.Addr)+" (OE)\n", prod.ProcModulesLine())
+	assert.Equal(t, "Module                  Size  Used by\n"+
+		padLsmod("consumer", cons.Core.Size, 0, "")+
+		padLsmod("producer", prod.Core.Size, 1, " consumer"), k.Lsmod())
+
+	// delete_module's rules.
+	_, err = k.Delete("producer", false)
+	assert.Equal(t, syscall.EWOULDBLOCK, Errno(err), "in use by consumer")
+	_, err = k.Delete("nosuch", false)
+	assert.Equal(t, syscall.ENOENT, Errno(err))
+	k.Get(cons)
+	_, err = k.Delete("consumer", false)
+	assert.Equal(t, syscall.EWOULDBLOCK, Errno(err), "refcount held")
+	got, err := k.Delete("consumer", true)
+	require.NoError(t, err, "forced")
+	assert.NotZero(t, k.Taint()&TaintForcedRmmod)
+	assert.Equal(t, Going, got.State)
+	k.Remove(got)
+	assert.Empty(t, prod.UsedBy())
+	assert.Equal(t, 0, prod.Refcount())
+	got, err = k.Delete("producer", false)
+	require.NoError(t, err)
+	k.Remove(got)
+	assert.Empty(t, k.Modules())
+}
+
+func TestRegistryRules(t *testing.T) {
+	var log []string
+	k, _ := testKernel(t, &log)
+	hello, err := k.Load(fixture(t, "hello"), LoadOptions{})
+	require.NoError(t, err)
+
+	_, err = k.Load(fixture(t, "hello"), LoadOptions{})
+	assert.Equal(t, syscall.EBUSY, Errno(err), "same name still loading")
+	_, err = k.Delete("hello", false)
+	assert.Equal(t, syscall.EBUSY, Errno(err), "not live yet")
+
+	require.NoError(t, k.MarkLive(hello, 0))
+	assert.True(t, hello.InitFreed)
+	_, ok := hello.Lookup("init_module")
+	assert.True(t, ok)
+	assert.NotContains(t, k.Kallsyms(), "init_module", "init symbols leave kallsyms after init")
+	assert.Contains(t, k.Kallsyms(), "\t[hello]\n")
+
+	_, err = k.Load(fixture(t, "hello"), LoadOptions{})
+	assert.Equal(t, syscall.EEXIST, Errno(err))
+
+	// Taint messages are printed once per kernel, the taint accumulates.
+	assert.Equal(t, 1, count(log, "loading out-of-tree module taints kernel."))
+	loadLive(t, k, "chardev")
+	assert.Equal(t, 1, count(log, "loading out-of-tree module taints kernel."))
+	assert.Equal(t, 1, count(log, "module verification failed"))
+	assert.Equal(t, TaintOOTModule|TaintUnsigned, k.Taint())
+	assert.Equal(t, "Tainted: G           OE     ", k.Taint().KernelString())
+
+	// A failing init unwinds everything.
+	m, err := k.Load(fixture(t, "fault_enodev"), LoadOptions{})
+	require.NoError(t, err)
+	err = k.FailInit(m, -int(syscall.ENODEV))
+	assert.Equal(t, syscall.ENODEV, Errno(err))
+	_, found := k.Find("fault_enodev")
+	assert.False(t, found)
+}
+
+func TestForceFlags(t *testing.T) {
+	var log []string
+	k, _ := testKernel(t, &log)
+	e := editFixture(t, "hello")
+	e.replace(".modinfo", "SMP", "XMP")
+	_, err := k.Load(e.b, LoadOptions{})
+	require.Error(t, err)
+	m, err := k.Load(e.b, LoadOptions{Flags: IgnoreVermagic})
+	require.NoError(t, err)
+	assert.Equal(t, "FOE", m.Taints.String())
+	assert.Contains(t, log, "hello: bad vermagic: kernel tainted.")
+	k.FailInit(m, -1)
+
+	log = nil
+	k, _ = testKernel(t, &log)
+	m, err = k.Load(fixture(t, "hello"), LoadOptions{Flags: IgnoreModversions})
+	require.NoError(t, err)
+	assert.Nil(t, m.Versions)
+	assert.Equal(t, "FOE", m.Taints.String())
+	assert.Contains(t, log, "hello: module_layout: kernel tainted.")
+}
+
+func TestSignatures(t *testing.T) {
+	signed := fixture(t, "hello_signed")
+	certs := fixtureCerts(t)
+	cases := []struct {
+		name    string
+		enforce bool
+		certs   []*x509.Certificate
+		file    []byte
+		errno   syscall.Errno
+		taints  string
+	}{
+		{"signed, trusted key", true, certs, signed, 0, "O"},
+		{"signed, unknown key, not enforced", false, nil, signed, 0, "OE"},
+		{"signed, unknown key, enforced", true, nil, signed, syscall.EKEYREJECTED, ""},
+		{"unsigned, enforced", true, certs, fixture(t, "hello"), syscall.EKEYREJECTED, ""},
+		{"signature corrupted", false, certs, corruptSig(signed), syscall.EKEYREJECTED, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var log []string
+			k, _ := testKernel(t, &log)
+			k.cfg.SigEnforce, k.cfg.Certs = c.enforce, c.certs
+			m, err := k.Load(c.file, LoadOptions{})
+			if c.errno != 0 {
+				assert.Equal(t, c.errno, Errno(err), "%v", err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, c.taints, m.Taints.String())
+			assert.Equal(t, c.certs != nil, m.SigOK)
+		})
+	}
+}
+
+// corruptSig flips a byte of the signature's payload so the digest no longer matches.
+func corruptSig(b []byte) []byte {
+	out := append([]byte(nil), b...)
+	out[100] ^= 0xff
+	return out
+}
+
+func fixtureCerts(t *testing.T) []*x509.Certificate {
+	certs, err := modsign.LoadCerts(filepath.Join("..", "testdata", "keys", "kemu-test-signing-cert.der"))
+	require.NoError(t, err)
+	return certs
+}
+
+func count(log []string, sub string) int {
+	n := 0
+	for _, l := range log {
+		if strings.Contains(l, sub) {
+			n++
+		}
+	}
+	return n
+}
+
+func itoa(v uint64) string  { return fmt.Sprint(v) }
+func hex16(v uint64) string { return fmt.Sprintf("%016x", v) }
+func padLsmod(name string, size uint64, used int, holders string) string {
+	return fmt.Sprintf("%-19s %8d  %d%s\n", name, size, used, holders)
+}
