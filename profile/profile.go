@@ -40,23 +40,28 @@ type Profile struct {
 	BTF      []byte            // the raw .BTF section of vmlinux; nil when the source had none
 
 	byName map[string]int // index into Symbols of the first symbol with that name
+	types  *typeIndex     // BTF, parsed on first use (btf.go)
 }
 
 // finish sorts the tables and builds the indexes; every constructor calls it last.
 func (p *Profile) finish() {
-	sort.SliceStable(p.Symbols, func(i, j int) bool {
-		if p.Symbols[i].Addr != p.Symbols[j].Addr {
-			return p.Symbols[i].Addr < p.Symbols[j].Addr
-		}
-		return p.Symbols[i].Name < p.Symbols[j].Name
-	})
+	sort.SliceStable(p.Symbols, func(i, j int) bool { return symbolLess(p.Symbols[i], p.Symbols[j]) })
 	sort.SliceStable(p.Exports, func(i, j int) bool { return p.Exports[i].Name < p.Exports[j].Name })
+	p.types = &typeIndex{raw: p.BTF}
 	p.byName = make(map[string]int, len(p.Symbols))
 	for i, s := range p.Symbols {
 		if _, dup := p.byName[s.Name]; !dup {
 			p.byName[s.Name] = i
 		}
 	}
+}
+
+// symbolLess orders System.map symbols by address, then name.
+func symbolLess(a, b Symbol) bool {
+	if a.Addr != b.Addr {
+		return a.Addr < b.Addr
+	}
+	return a.Name < b.Name
 }
 
 // Export returns the export record for name, if any part of the kernel exports it.

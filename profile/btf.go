@@ -1,0 +1,403 @@
+package profile
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/cilium/ebpf/btf"
+)
+
+// ErrNoBTF is returned by the type lookups of a Profile built without BTF.
+var ErrNoBTF = errors.New("profile has no BTF (vmlinux built without CONFIG_DEBUG_INFO_BTF, or none was given)")
+
+// ErrNoType is wrapped by lookups of a type or field the kernel's BTF does not have.
+var ErrNoType = errors.New("not in the kernel's BTF")
+
+// Struct is the layout of a kernel struct or union, as BTF records it.
+type Struct struct {
+	Name  string // without the "struct "/"union " keyword
+	Union bool   // a union rather than a struct
+	Size  uint64 // sizeof, in bytes
+
+	typ   btf.Type // *btf.Struct or *btf.Union
+	types *typeIndex
+}
+
+// Field is where a (possibly nested) member lies inside the struct it was looked up from.
+type Field struct {
+	Path      string // the dotted path it was looked up by
+	Offset    uint64 // bytes from the start of the outermost struct (for a bitfield: the byte holding its first bit)
+	Size      uint64 // sizeof the member's declared type, in bytes
+	BitOffset uint64 // bits from the start of the outermost struct
+	BitSize   uint64 // width of a bitfield; 0 for an ordinary member
+	Type      string // the member's C type, e.g. "const char *", "struct list_head", "int[4]"
+}
+
+// Enum is a kernel enumeration and its enumerators in declaration order.
+type Enum struct {
+	Name   string
+	Size   uint32 // bytes
+	Signed bool
+	Values []EnumValue
+}
+
+// EnumValue is one enumerator; Value holds the bits, read as signed when the Enum is.
+type EnumValue struct {
+	Name  string
+	Value int64
+}
+
+// Value returns the value of the enumerator called name.
+func (e *Enum) Value(name string) (int64, bool) {
+	for _, v := range e.Values {
+		if v.Name == name {
+			return v.Value, true
+		}
+	}
+	return 0, false
+}
+
+// typeIndex parses a profile's BTF on first use and caches what was looked up. cilium/ebpf's Spec
+// inflates types lazily; every walk over them holds mu, so lookups are safe from any goroutine.
+type typeIndex struct {
+	raw []byte
+
+	once    sync.Once
+	spec    *btf.Spec
+	loadErr error
+
+	mu      sync.Mutex
+	structs map[string]*Struct
+}
+
+func (ix *typeIndex) load() (*btf.Spec, error) {
+	ix.once.Do(func() {
+		if len(ix.raw) == 0 {
+			ix.loadErr = ErrNoBTF
+			return
+		}
+		ix.spec, ix.loadErr = btf.LoadSpecFromReader(bytes.NewReader(ix.raw))
+		if ix.loadErr != nil {
+			ix.loadErr = fmt.Errorf("parse BTF: %w", ix.loadErr)
+		}
+		ix.structs = make(map[string]*Struct)
+	})
+	return ix.spec, ix.loadErr
+}
+
+func (p *Profile) typeIndex() *typeIndex {
+	if p.types == nil { // a Profile built without New; New and the loaders always set it
+		p.types = &typeIndex{raw: p.BTF}
+	}
+	return p.types
+}
+
+// Struct returns the layout of the struct or union called name ("module", "struct module" and
+// "union thread_union" are all accepted). When BTF holds several complete definitions of the name
+// (different compilation units), the first one is used.
+func (p *Profile) Struct(name string) (*Struct, error) {
+	ix := p.typeIndex()
+	spec, err := ix.load()
+	if err != nil {
+		return nil, fmt.Errorf("struct %s: %w", name, err)
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if s, ok := ix.structs[name]; ok {
+		return s, nil
+	}
+	want, bare := splitKeyword(name)
+	if want == "enum" {
+		return nil, fmt.Errorf("struct %s: an enum is not a struct", name)
+	}
+	types, err := spec.AnyTypesByName(bare)
+	if err != nil && !errors.Is(err, btf.ErrNotFound) {
+		return nil, fmt.Errorf("struct %s: %w", name, err)
+	}
+	for _, t := range types {
+		if _, isTypedef := t.(*btf.Typedef); isTypedef && want != "" {
+			continue // "struct x" names the struct, never a typedef called x
+		}
+		c := btf.UnderlyingType(t)
+		_, isUnion, ok := members(c)
+		if !ok || (want == "struct" && isUnion) || (want == "union" && !isUnion) {
+			continue
+		}
+		size, err := btf.Sizeof(c)
+		if err != nil {
+			return nil, fmt.Errorf("struct %s: %w", name, err)
+		}
+		s := &Struct{Name: bare, Union: isUnion, Size: uint64(size), typ: c, types: ix}
+		ix.structs[name] = s
+		return s, nil
+	}
+	return nil, fmt.Errorf("struct %s: %w", name, ErrNoType)
+}
+
+// Field finds the member at a dotted path: "state", "mkobj.kobj.name", "list.next". Members of
+// anonymous structs and unions are found by their own names, as in C; a path through a pointer is
+// an error, since the pointee is not inside the struct. A segment may index an array member:
+// "syms[2]" or "arr[1].x".
+func (s *Struct) Field(path string) (Field, error) {
+	s.types.mu.Lock()
+	defer s.types.mu.Unlock()
+	f := Field{Path: path}
+	var cur btf.Type = s.typ
+	var bitOff uint64
+	segs := strings.Split(path, ".")
+	for i, seg := range segs {
+		name, index, hasIndex, err := splitIndex(seg)
+		if err != nil {
+			return Field{}, fmt.Errorf("struct %s field %s: %w", s.Name, path, err)
+		}
+		comp := btf.UnderlyingType(cur)
+		if _, _, ok := members(comp); !ok {
+			return Field{}, fmt.Errorf("struct %s field %s: %s is %s, not a struct or union",
+				s.Name, path, strings.Join(segs[:i], "."), typeName(cur))
+		}
+		m, off, ok := findMember(comp, name)
+		if !ok {
+			return Field{}, fmt.Errorf("struct %s field %s: no member %q in %s: %w", s.Name, path, name, typeName(comp), ErrNoType)
+		}
+		bitOff += off
+		cur = m.Type
+		f.BitSize = uint64(m.BitfieldSize)
+		if hasIndex {
+			arr, ok := btf.As[*btf.Array](cur)
+			if !ok {
+				return Field{}, fmt.Errorf("struct %s field %s: %s is %s, not an array", s.Name, path, name, typeName(cur))
+			}
+			if uint64(index) >= uint64(arr.Nelems) && arr.Nelems != 0 {
+				return Field{}, fmt.Errorf("struct %s field %s: index %d out of range [0,%d)", s.Name, path, index, arr.Nelems)
+			}
+			elem, err := btf.Sizeof(arr.Type)
+			if err != nil {
+				return Field{}, fmt.Errorf("struct %s field %s: %w", s.Name, path, err)
+			}
+			bitOff += uint64(index) * uint64(elem) * 8
+			cur = arr.Type
+		}
+	}
+	size, err := btf.Sizeof(cur)
+	if err != nil {
+		return Field{}, fmt.Errorf("struct %s field %s: %w", s.Name, path, err)
+	}
+	f.Size = uint64(size)
+	f.BitOffset = bitOff
+	f.Offset = bitOff / 8
+	f.Type = typeName(cur)
+	return f, nil
+}
+
+// Offset is Field(path).Offset, for the common case where the caller only needs where it is.
+func (s *Struct) Offset(path string) (uint64, error) {
+	f, err := s.Field(path)
+	return f.Offset, err
+}
+
+// Members lists the direct members of the struct in declaration order (anonymous ones with an
+// empty Path), for display.
+func (s *Struct) Members() []Field {
+	s.types.mu.Lock()
+	defer s.types.mu.Unlock()
+	list, _, _ := members(s.typ)
+	out := make([]Field, 0, len(list))
+	for _, m := range list {
+		size, _ := btf.Sizeof(m.Type)
+		out = append(out, Field{
+			Path: m.Name, Offset: uint64(m.Offset) / 8, Size: uint64(size),
+			BitOffset: uint64(m.Offset), BitSize: uint64(m.BitfieldSize), Type: typeName(m.Type),
+		})
+	}
+	return out
+}
+
+// members returns the members of a struct or union; ok is false for any other type.
+func members(t btf.Type) (list []btf.Member, isUnion, ok bool) {
+	switch v := t.(type) {
+	case *btf.Struct:
+		return v.Members, false, true
+	case *btf.Union:
+		return v.Members, true, true
+	}
+	return nil, false, false
+}
+
+// findMember looks for name among c's members and, depth first in declaration order, inside its
+// anonymous struct and union members. off is the member's bit offset from the start of c.
+func findMember(c btf.Type, name string) (m btf.Member, off uint64, ok bool) {
+	list, _, _ := members(c)
+	for _, m := range list {
+		if m.Name == name {
+			return m, uint64(m.Offset), true
+		}
+	}
+	for _, anon := range list {
+		if anon.Name != "" {
+			continue
+		}
+		inner := btf.UnderlyingType(anon.Type)
+		if m, off, ok := findMember(inner, name); ok {
+			return m, uint64(anon.Offset) + off, true
+		}
+	}
+	return btf.Member{}, 0, false
+}
+
+// splitIndex splits "name[3]" into name and 3.
+func splitIndex(seg string) (name string, index int, hasIndex bool, err error) {
+	open := strings.IndexByte(seg, '[')
+	if open < 0 {
+		if seg == "" {
+			return "", 0, false, errors.New("empty path segment")
+		}
+		return seg, 0, false, nil
+	}
+	if !strings.HasSuffix(seg, "]") || open == 0 {
+		return "", 0, false, fmt.Errorf("bad path segment %q", seg)
+	}
+	index, err = strconv.Atoi(seg[open+1 : len(seg)-1])
+	if err != nil || index < 0 {
+		return "", 0, false, fmt.Errorf("bad array index in %q", seg)
+	}
+	return seg[:open], index, true, nil
+}
+
+// splitKeyword splits "struct module" into "struct" and "module"; a bare name has no keyword.
+func splitKeyword(name string) (keyword, bare string) {
+	for _, k := range []string{"struct", "union", "enum"} {
+		if rest, ok := strings.CutPrefix(name, k+" "); ok {
+			return k, strings.TrimSpace(rest)
+		}
+	}
+	return "", name
+}
+
+// Enum returns the enumeration called name ("module_state" or "enum module_state").
+func (p *Profile) Enum(name string) (*Enum, error) {
+	ix := p.typeIndex()
+	spec, err := ix.load()
+	if err != nil {
+		return nil, fmt.Errorf("enum %s: %w", name, err)
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	_, bare := splitKeyword(name)
+	types, err := spec.AnyTypesByName(bare)
+	if err != nil && !errors.Is(err, btf.ErrNotFound) {
+		return nil, fmt.Errorf("enum %s: %w", name, err)
+	}
+	for _, t := range types {
+		e, ok := btf.As[*btf.Enum](t)
+		if !ok {
+			continue
+		}
+		out := &Enum{Name: bare, Size: e.Size, Signed: e.Signed, Values: make([]EnumValue, len(e.Values))}
+		for i, v := range e.Values {
+			out.Values[i] = EnumValue{Name: v.Name, Value: int64(v.Value)}
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("enum %s: %w", name, ErrNoType)
+}
+
+// TypeSize returns sizeof the named type: a struct, union or enum (with or without its keyword),
+// a typedef ("pid_t", "atomic_t") or a base type ("unsigned long").
+func (p *Profile) TypeSize(name string) (uint64, error) {
+	ix := p.typeIndex()
+	spec, err := ix.load()
+	if err != nil {
+		return 0, fmt.Errorf("sizeof %s: %w", name, err)
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	want, bare := splitKeyword(name)
+	types, err := spec.AnyTypesByName(bare)
+	if err != nil && !errors.Is(err, btf.ErrNotFound) {
+		return 0, fmt.Errorf("sizeof %s: %w", name, err)
+	}
+	for _, t := range types {
+		switch t.(type) {
+		case *btf.Fwd, *btf.Func, *btf.Var, *btf.Datasec:
+			continue
+		case *btf.Struct:
+			if want != "" && want != "struct" {
+				continue
+			}
+		case *btf.Union:
+			if want != "" && want != "union" {
+				continue
+			}
+		case *btf.Enum:
+			if want != "" && want != "enum" {
+				continue
+			}
+		default:
+			if want != "" {
+				continue
+			}
+		}
+		size, err := btf.Sizeof(t)
+		if err != nil {
+			return 0, fmt.Errorf("sizeof %s: %w", name, err)
+		}
+		return uint64(size), nil
+	}
+	return 0, fmt.Errorf("sizeof %s: %w", name, ErrNoType)
+}
+
+// typeName renders a BTF type as C would spell it in a declaration (without a declarator name).
+func typeName(t btf.Type) string {
+	for depth := 0; depth < 32; depth++ {
+		switch v := t.(type) {
+		case nil, *btf.Void:
+			return "void"
+		case *btf.Int:
+			return v.Name
+		case *btf.Float:
+			return v.Name
+		case *btf.Typedef:
+			return v.Name
+		case *btf.Struct:
+			return "struct " + anonName(v.Name)
+		case *btf.Union:
+			return "union " + anonName(v.Name)
+		case *btf.Enum:
+			return "enum " + anonName(v.Name)
+		case *btf.Fwd:
+			return v.Kind.String() + " " + v.Name
+		case *btf.Pointer:
+			if _, isFunc := v.Target.(*btf.FuncProto); isFunc {
+				return "func *"
+			}
+			return typeName(v.Target) + " *"
+		case *btf.Array:
+			return typeName(v.Type) + "[" + strconv.FormatUint(uint64(v.Nelems), 10) + "]"
+		case *btf.Const:
+			return "const " + typeName(v.Type)
+		case *btf.Volatile:
+			return "volatile " + typeName(v.Type)
+		case *btf.Restrict:
+			return typeName(v.Type) + " restrict"
+		case *btf.TypeTag:
+			t = v.Type
+			continue
+		case *btf.FuncProto:
+			return "func"
+		default:
+			return fmt.Sprintf("%T", t)
+		}
+	}
+	return "?"
+}
+
+func anonName(name string) string {
+	if name == "" {
+		return "{...}"
+	}
+	return name
+}
