@@ -2,6 +2,7 @@ package machine
 
 import (
 	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
+	"kemu/loader"
 )
 
 // BUG(), WARN() and exception-table fixups: the two ways module code asks the kernel to handle a trap
@@ -68,7 +69,7 @@ func (m *Machine) warn(b bugEntry, regs *regsSnapshot) {
 	m.printModules()
 	m.showRegs(regs)
 	m.logf(levelWarning, "---[ end trace 0000000000000000 ]---")
-	m.taint |= taintWarn
+	m.taint |= loader.TaintWarn
 }
 
 // exception_table_entry handler types and data fields (arch/x86/include/asm/extable_fixup_types.h).

@@ -7,6 +7,8 @@ import (
 
 	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
 
+	"kemu/loader"
+	"kemu/mmu"
 	"kemu/profile"
 )
 
@@ -49,14 +51,15 @@ type Machine struct {
 	pid      int
 	comm     string
 
-	kernel   *kernelState // the emulated kernel's own objects (allocators, locks, time)
-	depth    int          // nesting of Call: >0 while guest code runs
-	dead     bool         // a kernel panic halted the machine
-	oopses   int          // oops reports so far: the [#N] of the next one
-	taint    taint
-	modules  []*guestModule // loaded modules in load order
+	kernel       *kernelState   // the emulated kernel's own objects (allocators, locks, time)
+	depth        int            // nesting of Call: >0 while guest code runs
+	dead         bool           // a kernel panic halted the machine
+	oopses       int            // oops reports so far: the [#N] of the next one
+	taint        loader.Taint   // taints the machine added (D, W, L); the registry keeps the modules'
+	modules      []*guestModule // loaded modules in load order
 	lastUnloaded string
-	dispatch *dispatcher
+	dispatch     *dispatcher
+	registry     *loader.Kernel // the loaded-module registry
 }
 
 // New boots a machine for the kernel described by prof.
@@ -89,6 +92,15 @@ func (m *Machine) boot() error {
 		return fmt.Errorf("machine: add memory fault hook: %w", err)
 	}
 	m.kernel = newKernelState(m)
+	reg, err := loader.NewKernel(loader.Config{
+		Profile: m.prof,
+		Memory:  moduleMemory{m},
+		Printk:  func(level int, line string) { m.logf(level, "%s", line) },
+	})
+	if err != nil {
+		return fmt.Errorf("machine: module registry: %w", err)
+	}
+	m.registry = reg
 	m.dispatch = newDispatcher(m)
 	steps := []struct {
 		what string
@@ -173,16 +185,19 @@ func (m *Machine) onInvalidMemory(_ uc.Unicorn, typ int, addr uint64, _ int, _ i
 	return false
 }
 
-// Perm is a page permission set, the same bits as the mmu's (Read, Write, Exec).
-type Perm uint8
+// Perm is the mmu's permission set; the machine is the mmu's Mirror onto the CPU.
+type Perm = mmu.Perm
 
 const (
-	PermRead Perm = 1 << iota
-	PermWrite
-	PermExec
+	PermRead  = mmu.Read
+	PermWrite = mmu.Write
+	PermExec  = mmu.Exec
 )
 
-func (p Perm) prot() int {
+var _ mmu.Mirror = (*Machine)(nil)
+
+// prot is Unicorn's spelling of a permission set.
+func prot(p Perm) int {
 	prot := 0
 	if p&PermRead != 0 {
 		prot |= uc.PROT_READ
@@ -196,12 +211,23 @@ func (p Perm) prot() int {
 	return prot
 }
 
+// Map implements mmu.Mirror: [va, va+size) shows the host bytes with perm.
+func (m *Machine) Map(va uint64, host unsafe.Pointer, size uint64, perm Perm) error {
+	return m.mapHost(va, host, size, perm)
+}
+
+// Unmap implements mmu.Mirror.
+func (m *Machine) Unmap(va, size uint64) error { return m.unmap(va, size) }
+
+// Protect implements mmu.Mirror.
+func (m *Machine) Protect(va, size uint64, perm Perm) error { return m.protect(va, size, perm) }
+
 // mapHost makes [va, va+size) of the guest address space show host bytes with perm.
 func (m *Machine) mapHost(va uint64, host unsafe.Pointer, size uint64, perm Perm) error {
 	if va%pageSize != 0 || size%pageSize != 0 {
 		return fmt.Errorf("map %#x+%#x: not page aligned", va, size)
 	}
-	if err := m.cpu.MemMapPtr(va, size, perm.prot(), host); err != nil {
+	if err := m.cpu.MemMapPtr(va, size, prot(perm), host); err != nil {
 		return fmt.Errorf("map %#x+%#x: %w", va, size, err)
 	}
 	return nil
@@ -231,7 +257,7 @@ func (m *Machine) unmap(va, size uint64) error {
 
 // protect changes the permissions of [va, va+size).
 func (m *Machine) protect(va, size uint64, perm Perm) error {
-	if err := m.cpu.MemProtect(pageDown(va), pageUp(va+size)-pageDown(va), perm.prot()); err != nil {
+	if err := m.cpu.MemProtect(pageDown(va), pageUp(va+size)-pageDown(va), prot(perm)); err != nil {
 		return fmt.Errorf("protect %#x+%#x: %w", va, size, err)
 	}
 	return nil
@@ -240,7 +266,7 @@ func (m *Machine) protect(va, size uint64, perm Perm) error {
 // The general-purpose registers in the order the oops register dump and the ABI helpers use them.
 var (
 	regGSBase = uc.X86_REG_GS_BASE
-	argRegs = []int{uc.X86_REG_RDI, uc.X86_REG_RSI, uc.X86_REG_RDX, uc.X86_REG_RCX, uc.X86_REG_R8, uc.X86_REG_R9}
+	argRegs   = []int{uc.X86_REG_RDI, uc.X86_REG_RSI, uc.X86_REG_RDX, uc.X86_REG_RCX, uc.X86_REG_R8, uc.X86_REG_R9}
 )
 
 func (m *Machine) reg(r int) uint64 {
@@ -251,3 +277,6 @@ func (m *Machine) reg(r int) uint64 {
 func (m *Machine) setReg(r int, v uint64) {
 	_ = m.cpu.RegWrite(r, v) // writes of valid x86 registers cannot fail
 }
+
+// kernelTaint is print_tainted()'s mask: what modules brought plus what the machine added.
+func (m *Machine) kernelTaint() loader.Taint { return m.taint | m.registry.Taint() }

@@ -1,6 +1,6 @@
 package machine
 
-
+import "kemu/loader"
 
 // Locks. One CPU and one task run module code, so no lock ever contends; what matters is misuse the
 // kernel would notice or that would hang it: unlocking a lock that is not held, taking a held
@@ -143,7 +143,7 @@ func hUnlock(kind lockKind, atomic bool) Handler {
 			m.printTaskInfo()
 			m.printCallTrace(&regs)
 			m.logf(levelWarning, "---[ end trace 0000000000000000 ]---")
-			m.taint |= taintWarn
+			m.taint |= loader.TaintWarn
 			return 0, nil
 		}
 		l.holders--
@@ -156,4 +156,3 @@ func hUnlock(kind lockKind, atomic bool) Handler {
 		return 0, nil
 	}
 }
-

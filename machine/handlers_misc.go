@@ -1,5 +1,7 @@
 package machine
 
+import "kemu/loader"
+
 import "fmt"
 
 // Kernel services without a subsystem of their own: hardening checks, capabilities, delays and
@@ -185,7 +187,7 @@ func hRefcountWarnSaturate(m *Machine, t *Trap) (uint64, error) {
 	m.printModules()
 	m.showRegs(&regs)
 	m.logf(levelWarning, "---[ end trace 0000000000000000 ]---")
-	m.taint |= taintWarn
+	m.taint |= loader.TaintWarn
 	return 0, nil
 }
 
@@ -199,6 +201,6 @@ func (m *Machine) sleepCheck(t *Trap) error {
 	regs := m.snapshot()
 	m.printTaskInfo()
 	m.printCallTrace(&regs)
-	m.taint |= taintWarn
+	m.taint |= loader.TaintWarn
 	return nil
 }

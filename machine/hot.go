@@ -12,8 +12,8 @@ const int3 = 0xcc
 
 // hotThunks is the machine code each hot symbol gets: x86-64 encodings of `ret` and `jmp *%reg`.
 var hotThunks = map[string][]byte{
-	"__fentry__":         {0xc3}, // ftrace is off: the call returns at once
-	"__x86_return_thunk": {0xc3}, // return-thunk mitigation off: a plain ret
+	"__fentry__":               {0xc3}, // ftrace is off: the call returns at once
+	"__x86_return_thunk":       {0xc3}, // return-thunk mitigation off: a plain ret
 	"__x86_indirect_thunk_rax": {0xff, 0xe0},
 	"__x86_indirect_thunk_rcx": {0xff, 0xe1},
 	"__x86_indirect_thunk_rdx": {0xff, 0xe2},

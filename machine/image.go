@@ -31,9 +31,9 @@ func defaultLayout() layout {
 
 // kernelImage is the kernel's text and data at their System.map addresses.
 type kernelImage struct {
-	start, end     uint64 // page-aligned span of every kernel-image symbol
+	start, end         uint64 // page-aligned span of every kernel-image symbol
 	textStart, textEnd uint64 // [_text, _etext): readable, not executable: calls into it trap
-	mem            *hostMemory
+	mem                *hostMemory
 }
 
 // maxImage bounds the image to the kernel text mapping (1 GiB), whatever a profile claims.

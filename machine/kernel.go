@@ -13,7 +13,10 @@ type kernelState struct {
 	m *Machine
 
 	heap    *bumpHeap // direct-map objects (kmalloc and friends)
-	vmalloc *bumpHeap // vmalloc area: kernel stacks, vmalloc(), module memory
+	vmalloc *bumpHeap // vmalloc area: kernel stacks, vmalloc()
+	modarea *bumpHeap // the module area: module_alloc()
+
+	percpuNext, percpuEnd uint64 // dynamic per-CPU chunk for modules' per-CPU data (offsets)
 
 	clock clock
 	log   printk.Log
@@ -30,6 +33,7 @@ func newKernelState(m *Machine) *kernelState {
 		m:       m,
 		heap:    &bumpHeap{m: m, base: m.layout.directMap + 0x1000000, limit: 256 << 20, guard: false},
 		vmalloc: &bumpHeap{m: m, base: m.layout.vmallocBase, limit: 1 << 30, guard: true},
+		modarea: &bumpHeap{m: m, base: m.layout.modules, limit: m.layout.modulesEnd - m.layout.modules, guard: true},
 		caches:  map[uint64]*kmemCache{},
 		locks:   map[uint64]*lockState{},
 	}

@@ -45,8 +45,10 @@ const (
 // printkEnv is the guest as the formatter sees it.
 type printkEnv struct{ m *Machine }
 
-func (e printkEnv) ReadString(addr uint64, max int) (string, error) { return e.m.ReadCString(addr, max) }
-func (e printkEnv) Read(addr uint64, buf []byte) error              { return e.m.ReadAt(buf, addr) }
+func (e printkEnv) ReadString(addr uint64, max int) (string, error) {
+	return e.m.ReadCString(addr, max)
+}
+func (e printkEnv) Read(addr uint64, buf []byte) error { return e.m.ReadAt(buf, addr) }
 func (e printkEnv) Symbolize(addr uint64) (string, uint64, uint64, string, bool) {
 	return e.m.symbolize(addr)
 }

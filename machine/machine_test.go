@@ -15,22 +15,22 @@ import (
 // A small kernel: just the symbols the tests' hand-assembled module code uses, at addresses laid
 // out as in a real System.map (text, then data, per-CPU offsets from 0).
 const (
-	kText        = 0xffffffff81000000
-	kFentry      = kText + 0x100
-	kPrintk      = kText + 0x200
-	kKmallocTr   = kText + 0x300
-	kKfree       = kText + 0x400
-	kMsleep      = kText + 0x500
-	kUnhandled   = kText + 0x600
-	kMutexLock   = kText + 0x700
-	kMutexUnlock = kText + 0x800
-	kInitcall    = kText + 0x1000
-	kReturnThunk = kText + 0x2000
-	kThunkRAX    = kText + 0x2010
-	kEtext       = kText + 0x400000
-	kJiffies     = 0xffffffff82000000
-	kCaches      = 0xffffffff82001000
-	kEnd         = 0xffffffff82100000
+	kText               = 0xffffffff81000000
+	kFentry             = kText + 0x100
+	kPrintk             = kText + 0x200
+	kKmallocTr          = kText + 0x300
+	kKfree              = kText + 0x400
+	kMsleep             = kText + 0x500
+	kUnhandled          = kText + 0x600
+	kMutexLock          = kText + 0x700
+	kMutexUnlock        = kText + 0x800
+	kInitcall           = kText + 0x1000
+	kReturnThunk        = kText + 0x2000
+	kThunkRAX           = kText + 0x2010
+	kEtext              = kText + 0x400000
+	kJiffies            = 0xffffffff82000000
+	kCaches             = 0xffffffff82001000
+	kEnd                = 0xffffffff82100000
 	modBase      uint64 = 0xffffffffc0000000
 )
 
@@ -217,7 +217,7 @@ func TestNullDereferenceOops(t *testing.T) {
 	assert.Contains(t, log, "Modules linked in: fault_null(OE+)")
 	assert.Contains(t, log, "CR2: 0000000000000000")
 	assert.Contains(t, log, "---[ end trace 0000000000000000 ]---")
-	assert.Contains(t, m.taint.kernelString(), "D")
+	assert.Contains(t, m.kernelTaint().KernelString(), "D")
 
 	// The machine goes on: another call works and the next oops is #2.
 	_, err = m.Call(fn)
@@ -228,17 +228,17 @@ func TestNullDereferenceOops(t *testing.T) {
 func TestUseAfterFreeFaults(t *testing.T) {
 	m := newTestMachine(t, Options{})
 	var a asm
-	a.raw(0x53)              // push rbx
-	a.movRDI(0)              // cache (ignored by the handler)
-	a.movRSI(0xcc0)          // GFP_KERNEL
-	a.movRDX(64)             // size
-	a.call(kKmallocTr)       //
-	a.raw(0x48, 0x89, 0xc3)  // mov rbx, rax
-	a.raw(0xc6, 0x03, 0x41)  // movb $0x41, (rbx)
-	a.raw(0x48, 0x89, 0xc7)  // mov rdi, rax
-	a.call(kKfree)           //
-	a.raw(0x8a, 0x03)        // mov al, (rbx): use after free
-	a.raw(0x5b, 0xc3)        // pop rbx; ret
+	a.raw(0x53)             // push rbx
+	a.movRDI(0)             // cache (ignored by the handler)
+	a.movRSI(0xcc0)         // GFP_KERNEL
+	a.movRDX(64)            // size
+	a.call(kKmallocTr)      //
+	a.raw(0x48, 0x89, 0xc3) // mov rbx, rax
+	a.raw(0xc6, 0x03, 0x41) // movb $0x41, (rbx)
+	a.raw(0x48, 0x89, 0xc7) // mov rdi, rax
+	a.call(kKfree)          //
+	a.raw(0x8a, 0x03)       // mov al, (rbx): use after free
+	a.raw(0x5b, 0xc3)       // pop rbx; ret
 	fn, _ := loadModule(t, m, "fault_uaf", a.code, nil)
 	_, err := m.Call(fn)
 	require.ErrorIs(t, err, errTaskDied)
@@ -287,7 +287,7 @@ func TestWarnContinues(t *testing.T) {
 	log := strings.Join(m.Messages(), "\n")
 	assert.Contains(t, log, "------------[ cut here ]------------")
 	assert.Contains(t, log, "WARNING: CPU: 0 PID: 1000 at fault_warn.c:12 fault_warn_init+0x0/0x8 [fault_warn]")
-	assert.Contains(t, m.taint.kernelString(), "W")
+	assert.Contains(t, m.kernelTaint().KernelString(), "W")
 }
 
 func TestBugIsOops(t *testing.T) {
@@ -308,7 +308,7 @@ func TestIndirectThunkAndHostSafety(t *testing.T) {
 	a.leaRDI(modBase + pageSize) // format
 	a.raw(0x48, 0xb8)            // movabs rax, _printk
 	a.code = binary.LittleEndian.AppendUint64(a.code, kPrintk)
-	a.call(kThunkRAX)            // indirect call through the retpoline thunk
+	a.call(kThunkRAX) // indirect call through the retpoline thunk
 	a.raw(0xc3)
 	fn, _ := loadModule(t, m, "indirect", a.code, []byte("%s\n\x00"))
 	m.setReg(argRegs[1], 0xdead000000000000) // a bad %s pointer must not crash the host

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"kemu/loader"
 )
 
 // guestModule is what the machine keeps about a loaded module to run and report on it: where its
@@ -16,6 +18,7 @@ type guestModule struct {
 	symbols []modSymbol
 	bugs    map[uint64]bugEntry
 	extable map[uint64]exEntry // by faulting instruction
+	mod     *loader.Module     // the registry's record; nil for code mapped by tests
 }
 
 type moduleState int

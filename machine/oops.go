@@ -2,6 +2,7 @@ package machine
 
 import (
 	"fmt"
+	"kemu/loader"
 	"strings"
 
 	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
@@ -144,7 +145,7 @@ func (m *Machine) printTaskInfo() {
 	if i := strings.IndexByte(version, ' '); i >= 0 {
 		version = version[:i]
 	}
-	m.logf(levelWarning, "CPU: 0 PID: %d Comm: %.20s %s %s %s", m.pid, m.comm, m.taint.kernelString(), m.prof.Release, version)
+	m.logf(levelWarning, "CPU: 0 PID: %d Comm: %.20s %s %s %s", m.pid, m.comm, m.kernelTaint().KernelString(), m.prof.Release, version)
 	m.logf(levelWarning, "Hardware name: %s", m.opts.Hardware)
 }
 
@@ -194,7 +195,7 @@ func (m *Machine) codeLine(rip uint64) string {
 func (m *Machine) oopsEnd(regs *regsSnapshot) error {
 	m.logf(levelWarning, "---[ end trace 0000000000000000 ]---")
 	m.showRegisters(regs)
-	m.taint |= taintDie
+	m.taint |= loader.TaintDie
 	return errTaskDied
 }
 
@@ -206,7 +207,9 @@ type kernelBug struct {
 	msg  string // printed before the cut-here line, e.g. "list_add corruption. ..."
 }
 
-func (b *kernelBug) Error() string { return fmt.Sprintf("kernel BUG at %s:%d: %s", b.file, b.line, b.msg) }
+func (b *kernelBug) Error() string {
+	return fmt.Sprintf("kernel BUG at %s:%d: %s", b.file, b.line, b.msg)
+}
 
 func (m *Machine) bugOops(b *kernelBug) error {
 	if b.msg != "" {
@@ -249,7 +252,7 @@ func (m *Machine) softLockup() error {
 	regs := m.snapshot()
 	m.logf(levelEmerg, "watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [%s:%d]", m.comm, m.pid)
 	m.printModules()
-	m.taint |= taintSoftLockup
+	m.taint |= loader.TaintSoftLockup
 	m.printTaskInfo()
 	m.showRegisters(&regs)
 	m.printCallTrace(&regs)

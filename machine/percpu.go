@@ -13,6 +13,7 @@ const (
 	threadSize     = 16 << 10           // THREAD_SIZE: 16 KiB kernel stacks on x86-64 (KASAN off)
 	preemptEnabled = 0x80000000         // PREEMPT_ENABLED: the inverted NEED_RESCHED bit alone
 	fallbackTask   = 0x2600             // sizeof(struct task_struct) in Debian's 6.1 when BTF is missing
+	modulePerCPU   = 256 << 10          // PERCPU_MODULE_RESERVE-like room for modules' per-CPU data
 )
 
 // setupPerCPU maps CPU 0's per-CPU area, points GS at it and fills the variables modules read.
@@ -21,7 +22,9 @@ func (m *Machine) setupPerCPU() error {
 	if end, ok := m.prof.Lookup("__per_cpu_end"); ok && end.Addr > 0 && end.Addr < 1<<26 {
 		size = pageUp(end.Addr)
 	}
-	if _, err := m.mapNew(perCPUAddr, size, PermRead|PermWrite); err != nil {
+	// The first chunk has room after the static variables for modules' per-CPU data.
+	m.kernel.percpuNext, m.kernel.percpuEnd = size, size+modulePerCPU
+	if _, err := m.mapNew(perCPUAddr, size+modulePerCPU, PermRead|PermWrite); err != nil {
 		return err
 	}
 	m.percpu = perCPUAddr

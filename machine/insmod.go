@@ -1,0 +1,199 @@
+package machine
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"syscall"
+
+	"kemu/loader"
+	"kemu/mmu"
+)
+
+// Loading, initialising and unloading modules: init_module()/finit_module() and delete_module()
+// with the loader doing the linking and keeping the registry, and the machine providing the memory
+// and running init and exit.
+
+// ErrKilled is what insmod or rmmod sees when the module code it ran oopsed: the task died.
+var ErrKilled = errors.New("Killed")
+
+// moduleMemory is the loader's view of the machine's memory.
+type moduleMemory struct{ m *Machine }
+
+// ModuleAlloc is module_alloc() (a vmalloc in the module area, guard page included) for core and
+// init regions, and a chunk of the per-CPU area for per-CPU data (whose "address" is an offset from
+// the per-CPU base, as the kernel's percpu pointers are).
+func (mm moduleMemory) ModuleAlloc(module string, kind loader.RegionKind, size uint64) (uint64, error) {
+	k := mm.m.kernel
+	if kind == loader.PercpuRegion {
+		off := pageUp(k.percpuNext)
+		if off+size > k.percpuEnd {
+			return 0, fmt.Errorf("per-CPU data of %s: %w", module, syscall.ENOMEM)
+		}
+		k.percpuNext = off + size
+		return off, nil
+	}
+	return k.modarea.alloc(size)
+}
+
+func (mm moduleMemory) ModuleFree(addr, size uint64) {
+	if _, ok := mm.m.kernel.modarea.sizeOf(addr); ok {
+		_ = mm.m.kernel.modarea.free(addr)
+	}
+}
+
+func (mm moduleMemory) KernelAlloc(data []byte) (uint64, error) {
+	p := mm.m.kmalloc(uint64(len(data)))
+	if p == 0 {
+		return 0, syscall.ENOMEM
+	}
+	return p, mm.m.WriteAt(data, p)
+}
+
+func (mm moduleMemory) KernelFree(addr uint64) { _ = mm.m.kfree(addr) }
+
+// Registry is the machine's loaded-module registry (states, uses, /proc/modules).
+func (m *Machine) Registry() *loader.Kernel { return m.registry }
+
+// Insmod loads a module image with a parameter string ("a=1 b=x") and runs its init, as
+// finit_module() does. On success the module is LIVE and its init memory is gone. If init returns
+// an error the module is unloaded and the error carries the errno; if init oopses, the error is
+// ErrKilled and the module stays in the registry, COMING, as in the kernel.
+func (m *Machine) Insmod(image []byte, params, path string) (*loader.Module, error) {
+	if m.dead {
+		return nil, errMachineHalted
+	}
+	mod, err := m.registry.Load(image, loader.LoadOptions{Params: params, Path: path})
+	if err != nil {
+		return nil, err
+	}
+	g, err := m.install(mod)
+	if err != nil {
+		_ = m.registry.FailInit(mod, -int(syscall.ENOMEM))
+		return nil, err
+	}
+	if mod.InitFunc == 0 {
+		return mod, m.initDone(g, 0)
+	}
+	ret, err := m.Call(mod.InitFunc)
+	if err != nil {
+		if errors.Is(err, errTaskDied) || errors.Is(err, errMachineHalted) {
+			return mod, ErrKilled
+		}
+		return mod, err
+	}
+	initRet := int(int32(ret))
+	if initRet < 0 {
+		g.state = stateGoing
+		m.forget(g)
+		return nil, m.registry.FailInit(mod, initRet)
+	}
+	return mod, m.initDone(g, initRet)
+}
+
+// initDone finishes a successful init: LIVE, init memory freed, ro_after_init sealed.
+func (m *Machine) initDone(g *guestModule, initRet int) error {
+	mod := g.mod
+	if err := m.registry.MarkLive(mod, initRet); err != nil {
+		return err
+	}
+	g.state = stateLive
+	g.regions = []span{{mod.Core.Addr, mod.Core.Addr + mod.Core.Size}}
+	for _, r := range mod.Core.Ranges {
+		if r.AfterInit != r.Perm {
+			if err := m.protect(r.Addr, r.Size, Perm(r.AfterInit)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// install copies a linked module into guest memory, applies its page permissions and registers
+// what the CPU side needs to run and report on it.
+func (m *Machine) install(mod *loader.Module) (*guestModule, error) {
+	g := &guestModule{
+		name: mod.Name, flags: mod.Taints.String(), state: stateComing, mod: mod,
+		bugs: map[uint64]bugEntry{}, extable: map[uint64]exEntry{},
+	}
+	for _, r := range []*loader.Region{&mod.Core, &mod.Init} {
+		if r.Size == 0 {
+			continue
+		}
+		if err := m.WriteAt(r.Bytes, r.Addr); err != nil {
+			return nil, fmt.Errorf("install %s %s region: %w", mod.Name, r.Kind, err)
+		}
+		for _, rg := range r.Ranges {
+			if err := m.protect(rg.Addr, rg.Size, Perm(rg.Perm&(mmu.Read|mmu.Write|mmu.Exec))); err != nil {
+				return nil, fmt.Errorf("install %s: %w", mod.Name, err)
+			}
+		}
+		g.regions = append(g.regions, span{r.Addr, r.Addr + r.Size})
+	}
+	if mod.Percpu.Size != 0 {
+		if err := m.WriteAt(mod.Percpu.Bytes, m.percpu+mod.Percpu.Addr); err != nil {
+			return nil, fmt.Errorf("install %s per-CPU data: %w", mod.Name, err)
+		}
+	}
+	for _, s := range mod.Symbols {
+		g.symbols = append(g.symbols, modSymbol{name: s.Name, addr: s.Addr, size: s.Size, init: s.Init})
+	}
+	sort.SliceStable(g.symbols, func(i, j int) bool { return g.symbols[i].addr < g.symbols[j].addr })
+	for _, b := range mod.BugTable {
+		g.bugs[b.Addr] = bugEntry{
+			file: b.File, line: int(b.Line),
+			warning: b.Flags&bugFlagWarning != 0, once: b.Flags&bugFlagOnce != 0,
+			done: b.Flags&bugFlagDone != 0, noCut: b.Flags&bugFlagNoCutHere != 0,
+		}
+	}
+	for _, e := range mod.ExTable {
+		g.extable[e.Insn] = exEntry{fixup: e.Fixup, data: e.Data}
+	}
+	m.modules = append(m.modules, g)
+	return g, nil
+}
+
+// forget drops a module the registry freed.
+func (m *Machine) forget(g *guestModule) {
+	for i, x := range m.modules {
+		if x == g {
+			m.modules = append(m.modules[:i:i], m.modules[i+1:]...)
+			return
+		}
+	}
+}
+
+// Rmmod unloads a module as delete_module() does: the registry's checks, the exit function, then
+// the memory. force is rmmod -f.
+func (m *Machine) Rmmod(name string, force bool) error {
+	if m.dead {
+		return errMachineHalted
+	}
+	mod, err := m.registry.Delete(name, force)
+	if err != nil {
+		return err
+	}
+	var g *guestModule
+	for _, x := range m.modules {
+		if x.mod == mod {
+			g = x
+		}
+	}
+	if g != nil {
+		g.state = stateGoing
+	}
+	if mod.ExitFunc != 0 {
+		if _, err := m.Call(mod.ExitFunc); err != nil {
+			if errors.Is(err, errTaskDied) || errors.Is(err, errMachineHalted) {
+				return ErrKilled
+			}
+			return err
+		}
+	}
+	m.registry.Remove(mod)
+	if g != nil {
+		m.forget(g)
+	}
+	m.lastUnloaded = name
+	return nil
+}
