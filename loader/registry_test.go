@@ -37,7 +37,7 @@ func TestFixtures(t *testing.T) {
 		{name: "producer", taints: "OE"},
 		{name: "consumer", deps: []string{"producer"}, taints: "OE"},
 		{name: "consumer_nons", deps: []string{"producer"}, errno: syscall.EINVAL,
-			msg: "consumer_nons: Unknown symbol producer_secret (err -22)"},
+			msg: "consumer_nons: module uses symbol (producer_secret) from namespace KEMU_DEMO, but does not import it."},
 		{name: "consumer", errno: syscall.ENOENT, msg: "consumer: Unknown symbol producer_describe (err -2)"},
 		{name: "proprietary", errno: syscall.ENOENT, msg: "proprietary: Unknown symbol ktime_get (err -2)"},
 		{name: "compute", taints: "OE"},

@@ -55,12 +55,13 @@ func (info *loadInfo) resolveSymbol(name string) (addr uint64, found bool, err e
 		crc = &c
 	}
 	if !info.checkVersion(name, crc) {
-		return 0, true, syscall.EINVAL
+		return 0, true, &Error{Errno: syscall.EINVAL, Detail: fmt.Sprintf("%s: disagrees about version of symbol %s", info.name, name)}
 	}
 	if e.Namespace != "" && !info.importsNamespace(e.Namespace) {
 		if !k.config("CONFIG_MODULE_ALLOW_MISSING_NAMESPACE_IMPORTS", false) {
-			k.printk(LogErr, "%s: module uses symbol (%s) from namespace %s, but does not import it.", m.Name, name, e.Namespace)
-			return 0, true, syscall.EINVAL
+			msg := fmt.Sprintf("%s: module uses symbol (%s) from namespace %s, but does not import it.", m.Name, name, e.Namespace)
+			k.printk(LogErr, "%s", msg)
+			return 0, true, &Error{Errno: syscall.EINVAL, Detail: msg}
 		}
 		k.printk(LogWarning, "%s: module uses symbol (%s) from namespace %s, but does not import it.", m.Name, name, e.Namespace)
 	}

@@ -1,0 +1,45 @@
+package loader
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestLoadOrder(t *testing.T) {
+	deps := map[string][]string{"a": {"b", "c"}, "b": {"c"}, "x": {"y"}, "y": {"x"}}
+	got := LoadOrder([]string{"/m/a.ko", "/m/b.ko.xz", "/m/c.ko", "/m/d-e.ko", "/m/x.ko", "/m/y.ko"}, deps)
+	assert.Equal(t, []string{"/m/c.ko", "/m/b.ko.xz", "/m/a.ko", "/m/d-e.ko", "/m/y.ko", "/m/x.ko"}, got)
+	assert.Equal(t, "d_e", ModuleName("/m/d-e.ko.zst"))
+}
+
+func TestCheckFixtureTree(t *testing.T) {
+	k, _ := testKernel(t, nil)
+	files, err := FindModules(filepath.Join("..", "testdata", "modules"))
+	require.NoError(t, err)
+	deps, err := DependsFromModinfo(files)
+	require.NoError(t, err)
+	require.Equal(t, []string{"hot1"}, deps["hot0"])
+	order := LoadOrder(files, deps)
+	failed := map[string]string{}
+	n := 0
+	k.CheckFiles(order, 2, func(r CheckResult) {
+		n++
+		if r.Err != nil {
+			failed[ModuleName(r.Path)] = r.Err.Error()
+		}
+	})
+	assert.Equal(t, len(files), n)
+	// The two fixtures built to fail, and the signed copy of hello (same name: EEXIST).
+	assert.Len(t, failed, 3, "%v", failed)
+	for _, name := range []string{"consumer_nons", "proprietary", "hello_signed"} {
+		assert.Contains(t, failed, name)
+	}
+	for _, name := range []string{"hot0", "consumer", "producer"} {
+		m, ok := k.Find(name)
+		require.True(t, ok, name)
+		assert.Equal(t, Live, m.State)
+	}
+}
