@@ -200,6 +200,9 @@ func (b *builder) addField(text string) bool {
 		return true
 	}
 	if reRegLine.MatchString(text) {
+		if b.stack != nil {
+			return true // user-mode registers at the bottom of a task's stack, not the crash's
+		}
 		if r.Registers == nil {
 			r.Registers = map[string]uint64{}
 		}

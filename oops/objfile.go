@@ -214,17 +214,32 @@ func (o *objectFile) lookupName(name string, offset, size uint64) (objSymbol, bo
 }
 
 // lookupAddr finds the symbol covering a file address. Symbols may nest or alias, so it looks back
-// over a few that start at or below the address; "__pfx_" padding symbols never name code.
+// over a few that start at or below the address. "__pfx_" padding symbols never name code, and the
+// init_module/cleanup_module aliases that module_init()/module_exit() create give way to the function
+// they alias, the name the source and the oops use.
 func (o *objectFile) lookupAddr(addr uint64) (objSymbol, bool) {
 	i := sort.Search(len(o.symbols), func(i int) bool { return o.symbols[i].addr > addr }) - 1
+	var found *objSymbol
 	for j := i; j >= 0 && j > i-64; j-- {
-		s := o.symbols[j]
-		if addr < s.addr+max(s.size, 1) && !strings.HasPrefix(s.name, "__pfx_") {
-			return s, true
+		s := &o.symbols[j]
+		if addr >= s.addr+max(s.size, 1) || strings.HasPrefix(s.name, "__pfx_") {
+			continue
+		}
+		if found != nil && (s.addr != found.addr || isModuleAlias(s.name)) {
+			break
+		}
+		found = s
+		if !isModuleAlias(s.name) {
+			break
 		}
 	}
-	return objSymbol{}, false
+	if found == nil {
+		return objSymbol{}, false
+	}
+	return *found, true
 }
+
+func isModuleAlias(name string) bool { return name == "init_module" || name == "cleanup_module" }
 
 // sectionAt names the allocated section holding a file address.
 func (o *objectFile) sectionAt(addr uint64) (int, bool) {

@@ -61,7 +61,7 @@ func TestParseReports(t *testing.T) {
 		},
 		{
 			file: "null4.txt", title: "BUG: unable to handle kernel NULL pointer dereference at 0000000000000008", kind: KindNullDeref,
-			rip:  Frame{Symbol: "hello_write", Offset: 0x15, Size: 0x40, Module: "hello", Address: 0xffffffffa0123045, HasAddress: true},
+			rip:   Frame{Symbol: "hello_write", Offset: 0x15, Size: 0x40, Module: "hello", Address: 0xffffffffa0123045, HasAddress: true},
 			fault: u64(8), comm: "bash", pid: 2211, version: "4.9.0-8-amd64", taint: "G           O",
 			trace:   []string{"? __vfs_write", "? vfs_write", "? SyS_write", "? do_syscall_64", "? entry_SYSCALL64_slow_path"},
 			modules: 6,
@@ -224,15 +224,15 @@ func TestParsePrefixes(t *testing.T) {
 		"---[ end trace 0000000000000000 ]---",
 	}
 	prefixes := map[string]string{
-		"plain dmesg -t":  "",
-		"timestamps":      "[   12.345678] ",
-		"level and time":  "<4>[   12.345678] ",
-		"caller id":       "[   12.345678][ T123] ",
-		"syslog":          "Jan  1 00:00:00 host kernel: [   12.345678] ",
-		"syslog no time":  "Jan  1 00:00:00 host kernel: ",
-		"journal iso":     "2024-01-01T00:00:00.123456+00:00 host kernel: ",
-		"journal -k cat":  "kernel: ",
-		"console level":   "<4>",
+		"plain dmesg -t": "",
+		"timestamps":     "[   12.345678] ",
+		"level and time": "<4>[   12.345678] ",
+		"caller id":      "[   12.345678][ T123] ",
+		"syslog":         "Jan  1 00:00:00 host kernel: [   12.345678] ",
+		"syslog no time": "Jan  1 00:00:00 host kernel: ",
+		"journal iso":    "2024-01-01T00:00:00.123456+00:00 host kernel: ",
+		"journal -k cat": "kernel: ",
+		"console level":  "<4>",
 	}
 	for name, p := range prefixes {
 		t.Run(name, func(t *testing.T) {

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"kemu/oops"
+)
+
+// decodeFlags are the symbol sources `kemu decode` can use.
+type decodeFlags struct {
+	kallsyms  string
+	systemMap string
+	modules   string
+	ko        []string
+	vmlinux   string
+	context   string
+}
+
+func init() {
+	var f decodeFlags
+	c := &cobra.Command{
+		Use:   "decode [FILE|-]",
+		Short: "Decode kernel oopses in a console or dmesg log (a ksymoops for today's kernels)",
+		Long: `decode finds every crash report in a log (Oops, BUG, WARNING, general protection fault, soft lockup,
+KASAN, panic; Linux 4.x to 6.x layouts) and prints it annotated: each frame as sym+off/size [module] with
+file:line and inlined functions from DWARF, registers with the symbols they point at, and the Code: bytes
+disassembled with the trapping instruction marked.
+
+Frames printed as name+off/size [mod] resolve by name against the module file given with --ko (no load
+address needed). Bare addresses need --kallsyms, --system-map, --modules or --vmlinux. A log written by
+kemu has a sidecar FILE` + oops.ContextSuffix + ` that supplies all of this, and is read automatically.
+
+Exit status: 0 when a report was decoded, 2 when the log holds none, 1 on error.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDecode(cmd.OutOrStdout(), cmd.ErrOrStderr(), cmd.InOrStdin(), args, f)
+		},
+	}
+	c.Flags().StringVar(&f.kallsyms, "kallsyms", "", "a /proc/kallsyms dump (module symbols included)")
+	c.Flags().StringVar(&f.systemMap, "system-map", "", "the kernel's System.map")
+	c.Flags().StringVar(&f.modules, "modules", "", "a /proc/modules dump, for module load addresses")
+	c.Flags().StringArrayVar(&f.ko, "ko", nil, "module file or directory searched recursively (.ko, .ko.xz, .ko.zst, .ko.gz); repeatable")
+	c.Flags().StringVar(&f.vmlinux, "vmlinux", "", "the kernel image with symbols (and DWARF for kernel source lines)")
+	c.Flags().StringVar(&f.context, "context", "", "a kemu session context (default: FILE"+oops.ContextSuffix+" when it exists)")
+	addCommand(c)
+}
+
+func runDecode(stdout, stderr io.Writer, stdin io.Reader, args []string, f decodeFlags) error {
+	in, name := stdin, "standard input"
+	if len(args) == 1 && args[0] != "-" {
+		file, err := os.Open(args[0])
+		if err != nil {
+			return err
+		}
+		defer file.Close()
+		in, name = file, args[0]
+		if f.context == "" {
+			if _, err := os.Stat(args[0] + oops.ContextSuffix); err == nil {
+				f.context = args[0] + oops.ContextSuffix
+			}
+		}
+	}
+	reports, err := oops.Parse(in)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if len(reports) == 0 {
+		return &exitError{code: 2, msg: fmt.Sprintf("kemu decode: no kernel crash report (Oops, BUG, WARNING, general protection fault, soft lockup, KASAN, panic) found in %s", name)}
+	}
+	sym, err := newSymbolizer(f)
+	if err != nil {
+		return err
+	}
+	for _, r := range reports {
+		sym.Symbolize(r)
+	}
+	if global.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Reports  []*oops.Report `json:"reports"`
+			Warnings []string       `json:"warnings,omitempty"`
+		}{reports, sym.Warnings})
+	}
+	if err := oops.Format(stdout, reports); err != nil {
+		return err
+	}
+	for _, w := range sym.Warnings {
+		fmt.Fprintf(stderr, "kemu decode: warning: %s\n", w)
+	}
+	return nil
+}
+
+// newSymbolizer loads every symbol source the flags name; a source that cannot be read is an error,
+// since the user asked for it.
+func newSymbolizer(f decodeFlags) (*oops.Symbolizer, error) {
+	s := oops.NewSymbolizer()
+	var errs []error
+	if f.context != "" {
+		c, err := oops.ReadContext(f.context)
+		if err == nil {
+			err = s.UseContext(c)
+		}
+		errs = append(errs, wrapFlag("--context", err))
+	}
+	if f.kallsyms != "" {
+		errs = append(errs, wrapFlag("--kallsyms", s.LoadKallsyms(f.kallsyms)))
+	}
+	if f.systemMap != "" {
+		errs = append(errs, wrapFlag("--system-map", s.LoadSystemMap(f.systemMap)))
+	}
+	if f.modules != "" {
+		errs = append(errs, wrapFlag("--modules", s.LoadModules(f.modules)))
+	}
+	for _, ko := range f.ko {
+		errs = append(errs, wrapFlag("--ko", s.AddModules(ko)))
+	}
+	if f.vmlinux != "" {
+		errs = append(errs, wrapFlag("--vmlinux", s.LoadVmlinux(f.vmlinux)))
+	}
+	return s, errors.Join(errs...)
+}
+
+func wrapFlag(flag string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", flag, err)
+}
