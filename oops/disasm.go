@@ -1,10 +1,6 @@
 package oops
 
-import (
-	"fmt"
-
-	"github.com/knightsc/gapstone"
-)
+import "github.com/knightsc/gapstone"
 
 // Disassemble decodes a Code: line with capstone in AT&T syntax, as the kernel's scripts/decodecode
 // does with objdump. The bytes before the trapping one may begin mid-instruction, so the start is moved
@@ -43,7 +39,7 @@ func Disassemble(c *Code, rip uint64) []Instruction {
 			if in.OpStr != "" {
 				text += " " + in.OpStr
 			}
-			out = append(out, Instruction{Address: uint64(in.Address), Bytes: append([]byte(nil), in.Bytes...), Text: text})
+			out = append(out, Instruction{Address: uint64(in.Address), Offset: end - trap, Bytes: append([]byte(nil), in.Bytes...), Text: text})
 			end += int(in.Size)
 		}
 		return out, end
@@ -62,7 +58,3 @@ func Disassemble(c *Code, rip uint64) []Instruction {
 	return append(listing, after...)
 }
 
-// String prints an instruction as a listing line: address, bytes, text.
-func (in Instruction) String() string {
-	return fmt.Sprintf("%x: % x  %s", in.Address, in.Bytes, in.Text)
-}

@@ -3,6 +3,7 @@ package oops
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strings"
 )
@@ -185,16 +186,39 @@ func formatRegisters(b *strings.Builder, r *Report) {
 func formatCode(b *strings.Builder, r *Report) {
 	if len(r.Disassembly) > 0 {
 		b.WriteString("\nCode:\n")
+		width := 0
 		for _, in := range r.Disassembly {
-			mark := ""
-			if in.Trapping {
-				mark = "   <===== trapping instruction"
+			width = max(width, len(codeLabel(r, in)))
+		}
+		for _, in := range r.Disassembly {
+			line := fmt.Sprintf("  %-*s  %-24s %s", width+1, codeLabel(r, in)+":", fmt.Sprintf("% x", in.Bytes), in.Text)
+			if in.Source != nil {
+				line = fmt.Sprintf("%-72s %s:%d", line, filepath.Base(in.Source.File), in.Source.Line)
 			}
-			fmt.Fprintf(b, "  %016x: %-24s %s%s\n", in.Address, fmt.Sprintf("% x", in.Bytes), in.Text, mark)
+			if in.Trapping {
+				line += "   <===== trapping instruction"
+			}
+			b.WriteString(line + "\n")
 		}
 		return
 	}
 	if r.Code != nil {
 		fmt.Fprintf(b, "\nCode: % x (trapping byte at %d)\n", r.Code.Bytes, r.Code.Trap)
 	}
+}
+
+// codeLabel names an instruction of the Code: listing: as an offset in the RIP's function when the RIP
+// names one (what a reader looks for in the source), else by address, else by offset from the trap.
+func codeLabel(r *Report, in Instruction) string {
+	if r.RIP != nil && r.RIP.Symbol != "" {
+		off := int64(r.RIP.Offset) + int64(in.Offset)
+		if off < 0 {
+			return fmt.Sprintf("%s-%#x", r.RIP.Symbol, -off)
+		}
+		return fmt.Sprintf("%s+%#x", r.RIP.Symbol, off)
+	}
+	if r.RIP != nil && r.RIP.HasAddress {
+		return fmt.Sprintf("%016x", in.Address)
+	}
+	return fmt.Sprintf("%+d", in.Offset)
 }

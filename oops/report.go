@@ -108,8 +108,13 @@ type Module struct {
 
 // Instruction is one disassembled instruction of the Code: bytes.
 type Instruction struct {
-	Address  uint64 `json:"address"`
+	// Address is the instruction's address when the RIP's is known; otherwise its offset in the bytes.
+	Address uint64 `json:"address"`
+	// Offset is the instruction's distance in bytes from the trapping instruction (negative before it).
+	Offset   int    `json:"offset"`
 	Bytes    []byte `json:"bytes"`
 	Text     string `json:"text"`
 	Trapping bool   `json:"trapping,omitempty"`
+	// Source is the instruction's innermost source line, when the RIP's module or vmlinux has DWARF.
+	Source *SourceLine `json:"source,omitempty"`
 }

@@ -217,6 +217,36 @@ func (s *Symbolizer) Symbolize(r *Report) {
 			rip = r.RIP.Address
 		}
 		r.Disassembly = Disassemble(r.Code, rip)
+		s.annotateCode(r)
+	}
+}
+
+// annotateCode gives each instruction of the Code: listing its source line, found at the RIP's file
+// address moved by the instruction's distance from the trap. Only instructions inside the RIP's
+// function are annotated: bytes past its ends belong to whatever the running kernel put there, which
+// need not be what the module file has next.
+func (s *Symbolizer) annotateCode(r *Report) {
+	if r.RIP == nil || len(r.Disassembly) == 0 {
+		return
+	}
+	o, ripAddr, ok := s.objectAddress(r.RIP)
+	if !ok {
+		return
+	}
+	di, err := o.dwarf()
+	if err != nil {
+		return
+	}
+	for i := range r.Disassembly {
+		in := &r.Disassembly[i]
+		if off := int64(r.RIP.Offset) + int64(in.Offset); off < 0 || r.RIP.Size != 0 && off >= int64(r.RIP.Size) {
+			continue
+		}
+		addr := ripAddr + uint64(int64(in.Offset))
+		if lines, err := di.lookup(addr); err == nil && len(lines) > 0 {
+			l := lines[0]
+			in.Source = &l
+		}
 	}
 }
 
