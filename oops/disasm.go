@@ -57,4 +57,3 @@ func Disassemble(c *Code, rip uint64) []Instruction {
 	}
 	return append(listing, after...)
 }
-
