@@ -101,8 +101,7 @@ func (f *Formatter) format(o *output, format []byte, args Args, depth int) {
 		case convString:
 			f.guestString(o, args.Next(), sp)
 		case convPointer:
-			ext := format
-			f.pointer(o, ext, args.Next(), sp, depth)
+			f.pointer(o, format, args.Next(), sp, depth)
 			for len(format) > 0 && isAlnum(format[0]) {
 				format = format[1:]
 			}

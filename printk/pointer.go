@@ -211,11 +211,12 @@ func (f *Formatter) bitmap(o *output, addr uint64, sp spec, list bool) {
 	if chunk == 0 {
 		chunk = chunkBits
 	}
-	for i := (bits+chunkBits-1)/chunkBits*chunkBits - chunkBits; i >= 0; i -= chunkBits {
-		val := words[i/64] >> (i % 64) & (1<<chunk - 1)
-		if i != (bits+chunkBits-1)/chunkBits*chunkBits-chunkBits {
+	top := (bits+chunkBits-1)/chunkBits*chunkBits - chunkBits
+	for i := top; i >= 0; i -= chunkBits {
+		if i != top {
 			o.byte(',')
 		}
+		val := words[i/64] >> (i % 64) & (1<<chunk - 1)
 		o.number(val, spec{flags: flagSmall | flagZeroPad, base: 16, width: (chunk + 3) / 4})
 		chunk = chunkBits
 	}
