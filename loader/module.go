@@ -103,6 +103,8 @@ type Export struct {
 	GPLOnly   bool
 	Namespace string
 	Owner     *Module // nil for vmlinux
+
+	addrKnown bool // vmlinux exports: System.map has the symbol (per-CPU ones may sit at 0)
 }
 
 // ExTableEntry is one __ex_table record (struct exception_table_entry, relative offsets resolved).

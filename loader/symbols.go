@@ -11,9 +11,8 @@ import (
 func (k *Kernel) findSymbol(name string, gplok bool) (Export, bool) {
 	if e, ok := k.prof.Export(name); ok && e.Module == "vmlinux" && (gplok || !e.GPLOnly) {
 		out := Export{Name: name, CRC: e.CRC, HasCRC: e.HasCRC, GPLOnly: e.GPLOnly, Namespace: e.Namespace}
-		if s, ok := k.prof.Lookup(name); ok {
-			out.Addr = s.Addr
-		}
+		s, ok := k.prof.Lookup(name)
+		out.Addr, out.addrKnown = s.Addr, ok
 		return out, true
 	}
 	for _, m := range k.modules {
@@ -71,7 +70,7 @@ func (info *loadInfo) resolveSymbol(name string) (addr uint64, found bool, err e
 		}
 		return 0, true, err
 	}
-	if e.Owner == nil && e.Addr == 0 {
+	if e.Owner == nil && !e.addrKnown {
 		return 0, true, &Error{Errno: syscall.ENOENT, Detail: fmt.Sprintf("vmlinux export %s has no address in the profile's System.map", name)}
 	}
 	return e.Addr, true, nil

@@ -1,0 +1,122 @@
+package loader
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"kemu/profile"
+)
+
+// corpusTree returns the Debian kernel tree unpacked under the kemu cache ($KEMU_CACHE, default
+// ~/.cache/kemu: debian/<release>/) and its profile, or skips.
+func corpusTree(t testing.TB) (modulesDir string, prof *profile.Profile) {
+	t.Helper()
+	cache := os.Getenv("KEMU_CACHE")
+	if cache == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			t.Skip("no home directory for the kemu cache")
+		}
+		cache = filepath.Join(home, ".cache", "kemu")
+	}
+	dirs, _ := filepath.Glob(filepath.Join(cache, "debian", "*", "root", "lib", "modules", "*", "kernel"))
+	if len(dirs) == 0 {
+		t.Skip("Debian corpus not fetched (make corpus-fetch)")
+	}
+	modulesDir = filepath.Dir(dirs[0])
+	release := filepath.Base(modulesDir)
+	prof, err := profile.Load(filepath.Join(cache, "debian", release, "profile.kprof"))
+	if err != nil {
+		prof, err = defaultProfile()
+	}
+	require.NoError(t, err)
+	require.Equal(t, release, prof.Release, "the corpus and the profile must be the same kernel")
+	return modulesDir, prof
+}
+
+// TestCorpus links every module of Debian's kernel in dependency order. Every one must pass the
+// kernel's validation; link failures are reported by reason and must be the kernel's own verdicts.
+func TestCorpus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("corpus test skipped under -short")
+	}
+	dir, prof := corpusTree(t)
+	files, err := FindModules(dir)
+	require.NoError(t, err)
+	start := time.Now()
+	deps := map[string][]string{}
+	if dep := FindModulesDep(dir); dep != "" {
+		deps, err = ReadModulesDep(dep)
+	} else {
+		deps, err = DependsFromModinfo(files)
+	}
+	require.NoError(t, err)
+	order := LoadOrder(files, deps)
+	orderTime := time.Since(start)
+
+	k, err := NewKernel(Config{Profile: prof})
+	require.NoError(t, err)
+	start = time.Now()
+	var ok, invalid int
+	reasons := map[string][]string{}
+	var relocs, exports int
+	k.CheckFiles(order, runtime.NumCPU(), func(r CheckResult) {
+		if r.Err == nil {
+			ok++
+			exports += len(r.Module.Exports)
+			return
+		}
+		msg := r.Err.Error()
+		// Failures before layout mean the file itself is rejected: that must never happen here.
+		if e := Errno(r.Err); e != 0 && r.Module == nil && isValidationError(msg) {
+			invalid++
+		}
+		reason := msg
+		if i := strings.Index(reason, ": "); i >= 0 {
+			reason = reason[i+2:]
+		}
+		if i := strings.IndexAny(reason, "(0123456789"); i > 0 {
+			reason = reason[:i]
+		}
+		reasons[reason] = append(reasons[reason], ModuleName(r.Path))
+	})
+	linkTime := time.Since(start)
+	_ = relocs
+	failed := len(order) - ok
+	t.Logf("corpus: %d modules; ordering %v, linking %v (%.0f modules/s); %d linked, %d failed, %d exports",
+		len(order), orderTime.Round(time.Millisecond), linkTime.Round(time.Millisecond),
+		float64(len(order))/linkTime.Seconds(), ok, failed, exports)
+	keys := make([]string, 0, len(reasons))
+	for r := range reasons {
+		keys = append(keys, r)
+	}
+	sort.Strings(keys)
+	for _, r := range keys {
+		n := reasons[r]
+		if len(n) > 8 {
+			n = append(n[:8:8], "...")
+		}
+		t.Logf("  %4d %s: %v", len(reasons[r]), r, n)
+	}
+	assert.Equal(t, 4023, len(order))
+	assert.Zero(t, invalid, "every Debian module passes the kernel's validation")
+	assert.Equal(t, len(order), ok, "every Debian module links")
+}
+
+// isValidationError recognises the messages of elf_validity_check, setup_load_info and check_modinfo.
+func isValidationError(msg string) bool {
+	for _, s := range []string{"Invalid ELF", "ELF Spec violation", "section name table", "has no symbols", "No module found", "version magic", "disagrees about version of symbol module_layout", "both writable and executable"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
