@@ -205,7 +205,9 @@ func decodeBody(body []byte) (*Profile, error) {
 			}
 		case secSymbols:
 			count := sec.count(3)
-			p.Symbols = make([]Symbol, 0, count)
+			if count > 0 {
+				p.Symbols = make([]Symbol, 0, count)
+			}
 			var addr uint64
 			for i := uint64(0); i < count && sec.err == nil; i++ {
 				addr += sec.uint()
@@ -220,7 +222,9 @@ func decodeBody(body []byte) (*Profile, error) {
 				}
 			}
 			count := sec.count(8)
-			p.Exports = make([]Export, 0, count)
+			if count > 0 {
+				p.Exports = make([]Export, 0, count)
+			}
 			for i := uint64(0); i < count && sec.err == nil; i++ {
 				e := Export{Name: sec.str(), CRC: sec.uint32()}
 				flags := sec.byte()
