@@ -125,17 +125,17 @@ func TestLoadDirPlain(t *testing.T) {
 
 func TestLoadDirDebianTree(t *testing.T) {
 	files := map[string]string{
-		"boot/config-" + testRelease:     testConfig,
-		"boot/System.map-" + testRelease: "ffffffffffffffff B The real System.map is in the linux-image-<version>-dbg package\n",
-		"boot/vmlinux-" + testRelease:    string(tinyELF([]byte(testBanner), nil)),
-		"usr/lib/debug/boot/System.map-" + testRelease:                                    testSystemMap,
-		"usr/src/linux-headers-" + testRelease + "/Module.symvers":                        testSymvers,
-		"usr/src/linux-headers-" + testRelease + "/.config":                               testConfig,
-		"usr/src/linux-headers-" + testRelease + "/include/generated/utsrelease.h":        `#define UTS_RELEASE "` + testRelease + "\"\n",
-		"usr/src/linux-headers-" + testRelease + "/include/config/kernel.release":         "6.1.192\n", // Debian writes the upstream version here
-		"usr/src/linux-headers-" + testRelease + "-common/include/linux/vermagic.h":       "",
-		"usr/src/linux-headers-" + testRelease + "/include/generated/randstruct_hash.h":   "", // empty: no RANDSTRUCT
-		"lib/modules/" + testRelease + "/kernel/drivers/net/dummy.ko":                     "",
+		"boot/config-" + testRelease:                                                     testConfig,
+		"boot/System.map-" + testRelease:                                                 "ffffffffffffffff B The real System.map is in the linux-image-<version>-dbg package\n",
+		"boot/vmlinux-" + testRelease:                                                    string(tinyELF([]byte(testBanner), nil)),
+		"usr/lib/debug/boot/System.map-" + testRelease:                                   testSystemMap,
+		"usr/src/linux-headers-" + testRelease + "/Module.symvers":                       testSymvers,
+		"usr/src/linux-headers-" + testRelease + "/.config":                              testConfig,
+		"usr/src/linux-headers-" + testRelease + "/include/generated/utsrelease.h":       `#define UTS_RELEASE "` + testRelease + "\"\n",
+		"usr/src/linux-headers-" + testRelease + "/include/config/kernel.release":        "6.1.192\n", // Debian writes the upstream version here
+		"usr/src/linux-headers-" + testRelease + "-common/include/linux/vermagic.h":      "",
+		"usr/src/linux-headers-" + testRelease + "/include/generated/randstruct_hash.h":  "", // empty: no RANDSTRUCT
+		"lib/modules/" + testRelease + "/kernel/drivers/net/dummy.ko":                    "",
 		"usr/src/linux-headers-" + testRelease + "/arch/x86/include/generated/asm/foo.h": "",
 	}
 	root := writeTree(t, map[string]string{})
