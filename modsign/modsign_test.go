@@ -401,3 +401,21 @@ func TestDecodeSignatureIsLenient(t *testing.T) {
 	assert.Equal(t, "", empty.HashAlgo())
 	assert.Nil(t, empty.Bytes())
 }
+
+// FuzzSplit: whatever the trailer and message hold, Split and the accessors return, never panic.
+func FuzzSplit(f *testing.F) {
+	if data, err := os.ReadFile(fixtureModule); err == nil {
+		f.Add(data[len(data)-2000:])
+	}
+	f.Add(appendSignature([]byte("payload"), []byte{0x30, 0x03, 0x06, 0x01, 0x00}, Trailer{IDType: IDPKCS7, SigLen: 5}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, sig, err := Split(data)
+		if err == nil && sig != nil {
+			_, _, _, _ = sig.Signer(), sig.KeyID(), sig.HashAlgo(), sig.Bytes()
+			_ = sig.Verify(data, nil)
+		}
+		if s, err := DecodeSignature(data); err == nil {
+			_, _ = s.Signer(), s.KeyID()
+		}
+	})
+}
