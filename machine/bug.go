@@ -2,6 +2,7 @@ package machine
 
 import (
 	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
+
 	"kemu/loader"
 )
 

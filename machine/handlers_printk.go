@@ -39,7 +39,7 @@ func hPrintk(m *Machine, t *Trap) (uint64, error) {
 
 // vprintk(fmt, va_list).
 func hVprintk(m *Machine, t *Trap) (uint64, error) {
-	va, err := printk.NewVaList(printkEnv{m}, t.Arg(1))
+	va, err := printk.NewVaList(&printkEnv{m: m}, t.Arg(1))
 	if err != nil {
 		return 0, err
 	}
@@ -117,7 +117,7 @@ func hSnprintf(m *Machine, t *Trap) (uint64, error) {
 }
 
 func hVsnprintf(m *Machine, t *Trap) (uint64, error) {
-	va, err := printk.NewVaList(printkEnv{m}, t.Arg(3))
+	va, err := printk.NewVaList(&printkEnv{m: m}, t.Arg(3))
 	if err != nil {
 		return 0, err
 	}
@@ -130,7 +130,7 @@ func hSprintf(m *Machine, t *Trap) (uint64, error) {
 }
 
 func hVsprintf(m *Machine, t *Trap) (uint64, error) {
-	va, err := printk.NewVaList(printkEnv{m}, t.Arg(2))
+	va, err := printk.NewVaList(&printkEnv{m: m}, t.Arg(2))
 	if err != nil {
 		return 0, err
 	}
@@ -143,7 +143,11 @@ func (m *Machine) snprintf(stored bool, buf, size, fmtAddr uint64, args printk.A
 		return 0, err
 	}
 	size = min(size, 1<<31-1)
-	text, n := m.formatter().Snprintf(int(size), []byte(f), args)
+	fm := m.formatter()
+	text, n := fm.Snprintf(int(size), []byte(f), args)
+	if fault := fm.Env.(*printkEnv).fault; fault != nil {
+		return 0, fault
+	}
 	if size > 0 {
 		if err := m.WriteAt(append(text, 0), buf); err != nil {
 			return 0, err

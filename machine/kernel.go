@@ -26,6 +26,12 @@ type kernelState struct {
 	locks     map[uint64]*lockState // every lock module code touched, by address
 	spinDepth int                   // spinlocks held: preemption (and sleeping) disabled
 	requested []string              // request_module() names
+
+	majors, miscMinors int      // dynamic device numbers handed out
+	objects            []string // kernel objects created for modules (classes, devices, proc entries)
+
+	timers map[uint64]uint64 // armed timer_list addresses -> expiry in jiffies
+	work   []uint64          // queued work_struct addresses, in order
 }
 
 func newKernelState(m *Machine) *kernelState {
@@ -61,6 +67,9 @@ func (k *kernelState) init() error {
 		}
 	}
 	if err := k.initKmallocCaches(); err != nil {
+		return err
+	}
+	if err := k.initWorkqueues(); err != nil {
 		return err
 	}
 	return k.syncJiffies()

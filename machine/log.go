@@ -42,26 +42,58 @@ const (
 	levelInfo    = printk.LevelInfo
 )
 
-// printkEnv is the guest as the formatter sees it.
-type printkEnv struct{ m *Machine }
-
-func (e printkEnv) ReadString(addr uint64, max int) (string, error) {
-	return e.m.ReadCString(addr, max)
+// printkEnv is the guest as the formatter sees it. vsprintf checks a pointer only against NULL, the
+// first page and error values (check_pointer_msg) and then dereferences it; the formatter reports
+// "(efault)" for any unreadable pointer, so the env remembers a failed read the kernel would have
+// faulted on, and the handler turns it into the oops the kernel would print.
+type printkEnv struct {
+	m     *Machine
+	fault *Fault
 }
-func (e printkEnv) Read(addr uint64, buf []byte) error { return e.m.ReadAt(buf, addr) }
-func (e printkEnv) Symbolize(addr uint64) (string, uint64, uint64, string, bool) {
+
+func (e *printkEnv) ReadString(addr uint64, max int) (string, error) {
+	s, err := e.m.ReadCString(addr, max)
+	e.note(addr, err)
+	return s, err
+}
+
+func (e *printkEnv) Read(addr uint64, buf []byte) error {
+	err := e.m.ReadAt(buf, addr)
+	e.note(addr, err)
+	return err
+}
+
+func (e *printkEnv) Symbolize(addr uint64) (string, uint64, uint64, string, bool) {
 	return e.m.symbolize(addr)
 }
 
-// format is the kernel's vsnprintf over this machine.
+// maxErrno is MAX_ERRNO: pointers in the last 4095 bytes of the address space are ERR_PTR values.
+const maxErrno = 4095
+
+func isErrPtr(p uint64) bool { return p >= 1<<64-maxErrno }
+
+func (e *printkEnv) note(addr uint64, err error) {
+	f, ok := err.(*Fault)
+	if !ok || e.fault != nil || addr < pageSize || isErrPtr(addr) {
+		return
+	}
+	e.fault = f
+}
+
+// format is the kernel's vsnprintf over this machine: the format string at fmtAddr with args.
 func (m *Machine) format(fmtAddr uint64, args printk.Args) ([]byte, error) {
 	f, err := m.ReadCString(fmtAddr, 1<<16)
 	if err != nil {
 		return nil, err
 	}
-	return m.formatter().Format([]byte(f), args), nil
+	fm := m.formatter()
+	text := fm.Format([]byte(f), args)
+	if fault := fm.Env.(*printkEnv).fault; fault != nil {
+		return nil, fault
+	}
+	return text, nil
 }
 
 func (m *Machine) formatter() *printk.Formatter {
-	return &printk.Formatter{Env: printkEnv{m}, Options: printk.Options{PointerKey: [2]uint64{0x6b656d75, 0x6d616368}}}
+	return &printk.Formatter{Env: &printkEnv{m: m}, Options: printk.Options{PointerKey: [2]uint64{0x6b656d75, 0x6d616368}}}
 }

@@ -38,6 +38,9 @@ type modSymbol struct {
 	init bool
 }
 
+// entryAlias reports the global aliases module_init() and module_exit() give a module's entry points.
+func entryAlias(name string) bool { return name == "init_module" || name == "cleanup_module" }
+
 // bugEntry is a __bug_table record: where a ud2 is and what it means.
 type bugEntry struct {
 	file    string
@@ -73,6 +76,14 @@ func (g *guestModule) symbolAt(addr uint64) (modSymbol, uint64, bool) {
 		s := g.symbols[i]
 		if s.init && g.state == stateLive {
 			continue
+		}
+		// Of several names at one address kallsyms reports the first in the symbol table, where
+		// local symbols precede global ones: the static fault_null_init rather than init_module,
+		// the global alias module_init() defines for it (cleanup_module likewise).
+		for j := i - 1; j >= 0 && g.symbols[j].addr == s.addr; j-- {
+			if entryAlias(s.name) && !entryAlias(g.symbols[j].name) {
+				s = g.symbols[j]
+			}
 		}
 		size := s.size
 		if i+1 < len(g.symbols) && (size == 0 || g.symbols[i+1].addr-s.addr < size) && g.symbols[i+1].addr > s.addr {

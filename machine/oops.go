@@ -2,10 +2,12 @@ package machine
 
 import (
 	"fmt"
-	"kemu/loader"
 	"strings"
 
 	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
+
+	"kemu/loader"
+	"kemu/printk"
 )
 
 // Kernel crash reports in Linux 6.1's format (arch/x86/mm/fault.c, arch/x86/kernel/dumpstack.c,
@@ -67,6 +69,14 @@ func (m *Machine) pageFaultOops(f *Fault) error {
 	case AccessFetch:
 		code |= pfInstr
 		regs.rip = f.Addr
+	}
+	if !canonical(f.Addr) {
+		// The CPU raises #GP, not #PF, for a non-canonical address.
+		m.die(fmt.Sprintf("general protection fault, probably for non-canonical address %#x", f.Addr), 0, &regs)
+		return m.oopsEnd(&regs)
+	}
+	if m.onStackGuard(f.Addr) {
+		return m.stackOverflow(f.Addr, &regs)
 	}
 	if f.Access == AccessFetch && f.Present {
 		m.logf(levelCrit, "kernel tried to execute NX-protected page - exploit attempt? (uid: 0)")
@@ -257,4 +267,20 @@ func (m *Machine) softLockup() error {
 	m.showRegisters(&regs)
 	m.printCallTrace(&regs)
 	return fmt.Errorf("soft lockup: %w", errTaskDied)
+}
+
+// onStackGuard reports whether addr lies in the unmapped page below the current kernel stack.
+func (m *Machine) onStackGuard(addr uint64) bool {
+	bottom := m.stackTop - threadSize
+	return addr < bottom && addr >= bottom-pageSize
+}
+
+// stackOverflow is handle_stack_overflow(): with VMAP_STACK the overflow hits the guard page and
+// the double-fault handler reports it, pointers hashed as %p prints them.
+func (m *Machine) stackOverflow(addr uint64, regs *regsSnapshot) error {
+	line := m.formatter().Format([]byte("BUG: TASK stack guard page was hit at %p (stack is %p..%p)"),
+		&printk.SliceArgs{Values: []uint64{addr, m.stackTop - threadSize, m.stackTop}})
+	m.logf(levelEmerg, "%s", line)
+	m.die("stack guard page", 0, regs)
+	return m.oopsEnd(regs)
 }

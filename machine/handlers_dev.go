@@ -1,0 +1,166 @@
+package machine
+
+import (
+	"fmt"
+	"syscall"
+)
+
+// Character devices, device classes, misc devices and procfs entries: registration only. kemu has
+// no VFS, so registered file operations are recorded for a later driver of them, not called.
+
+func init() {
+	register("alloc_chrdev_region", hAllocChrdevRegion)
+	register("register_chrdev_region", hZero)
+	register("unregister_chrdev_region", hNop)
+	register("__register_chrdev", hRegisterChrdev)
+	register("__unregister_chrdev", hNop)
+	register("cdev_init", hCdevInit)
+	register("cdev_add", hZero)
+	register("cdev_del", hNop)
+	register("__class_create", hNewObject("class"))
+	register("class_destroy", hKfreeArg0)
+	register("device_create", hNewObject("device"))
+	register("device_destroy", hNop)
+	register("misc_register", hMiscRegister)
+	register("misc_deregister", hNop)
+	register("proc_create", hNewObject("proc_dir_entry"))
+	register("proc_create_data", hNewObject("proc_dir_entry"))
+	register("proc_create_single_data", hNewObject("proc_dir_entry"))
+	register("proc_create_seq_private", hNewObject("proc_dir_entry"))
+	register("proc_mkdir", hNewObject("proc_dir_entry"))
+	register("proc_remove", hNop)
+	register("remove_proc_entry", hNop)
+	register("_copy_from_user", hCopyFromUser)
+	register("_copy_to_user", hCopyToUser)
+	register("__check_object_size", hNop)
+}
+
+func hZero(m *Machine, t *Trap) (uint64, error) { return 0, nil }
+
+// Dynamic character majors are handed out from 254 downwards (CHRDEV_MAJOR_DYN_END is 234), misc
+// minors from 127 downwards (DYNAMIC_MINORS).
+const (
+	firstDynamicMajor = 254
+	lastDynamicMajor  = 234
+	firstDynamicMinor = 127
+	miscDynamicMinor  = 255
+	minorBits         = 20
+)
+
+func (k *kernelState) nextMajor() (uint64, bool) {
+	major := uint64(firstDynamicMajor - k.majors)
+	if major < lastDynamicMajor {
+		return 0, false
+	}
+	k.majors++
+	return major, true
+}
+
+// alloc_chrdev_region(dev_t *dev, baseminor, count, name).
+func hAllocChrdevRegion(m *Machine, t *Trap) (uint64, error) {
+	major, ok := m.kernel.nextMajor()
+	if !ok {
+		return negErrno(syscall.EBUSY), nil
+	}
+	return 0, m.WriteU32(t.Arg(0), uint32(major<<minorBits|t.Arg(1)&(1<<minorBits-1)))
+}
+
+// __register_chrdev(major, baseminor, count, name, fops): major 0 asks for a dynamic one, returned.
+func hRegisterChrdev(m *Machine, t *Trap) (uint64, error) {
+	if t.Arg(0) != 0 {
+		return 0, nil
+	}
+	major, ok := m.kernel.nextMajor()
+	if !ok {
+		return negErrno(syscall.EBUSY), nil
+	}
+	return major, nil
+}
+
+// cdev_init(cdev, fops): zero the cdev and set its ops, as the kernel does.
+func hCdevInit(m *Machine, t *Trap) (uint64, error) {
+	if size, ok := m.structSize("cdev"); ok {
+		if err := m.WriteAt(make([]byte, size), t.Arg(0)); err != nil {
+			return 0, err
+		}
+	}
+	m.setField("cdev", "ops", t.Arg(0), 8, t.Arg(1))
+	return 0, nil
+}
+
+// misc_register(misc): a dynamic minor is written back into misc->minor.
+func hMiscRegister(m *Machine, t *Trap) (uint64, error) {
+	off, ok := m.fieldOffset("miscdevice", "minor")
+	if !ok {
+		return 0, nil
+	}
+	minor, err := m.ReadU32(t.Arg(0) + off)
+	if err != nil {
+		return 0, err
+	}
+	if minor == miscDynamicMinor {
+		if m.kernel.miscMinors > firstDynamicMinor {
+			return negErrno(syscall.EBUSY), nil
+		}
+		minor = uint32(firstDynamicMinor - m.kernel.miscMinors)
+		m.kernel.miscMinors++
+		return 0, m.WriteU32(t.Arg(0)+off, minor)
+	}
+	return 0, nil
+}
+
+// hNewObject returns a handler that creates a zeroed kernel object of the named struct (class,
+// device, proc_dir_entry) and returns its address, standing in for the registered thing.
+func hNewObject(structName string) Handler {
+	return func(m *Machine, t *Trap) (uint64, error) {
+		size, ok := m.structSize(structName)
+		if !ok {
+			size = 512
+		}
+		p := m.kmalloc(size)
+		if p == 0 {
+			return negErrno(syscall.ENOMEM), nil
+		}
+		m.kernel.objects = append(m.kernel.objects, fmt.Sprintf("%s@%#x from %s", structName, p, m.describe(t.Return)))
+		return p, nil
+	}
+}
+
+func hKfreeArg0(m *Machine, t *Trap) (uint64, error) {
+	if isErrPtr(t.Arg(0)) {
+		return 0, nil
+	}
+	return 0, m.kfree(t.Arg(0))
+}
+
+// userEnd is TASK_SIZE_MAX: the end of the user half of the address space.
+const userEnd = 0x00007ffffffff000
+
+// The machine has no user address space mapped, so every user copy fails in full. _copy_from_user
+// zeroes the destination it could not fill, as the kernel does.
+func hCopyFromUser(m *Machine, t *Trap) (uint64, error) {
+	to, from, n := t.Arg(0), t.Arg(1), t.Arg(2)
+	if from >= userEnd || from+n > userEnd || from+n < from {
+		return n, m.WriteAt(make([]byte, n), to)
+	}
+	b := make([]byte, n)
+	if err := m.ReadAt(b, from); err != nil {
+		return n, m.WriteAt(make([]byte, n), to)
+	}
+	return 0, m.WriteAt(b, to)
+}
+
+func hCopyToUser(m *Machine, t *Trap) (uint64, error) {
+	to, from, n := t.Arg(0), t.Arg(1), t.Arg(2)
+	if to >= userEnd || to+n > userEnd || to+n < to {
+		return n, nil
+	}
+	b, err := m.Read(from, n)
+	if err != nil {
+		return 0, err
+	}
+	if m.WriteAt(b, to) != nil {
+		return n, nil
+	}
+	return 0, nil
+}

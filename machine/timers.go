@@ -1,0 +1,254 @@
+package machine
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+)
+
+// Timers and workqueues over virtual time. Module code arms timers and queues work; nothing runs
+// until the machine idles (Idle), which runs queued work in a kworker's context and fires timers in
+// expiry order, moving virtual time to each expiry, in softirq context on the idle task.
+
+func init() {
+	register("init_timer_key", hInitTimerKey)
+	register("mod_timer", hModTimer)
+	register("add_timer", hAddTimer)
+	register("del_timer", hDelTimer)
+	register("del_timer_sync", hDelTimer)
+	register("timer_delete", hDelTimer)
+	register("timer_delete_sync", hDelTimer)
+	register("queue_work_on", hQueueWorkOn)
+	register("cancel_work_sync", hCancelWork)
+	register("cancel_work", hCancelWork)
+	register("flush_work", hFlushWork)
+	register("__flush_workqueue", hFlushWorkqueue)
+	register("flush_workqueue", hFlushWorkqueue)
+	register("alloc_workqueue", hNewObject("workqueue_struct"))
+	register("destroy_workqueue", hFlushWorkqueue)
+}
+
+// The workqueues every kernel has, published as pointers in their data symbols.
+var systemWorkqueues = []string{
+	"system_wq", "system_highpri_wq", "system_long_wq", "system_unbound_wq", "system_freezable_wq",
+	"system_power_efficient_wq", "system_freezable_power_efficient_wq",
+}
+
+// initWorkqueues creates the system workqueues.
+func (k *kernelState) initWorkqueues() error {
+	k.timers = map[uint64]uint64{}
+	for _, name := range systemWorkqueues {
+		size, ok := k.m.structSize("workqueue_struct")
+		if !ok {
+			size = 512
+		}
+		p, err := k.kzalloc(size)
+		if err != nil {
+			return err
+		}
+		if err := k.m.setKernelWord(name, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// structWord reads a 64-bit field of a kernel struct in guest memory.
+func (m *Machine) structWord(name, field string, addr uint64) (uint64, error) {
+	off, ok := m.fieldOffset(name, field)
+	if !ok {
+		return 0, fmt.Errorf("struct %s has no known field %s (no BTF)", name, field)
+	}
+	return m.ReadU64(addr + off)
+}
+
+// init_timer_key(timer, func, flags, name, key).
+func hInitTimerKey(m *Machine, t *Trap) (uint64, error) {
+	m.setField("timer_list", "function", t.Arg(0), 8, t.Arg(1))
+	m.setField("timer_list", "flags", t.Arg(0), 4, t.Arg(2))
+	m.setField("timer_list", "entry.pprev", t.Arg(0), 8, 0)
+	delete(m.kernel.timers, t.Arg(0))
+	return 0, nil
+}
+
+// mod_timer(timer, expires): returns whether the timer was pending.
+func hModTimer(m *Machine, t *Trap) (uint64, error) {
+	_, pending := m.kernel.timers[t.Arg(0)]
+	m.kernel.timers[t.Arg(0)] = t.Arg(1)
+	m.setField("timer_list", "expires", t.Arg(0), 8, t.Arg(1))
+	if pending {
+		return 1, nil
+	}
+	return 0, nil
+}
+
+// add_timer(timer): arm at timer->expires.
+func hAddTimer(m *Machine, t *Trap) (uint64, error) {
+	exp, err := m.structWord("timer_list", "expires", t.Arg(0))
+	if err != nil {
+		return 0, err
+	}
+	m.kernel.timers[t.Arg(0)] = exp
+	return 0, nil
+}
+
+func hDelTimer(m *Machine, t *Trap) (uint64, error) {
+	if _, pending := m.kernel.timers[t.Arg(0)]; pending {
+		delete(m.kernel.timers, t.Arg(0))
+		return 1, nil
+	}
+	return 0, nil
+}
+
+// queue_work_on(cpu, wq, work): false when the work is already pending.
+func hQueueWorkOn(m *Machine, t *Trap) (uint64, error) {
+	work := t.Arg(2)
+	for _, w := range m.kernel.work {
+		if w == work {
+			return 0, nil
+		}
+	}
+	m.kernel.work = append(m.kernel.work, work)
+	return 1, nil
+}
+
+func (k *kernelState) dequeueWork(work uint64) bool {
+	for i, w := range k.work {
+		if w == work {
+			k.work = append(k.work[:i:i], k.work[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+func hCancelWork(m *Machine, t *Trap) (uint64, error) {
+	if m.kernel.dequeueWork(t.Arg(0)) {
+		return 1, nil
+	}
+	return 0, nil
+}
+
+// flush_work(work): run it now if pending.
+func hFlushWork(m *Machine, t *Trap) (uint64, error) {
+	if !m.kernel.dequeueWork(t.Arg(0)) {
+		return 0, nil
+	}
+	return 1, m.runWork(t.Arg(0))
+}
+
+func hFlushWorkqueue(m *Machine, t *Trap) (uint64, error) {
+	for len(m.kernel.work) > 0 {
+		w := m.kernel.work[0]
+		m.kernel.work = m.kernel.work[1:]
+		if err := m.runWork(w); err != nil {
+			return 0, err
+		}
+	}
+	return 0, nil
+}
+
+func (m *Machine) runWork(work uint64) error {
+	fn, err := m.structWord("work_struct", "func", work)
+	if err != nil {
+		return err
+	}
+	_, err = m.Call(fn, work)
+	return err
+}
+
+// Contexts asynchronous module code runs in.
+type taskContext struct {
+	pid  int
+	comm string
+}
+
+var (
+	kworker  = taskContext{pid: 8, comm: "kworker/0:1"}
+	idleTask = taskContext{pid: 0, comm: "swapper/0"}
+)
+
+// in runs fn as task ctx (what oopses report as Comm and PID).
+func (m *Machine) in(ctx taskContext, fn func() error) error {
+	pid, comm := m.pid, m.comm
+	m.pid, m.comm = ctx.pid, ctx.comm
+	defer func() { m.pid, m.comm = pid, comm }()
+	return fn()
+}
+
+// maxIdleEvents bounds the work items and timer expiries one Idle runs (a timer that re-arms
+// itself forever would otherwise keep it busy until the deadline one jiffy at a time).
+const maxIdleEvents = 100000
+
+// Idle lets virtual time pass for ns nanoseconds with no task running module code: queued work
+// runs, then timers fire in expiry order. An oops in a work item or timer is reported and the
+// machine goes on; Idle returns the number of events run.
+func (m *Machine) Idle(ns uint64) (int, error) {
+	k := m.kernel
+	deadline := k.clock.ns + ns
+	events := 0
+	for events < maxIdleEvents && !m.dead {
+		if len(k.work) > 0 {
+			w := k.work[0]
+			k.work = k.work[1:]
+			events++
+			if err := m.in(kworker, func() error { return m.runWork(w) }); err != nil && !isTaskDeath(err) {
+				return events, err
+			}
+			continue
+		}
+		timer, expires, ok := k.nextTimer()
+		if !ok {
+			break
+		}
+		at := k.clock.nsAtJiffies(expires)
+		if at > deadline {
+			break
+		}
+		if at > k.clock.ns {
+			if err := k.advance(at - k.clock.ns); err != nil {
+				return events, err
+			}
+		}
+		delete(k.timers, timer)
+		events++
+		fn, err := m.structWord("timer_list", "function", timer)
+		if err != nil {
+			return events, err
+		}
+		if err := m.in(idleTask, func() error { _, err := m.Call(fn, timer); return err }); err != nil && !isTaskDeath(err) {
+			return events, err
+		}
+	}
+	if k.clock.ns < deadline {
+		return events, k.advance(deadline - k.clock.ns)
+	}
+	return events, nil
+}
+
+func isTaskDeath(err error) bool { return errors.Is(err, errTaskDied) }
+
+// nextTimer is the pending timer that expires first (ties by address, for determinism).
+func (k *kernelState) nextTimer() (timer, expires uint64, ok bool) {
+	addrs := make([]uint64, 0, len(k.timers))
+	for a := range k.timers {
+		addrs = append(addrs, a)
+	}
+	sort.Slice(addrs, func(i, j int) bool { return addrs[i] < addrs[j] })
+	for _, a := range addrs {
+		e := k.timers[a]
+		if !ok || int64(e-expires) < 0 {
+			timer, expires, ok = a, e, true
+		}
+	}
+	return
+}
+
+// nsAtJiffies is the first virtual time at which jiffies reaches j (jiffies compare with wrap).
+func (c clock) nsAtJiffies(j uint64) uint64 {
+	now := c.jiffies()
+	if int64(j-now) <= 0 {
+		return c.ns
+	}
+	return (c.ns*c.hz/1e9 + (j - now)) * 1e9 / c.hz
+}
