@@ -419,3 +419,19 @@ func FuzzSplit(f *testing.F) {
 		}
 	})
 }
+
+func TestKernelCerts(t *testing.T) {
+	a, b := sharedRSAKey(t), newECKey(t, "second key", 77)
+	junk := []byte("\x30\x82\x01\x00\x30\x82 not a certificate at all\x30\x82")
+	image := append(append([]byte{}, junk...), a.cert.Raw...)
+	image = append(image, b.cert.Raw...) // back to back, as in system_certificate_list
+	image = append(image, junk...)
+	image = append(image, a.cert.Raw...) // a duplicate is reported once
+	image = append(image, a.cert.Raw[:100]...)
+	certs := KernelCerts(image)
+	require.Len(t, certs, 2)
+	assert.Equal(t, a.cert.Raw, certs[0].Raw)
+	assert.Equal(t, b.cert.Raw, certs[1].Raw)
+	assert.Empty(t, KernelCerts(nil))
+	assert.Empty(t, KernelCerts(a.cert.Raw[:len(a.cert.Raw)-1]))
+}
