@@ -252,4 +252,3 @@ func lockFile(path string) (func(), error) {
 	}
 	return func() { f.Close() }, nil
 }
-

@@ -54,6 +54,7 @@ func assertSameProfile(t *testing.T, want, got *Profile) {
 	assert.Equal(t, want.Symbols, got.Symbols)
 	assert.Equal(t, want.Exports, got.Exports)
 	assert.Equal(t, want.BTF, got.BTF)
+	assert.True(t, want.Equal(got))
 }
 
 func TestWriteReadRoundTrip(t *testing.T) {
@@ -156,4 +157,30 @@ func FuzzRead(f *testing.F) {
 			require.NoError(t, Write(&out, p))
 		}
 	})
+}
+
+func TestProfileEqual(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(p *Profile)
+	}{
+		{"release", func(p *Profile) { p.Release = "6.1.0-55-amd64" }},
+		{"version", func(p *Profile) { p.Version = "" }},
+		{"vermagic", func(p *Profile) { p.Vermagic += "x" }},
+		{"config value", func(p *Profile) { p.Config["CONFIG_HZ"] = "1000" }},
+		{"config option", func(p *Profile) { delete(p.Config, "CONFIG_SMP") }},
+		{"symbol address", func(p *Profile) { p.Symbols[0].Addr++ }},
+		{"symbol type", func(p *Profile) { p.Symbols[1].Type = 'd' }},
+		{"export crc", func(p *Profile) { p.Exports[0].CRC ^= 1 }},
+		{"export namespace", func(p *Profile) { p.Exports[1].Namespace = "X" }},
+		{"btf", func(p *Profile) { p.BTF[0] ^= 1 }},
+	}
+	assert.True(t, sample().Equal(sample()))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := sample()
+			tt.change(p)
+			assert.False(t, sample().Equal(p))
+		})
+	}
 }

@@ -8,7 +8,10 @@
 package profile
 
 import (
+	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 )
 
@@ -123,6 +126,14 @@ func (p *Profile) SizeOf(name string) (uint64, bool) {
 func (p *Profile) ConfigBool(name string) bool {
 	v := p.Config[name]
 	return v == "y" || v == "m"
+}
+
+// Equal reports whether two profiles describe the same kernel with the same content: release,
+// version, vermagic, config, symbols, exports and BTF.
+func (p *Profile) Equal(q *Profile) bool {
+	return p.Release == q.Release && p.Version == q.Version && p.Vermagic == q.Vermagic &&
+		maps.Equal(p.Config, q.Config) && slices.Equal(p.Symbols, q.Symbols) &&
+		slices.Equal(p.Exports, q.Exports) && bytes.Equal(p.BTF, q.BTF)
 }
 
 func (p *Profile) String() string {
