@@ -1,0 +1,116 @@
+package bench
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"kemu/loader"
+	"kemu/profile"
+)
+
+// debianTree finds the Debian kernel tree unpacked under the kemu cache ($KEMU_CACHE, default
+// ~/.cache/kemu/debian/<release>/root) and its profile, or skips.
+func debianTree(b *testing.B) (root, release string, prof *profile.Profile) {
+	cache := os.Getenv("KEMU_CACHE")
+	if cache == "" {
+		home, _ := os.UserHomeDir()
+		cache = filepath.Join(home, ".cache", "kemu")
+	}
+	dirs, _ := filepath.Glob(filepath.Join(cache, "debian", "*", "root", "lib", "modules", "*", "kernel"))
+	if len(dirs) == 0 {
+		b.Skip("Debian corpus not fetched (make corpus-fetch)")
+	}
+	modulesDir := filepath.Dir(dirs[0])
+	release = filepath.Base(modulesDir)
+	root = filepath.Dir(filepath.Dir(filepath.Dir(modulesDir)))
+	prof, err := profile.Load(filepath.Join(cache, "debian", release, "profile.kprof"))
+	if err != nil {
+		if prof, err = profile.Default(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return root, release, prof
+}
+
+// runDepmod runs kmod's `depmod -b <root> <release>` over the same modules in a scratch root (the
+// cache stays untouched: its kernel/ directory is linked in) and returns the time it took and the
+// modules.dep it wrote.
+func runDepmod(b *testing.B, root, release string) (time.Duration, string) {
+	depmod, err := exec.LookPath("depmod")
+	if err != nil {
+		if depmod, err = exec.LookPath("/usr/sbin/depmod"); err != nil {
+			b.Logf("depmod not installed: no comparison")
+			return 0, ""
+		}
+	}
+	scratch := b.TempDir()
+	dst := filepath.Join(scratch, "lib", "modules", release)
+	src := filepath.Join(root, "lib", "modules", release)
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(src, "kernel"), filepath.Join(dst, "kernel")); err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range []string{"modules.order", "modules.builtin", "modules.builtin.modinfo"} {
+		if data, err := os.ReadFile(filepath.Join(src, f)); err == nil {
+			_ = os.WriteFile(filepath.Join(dst, f), data, 0o644)
+		}
+	}
+	start := time.Now()
+	out, err := exec.Command(depmod, "-b", scratch, release).CombinedOutput()
+	took := time.Since(start)
+	if err != nil {
+		b.Fatalf("depmod: %v\n%s", err, out)
+	}
+	return took, filepath.Join(dst, "modules.dep")
+}
+
+// BenchmarkLoaderCorpus links every Debian module (validation, layout, resolution, relocation) in
+// modules.dep order, per iteration, next to kmod's depmod over the same tree, which reads the same
+// files and resolves the same symbols to compute dependencies. Metrics: modules/s, depmod's time and
+// kemu's time relative to it (kemu/depmod).
+func BenchmarkLoaderCorpus(b *testing.B) {
+	root, release, prof := debianTree(b)
+	files, err := loader.FindModules(filepath.Join(root, "lib", "modules", release))
+	if err != nil {
+		b.Fatal(err)
+	}
+	depmodTime, depFile := runDepmod(b, root, release)
+	var deps map[string][]string
+	if depFile != "" {
+		deps, err = loader.ReadModulesDep(depFile)
+	} else {
+		deps, err = loader.DependsFromModinfo(files)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	order := loader.LoadOrder(files, deps)
+	b.ResetTimer()
+	var failed int
+	for i := 0; i < b.N; i++ {
+		k, err := loader.NewKernel(loader.Config{Profile: prof})
+		if err != nil {
+			b.Fatal(err)
+		}
+		failed = 0
+		k.CheckFiles(order, runtime.NumCPU(), func(r loader.CheckResult) {
+			if r.Err != nil {
+				failed++
+			}
+		})
+	}
+	b.StopTimer()
+	perOp := b.Elapsed() / time.Duration(b.N)
+	b.ReportMetric(float64(len(order))/perOp.Seconds(), "modules/s")
+	b.ReportMetric(float64(failed), "failed")
+	if depmodTime > 0 {
+		b.ReportMetric(depmodTime.Seconds(), "depmod-s")
+		b.ReportMetric(perOp.Seconds()/depmodTime.Seconds(), "kemu/depmod")
+	}
+}
