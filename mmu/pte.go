@@ -78,9 +78,9 @@ const (
 const PhysAddrBits = 46
 
 const (
-	addrMask     = PTE(1)<<PhysAddrBits - 1 &^ PTE(PageSize-1) // bits 12..45: frame or table address
-	reservedMask = PTE(1)<<52 - 1 &^ (PTE(1)<<PhysAddrBits - 1) // bits 46..51: must be zero
-	flagMask     = PTENX | PTE(PageSize-1)                     // every bit that is not address
+	addrMask     = (PTE(1)<<PhysAddrBits - 1) &^ (PageSize - 1)   // bits 12..45: frame or table address
+	reservedMask = (PTE(1)<<52 - 1) &^ (PTE(1)<<PhysAddrBits - 1) // bits 46..51: must be zero
+	flagMask     = PTENX | PTE(PageSize-1)                        // every bit that is not address
 )
 
 // tableEntry is how a present entry pointing to a lower table is written: Linux's _KERNPG_TABLE (P|RW|A|D), so
