@@ -1,0 +1,252 @@
+// Package vmalloc allocates virtually contiguous kernel memory the way Linux's mm/vmalloc.c does: each area is
+// a run of pages from the page allocator mapped at fresh addresses in the vmalloc area (vmalloc, vzalloc) or in
+// the module area (module_alloc), followed by an unmapped guard page so that running off its end faults.
+//
+// Areas are found first-fit in address order from the start of their space; the module space starts at the
+// boot's random load offset (mmu.Kernel.ModuleLoadOffset), as x86's module_alloc does. Pages are 4K unless a
+// request asks for huge pages (2M, as VM_ALLOW_HUGE_VMAP would give), which hugepack placement uses. The frames
+// also stay reachable through the direct map, which is how Linux has it: a vmalloc address and its direct-map
+// alias share bytes.
+//
+// Not modelled: lazy unmapping and purging of freed areas (vfree unmaps at once), per-CPU vmap blocks,
+// ioremap, NUMA nodes, KASAN shadow.
+package vmalloc
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"syscall"
+
+	"kemu/mmu"
+)
+
+// Space is a virtual address region areas are carved from.
+type Space uint8
+
+const (
+	SpaceVmalloc Space = iota // VMALLOC_START..VMALLOC_END
+	SpaceModules              // MODULES_VADDR+load offset..MODULES_END
+)
+
+func (s Space) String() string {
+	if s == SpaceModules {
+		return "modules"
+	}
+	return "vmalloc"
+}
+
+// Area is one allocation: Size bytes mapped at Addr, then a guard page.
+type Area struct {
+	Addr, Size uint64
+	Space      Space
+	PageSize   uint64   // 4K, or 2M for huge areas
+	Frames     []uint64 // physical address of each page, in order
+	Perm       mmu.Perm // rights the area was mapped with (Protect may have changed parts since)
+	Caller     mmu.Caller
+}
+
+// End is the first byte after the area's mapped pages (where its guard page starts).
+func (a *Area) End() uint64 { return a.Addr + a.Size }
+
+// Request describes an area to allocate.
+type Request struct {
+	Size   uint64 // bytes, rounded up to whole pages
+	Align  uint64 // power of two, at least a page; 0 means the page size
+	Space  Space
+	Huge   bool     // map with 2M pages (size rounded up to 2M)
+	Perm   mmu.Perm // 0 means mmu.PermRW (PAGE_KERNEL)
+	Zero   bool     // clear the memory
+	Caller mmu.Caller
+}
+
+// Allocator hands out areas of the vmalloc and module spaces of one kernel address space.
+type Allocator struct {
+	k      *mmu.Kernel
+	spaces [2]*freeSpans
+	areas  map[uint64]*Area // by Addr
+}
+
+// New returns an allocator over the whole vmalloc area and the module area from the kernel's load offset.
+func New(k *mmu.Kernel) *Allocator {
+	return &Allocator{
+		k: k,
+		spaces: [2]*freeSpans{
+			SpaceVmalloc: newFreeSpans(mmu.VmallocStart, mmu.VmallocEnd),
+			SpaceModules: newFreeSpans(mmu.ModulesVaddr+k.ModuleLoadOffset(), mmu.ModulesEnd),
+		},
+		areas: map[uint64]*Area{},
+	}
+}
+
+// Vmalloc allocates size bytes of virtually contiguous, uninitialised memory (vmalloc).
+func (v *Allocator) Vmalloc(size uint64, caller mmu.Caller) (uint64, error) {
+	a, err := v.Alloc(Request{Size: size, Caller: caller})
+	if err != nil {
+		return 0, err
+	}
+	return a.Addr, nil
+}
+
+// Vzalloc is Vmalloc with the memory zeroed (vzalloc).
+func (v *Allocator) Vzalloc(size uint64, caller mmu.Caller) (uint64, error) {
+	a, err := v.Alloc(Request{Size: size, Zero: true, Caller: caller})
+	if err != nil {
+		return 0, err
+	}
+	return a.Addr, nil
+}
+
+// ModuleAlloc allocates zeroed module memory in the module area, read-write and no-execute until the loader
+// sets its final rights (x86 module_alloc with PAGE_KERNEL).
+func (v *Allocator) ModuleAlloc(size uint64, caller mmu.Caller) (uint64, error) {
+	a, err := v.Alloc(Request{Size: size, Space: SpaceModules, Zero: true, Caller: caller})
+	if err != nil {
+		return 0, err
+	}
+	return a.Addr, nil
+}
+
+// Alloc reserves addresses for the request (plus a guard page), backs them with frames and maps them.
+func (v *Allocator) Alloc(r Request) (*Area, error) {
+	page, order := mmu.Size4K, 0
+	if r.Huge {
+		page, order = mmu.Size2M, 9
+	}
+	if r.Perm == 0 {
+		r.Perm = mmu.PermRW
+	}
+	if r.Align == 0 {
+		r.Align = page
+	}
+	if r.Size == 0 || r.Size > 1<<40 || r.Align&(r.Align-1) != 0 || r.Align < page || int(r.Space) >= len(v.spaces) {
+		return nil, fmt.Errorf("%s alloc of %#x bytes aligned %#x: %w", r.Space, r.Size, r.Align, syscall.EINVAL)
+	}
+	size := (r.Size + page - 1) &^ (page - 1)
+	addr, err := v.spaces[r.Space].take(size+mmu.PageSize, r.Align)
+	if err != nil {
+		return nil, fmt.Errorf("%s alloc of %#x bytes: %w", r.Space, r.Size, err)
+	}
+	a := &Area{Addr: addr, Size: size, Space: r.Space, PageSize: page, Perm: r.Perm, Caller: r.Caller}
+	fail := func(err error) (*Area, error) {
+		errs := []error{fmt.Errorf("%s alloc of %#x bytes: %w", r.Space, r.Size, err), v.freeFrames(a)}
+		v.spaces[r.Space].give(addr, size+mmu.PageSize)
+		return nil, errors.Join(errs...)
+	}
+	for range size / page {
+		pa, err := v.k.Frames.Alloc(order)
+		if err != nil {
+			return fail(err)
+		}
+		a.Frames = append(a.Frames, pa)
+		if r.Zero {
+			if err := v.k.Mem.Zero(pa, page); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if err := v.k.Tables.MapFrames(addr, a.Frames, page, r.Perm, mmu.AttrGlobal); err != nil {
+		return fail(err)
+	}
+	v.areas[addr] = a
+	return a, nil
+}
+
+func (v *Allocator) freeFrames(a *Area) error {
+	order := 0
+	if a.PageSize == mmu.Size2M {
+		order = 9
+	}
+	var errs []error
+	for _, pa := range a.Frames {
+		errs = append(errs, v.k.Frames.Free(pa, order))
+	}
+	a.Frames = nil
+	return errors.Join(errs...)
+}
+
+// Vfree unmaps and frees the area starting at addr (vfree, module_memfree). Freeing an address that does not
+// start a live area is an error: Linux WARNs "Trying to vfree() nonexistent vm area".
+func (v *Allocator) Vfree(addr uint64) error {
+	a, ok := v.areas[addr]
+	if !ok {
+		if in, _, found := v.Lookup(addr); found {
+			return fmt.Errorf("vfree(%#x): inside the area at %#x, not its start: %w", addr, in.Addr, syscall.EINVAL)
+		}
+		return fmt.Errorf("vfree(%#x): trying to vfree() nonexistent vm area: %w", addr, syscall.EINVAL)
+	}
+	if err := v.k.Tables.Unmap(a.Addr, a.Size); err != nil {
+		return fmt.Errorf("vfree(%#x): %w", addr, err)
+	}
+	delete(v.areas, addr)
+	v.spaces[a.Space].give(a.Addr, a.Size+mmu.PageSize)
+	return v.freeFrames(a)
+}
+
+// Lookup finds the live area whose pages or guard page contain addr; guard says it was the guard page.
+func (v *Allocator) Lookup(addr uint64) (a *Area, guard bool, found bool) {
+	for _, a := range v.areas {
+		if addr >= a.Addr && addr < a.End()+mmu.PageSize {
+			return a, addr >= a.End(), true
+		}
+	}
+	return nil, false, false
+}
+
+// Areas lists the live areas in address order.
+func (v *Allocator) Areas() []*Area {
+	out := make([]*Area, 0, len(v.areas))
+	for _, a := range v.areas {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(x, y *Area) int { return cmp.Compare(x.Addr, y.Addr) })
+	return out
+}
+
+// freeSpans is the free address space of one region: sorted, disjoint, never adjacent [start, end) spans.
+type freeSpans struct {
+	spans []span
+}
+
+type span struct{ start, end uint64 }
+
+func newFreeSpans(start, end uint64) *freeSpans {
+	return &freeSpans{spans: []span{{start, end}}}
+}
+
+// take removes the lowest size-byte range aligned to align and returns its start.
+func (f *freeSpans) take(size, align uint64) (uint64, error) {
+	for i, s := range f.spans {
+		start := (s.start + align - 1) &^ (align - 1)
+		if start < s.start || start >= s.end || s.end-start < size {
+			continue
+		}
+		var repl []span
+		if start > s.start {
+			repl = append(repl, span{s.start, start})
+		}
+		if start+size < s.end {
+			repl = append(repl, span{start + size, s.end})
+		}
+		f.spans = slices.Replace(f.spans, i, i+1, repl...)
+		return start, nil
+	}
+	return 0, fmt.Errorf("no free range of %#x bytes aligned %#x: %w", size, align, syscall.ENOMEM)
+}
+
+// give returns [start, start+size) to the free spans, merging with its neighbours.
+func (f *freeSpans) give(start, size uint64) {
+	end := start + size
+	i := sort.Search(len(f.spans), func(i int) bool { return f.spans[i].start >= start })
+	f.spans = slices.Insert(f.spans, i, span{start, end})
+	if i+1 < len(f.spans) && f.spans[i+1].start == end {
+		f.spans[i].end = f.spans[i+1].end
+		f.spans = slices.Delete(f.spans, i+1, i+2)
+	}
+	if i > 0 && f.spans[i-1].end == start {
+		f.spans[i-1].end = f.spans[i].end
+		f.spans = slices.Delete(f.spans, i, i+1)
+	}
+}
