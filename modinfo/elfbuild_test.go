@@ -2,12 +2,12 @@ package modinfo
 
 import (
 	"encoding/binary"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"kemu/corpus"
 )
 
 // elfSpec describes a minimal relocatable ELF object for tests: a null section, .modinfo and
@@ -111,34 +111,17 @@ func buildELF(s elfSpec) []byte {
 	return data
 }
 
-// corpusModules lists the module files of the Debian kernel tree unpacked under the kemu cache
-// ($KEMU_CACHE, default ~/.cache/kemu: debian/<release>/root/lib/modules/<release>/), or skips.
+// corpusModules lists the module files of Debian's kernel (fetched on first use), or skips
+// under -short.
 func corpusModules(t *testing.T) []string {
 	t.Helper()
-	cache := os.Getenv("KEMU_CACHE")
-	if cache == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			t.Skip("no home directory for the kemu cache")
-		}
-		cache = filepath.Join(home, ".cache", "kemu")
+	if testing.Short() {
+		t.Skip("corpus test skipped under -short")
 	}
-	roots, _ := filepath.Glob(filepath.Join(cache, "debian", "*", "root", "lib", "modules", "*", "kernel"))
-	if len(roots) == 0 {
-		t.Skip("Debian corpus not fetched (scripts/fetch-debian-kernel)")
-	}
-	var mods []string
-	for _, root := range roots {
-		_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-			if err == nil && d.Type().IsRegular() && isModuleFile(path) {
-				mods = append(mods, path)
-			}
-			return nil
-		})
-	}
-	sort.Strings(mods)
-	if len(mods) == 0 {
-		t.Skip("Debian corpus has no modules")
-	}
+	tree, err := corpus.Debian("")
+	require.NoError(t, err)
+	mods, err := tree.Modules()
+	require.NoError(t, err)
+	require.NotEmpty(t, mods, "Debian corpus has no modules")
 	return mods
 }
