@@ -1,0 +1,182 @@
+package tlb
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+)
+
+// ArrayConfig is the geometry of one set-associative array.
+type ArrayConfig struct {
+	Entries int
+	Ways    int   // Ways == Entries: fully associative
+	Sizes   Sizes // page sizes it holds; others are fractured or skipped
+}
+
+func (c ArrayConfig) validate() error {
+	switch {
+	case c.Entries <= 0 || c.Ways <= 0:
+		return fmt.Errorf("entries %d, ways %d: both must be positive", c.Entries, c.Ways)
+	case c.Ways > c.Entries:
+		return fmt.Errorf("%d ways exceed %d entries", c.Ways, c.Entries)
+	case c.Sizes == 0 || c.Sizes&^SizesAll != 0:
+		return errors.New("no valid page sizes")
+	}
+	return nil
+}
+
+// validKey marks an entry in use; keys are granule number << 2 | granule code.
+const validKey = 1 << 63
+
+// entry is one cached translation (or paging-structure entry); its key is
+// kept apart, in array.keys, so that a lookup scans a set's keys in one or
+// two cache lines.
+type entry struct {
+	stamp  uint64 // last use, for LRU
+	frame  uint64
+	size   PageSize // the translation's own page size, for counters
+	held   PageSize // the size the entry covers (smaller if fractured)
+	global bool
+}
+
+// phys translates va with a TLB entry that covers it.
+func (e *entry) phys(va uint64) uint64 {
+	return e.frame | va&(e.held.Bytes()-1)
+}
+
+// granule is a span one entry of an array covers: a page size for TLB
+// arrays, the region below one non-leaf entry for paging-structure caches.
+type granule struct {
+	shift uint
+	code  uint8
+}
+
+// array is a set-associative array with true LRU replacement. Entries count
+// sets*ways: a geometry whose entries are not a multiple of the ways (AMD's
+// 2048-entry 12-way L2) loses the remainder.
+type array struct {
+	ways     int
+	sets     uint64
+	setMask  uint64 // sets-1 when sets is a power of two
+	pow2     bool
+	granules []granule // probe order, smallest first
+	holds    Sizes     // page sizes held, for TLB arrays
+	keys     []uint64  // by slot: validKey | granule number << 2 | code, or 0
+	entries  []entry   // by slot
+}
+
+func newArray(entries, ways int, granules []granule) array {
+	sets := uint64(entries / ways)
+	return array{
+		ways:     ways,
+		sets:     sets,
+		setMask:  sets - 1,
+		pow2:     bits.OnesCount64(sets) == 1,
+		granules: granules,
+		keys:     make([]uint64, int(sets)*ways),
+		entries:  make([]entry, int(sets)*ways),
+	}
+}
+
+// newTLBArray builds an array holding the page sizes of c.
+func newTLBArray(c ArrayConfig) array {
+	var gs []granule
+	for s := Page4K; s < numPageSizes; s++ {
+		if c.Sizes.Has(s) {
+			gs = append(gs, granule{shift: s.Shift(), code: uint8(s)})
+		}
+	}
+	a := newArray(c.Entries, c.Ways, gs)
+	a.holds = c.Sizes
+	return a
+}
+
+// set returns the first slot and the keys of the set a granule number maps to.
+func (a *array) set(n uint64) (int, []uint64) {
+	i := n & a.setMask
+	if !a.pow2 {
+		i = n % a.sets
+	}
+	base := int(i) * a.ways
+	return base, a.keys[base : base+a.ways : base+a.ways]
+}
+
+// lookup finds the entry covering va and marks it used at stamp.
+func (a *array) lookup(va, stamp uint64) *entry {
+	for _, g := range a.granules {
+		n := va >> g.shift
+		key := validKey | n<<2 | uint64(g.code)
+		base, keys := a.set(n)
+		for i, k := range keys {
+			if k == key {
+				e := &a.entries[base+i]
+				e.stamp = stamp
+				return e
+			}
+		}
+	}
+	return nil
+}
+
+// fill stores an entry for the granule of g containing va, replacing an
+// invalid entry or the least recently used one.
+func (a *array) fill(va uint64, g granule, e entry) {
+	n := va >> g.shift
+	base, keys := a.set(n)
+	set := a.entries[base : base+len(keys)]
+	victim := 0
+	for i, k := range keys {
+		if k == 0 {
+			victim = i
+			break
+		}
+		if set[i].stamp < set[victim].stamp {
+			victim = i
+		}
+	}
+	keys[victim] = validKey | n<<2 | uint64(g.code)
+	set[victim] = e
+}
+
+// fillTranslation stores tr for va, fractured into the largest page size
+// the array holds that is not larger than tr's; orig is the page size the
+// walk found, kept for counters. It reports whether the array could hold
+// it at all.
+func (a *array) fillTranslation(va uint64, tr Translation, orig PageSize, stamp uint64) bool {
+	for i := len(a.granules) - 1; i >= 0; i-- {
+		g := a.granules[i]
+		if PageSize(g.code) > tr.Size {
+			continue
+		}
+		span := uint64(1) << g.shift
+		frame := tr.Frame + (va&(tr.Size.Bytes()-1))&^(span-1)
+		a.fill(va, g, entry{stamp: stamp, frame: frame, size: orig, held: PageSize(g.code), global: tr.Global})
+		return true
+	}
+	return false
+}
+
+// invalidate drops every entry covering va.
+func (a *array) invalidate(va uint64) {
+	for _, g := range a.granules {
+		n := va >> g.shift
+		key := validKey | n<<2 | uint64(g.code)
+		base, keys := a.set(n)
+		for i, k := range keys {
+			if k == key {
+				keys[i] = 0
+				a.entries[base+i] = entry{}
+			}
+		}
+	}
+}
+
+// flush drops all entries, or all but global ones.
+func (a *array) flush(keepGlobal bool) {
+	for i := range a.entries {
+		if !keepGlobal || !a.entries[i].global {
+			a.keys[i] = 0
+			a.entries[i] = entry{}
+		}
+	}
+}
