@@ -3,6 +3,8 @@ package machine
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
+	"time"
 	"unsafe"
 
 	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
@@ -17,17 +19,22 @@ type Options struct {
 	// Strict stops a call into a kernel function that has no handler with an oops-style report;
 	// by default such a call returns 0 and is recorded for the summary.
 	Strict bool
-	// Budget is how many guest instructions one call into module code may run before the
-	// machine reports a soft lockup. 0 means DefaultBudget.
+	// Watchdog is how much host time one call into module code may take before the machine
+	// reports a soft lockup (the kernel's watchdog fires after 20 s without a reschedule).
+	// 0 means DefaultWatchdog.
+	Watchdog time.Duration
+	// Budget, when non-zero, also bounds each run of guest code to that many instructions, which
+	// makes lockup detection deterministic at a large cost in speed (Unicorn then counts every
+	// instruction). 0 means no instruction budget.
 	Budget uint64
 	// Hardware is the "Hardware name:" of oops reports; "" means DefaultHardware.
 	Hardware string
 }
 
 const (
-	// DefaultBudget is generous enough for any init function that terminates, small enough that
-	// a runaway loop is reported within seconds.
-	DefaultBudget = 200_000_000
+	// DefaultWatchdog is generous for any init function that terminates (billions of guest
+	// instructions), short enough that a runaway loop is reported promptly.
+	DefaultWatchdog = 5 * time.Second
 	// DefaultHardware is what QEMU's default machine reports, the closest thing to kemu's.
 	DefaultHardware = "QEMU Standard PC (i440FX + PIIX, 1996), BIOS 1.16.2-debian-1.16.2-1 04/01/2014"
 )
@@ -55,6 +62,7 @@ type Machine struct {
 	depth        int            // nesting of Call: >0 while guest code runs
 	dead         bool           // a kernel panic halted the machine
 	oopses       int            // oops reports so far: the [#N] of the next one
+	lockedUp     atomic.Bool    // the watchdog fired for the current call
 	taint        loader.Taint   // taints the machine added (D, W, L); the registry keeps the modules'
 	modules      []*guestModule // loaded modules in load order
 	lastUnloaded string
@@ -67,8 +75,8 @@ func New(prof *profile.Profile, opts Options) (*Machine, error) {
 	if prof == nil {
 		return nil, errors.New("machine: no kernel profile")
 	}
-	if opts.Budget == 0 {
-		opts.Budget = DefaultBudget
+	if opts.Watchdog == 0 {
+		opts.Watchdog = DefaultWatchdog
 	}
 	if opts.Hardware == "" {
 		opts.Hardware = DefaultHardware
@@ -280,3 +288,10 @@ func (m *Machine) setReg(r int, v uint64) {
 
 // kernelTaint is print_tainted()'s mask: what modules brought plus what the machine added.
 func (m *Machine) kernelTaint() loader.Taint { return m.taint | m.registry.Taint() }
+
+// CPU is the Unicorn engine itself, for measurement tools (benchmarks, TLB models) that attach
+// hooks or time raw runs. Code that runs module code should use Call.
+func (m *Machine) CPU() uc.Unicorn { return m.cpu }
+
+// StackTop is the top of the current task's kernel stack, where Call starts its frames.
+func (m *Machine) StackTop() uint64 { return m.stackTop }

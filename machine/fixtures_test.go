@@ -6,6 +6,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -215,11 +216,12 @@ func TestFaultFixtures(t *testing.T) {
 		}},
 		{fixture: "fault_usercopy", lines: []string{
 			"fault_usercopy: copy_from_user from 0000000000000010: 16 of 16 bytes not copied",
+			"fault_usercopy: unsafe_get_user from 0000000000000010: -14",
 		}},
 	}
 	for _, c := range cases {
 		t.Run(c.fixture, func(t *testing.T) {
-			m := bootDefault(t, Options{Budget: 20_000_000})
+			m := bootDefault(t, Options{Watchdog: 300 * time.Millisecond})
 			mod, err := m.Insmod(fixture(t, c.fixture), "", c.fixture+".ko")
 			if c.killed {
 				require.ErrorIs(t, err, ErrKilled)

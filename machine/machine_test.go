@@ -340,3 +340,25 @@ func BenchmarkTrap(b *testing.B) {
 		}
 	}
 }
+
+func TestNopLength(t *testing.T) {
+	cases := []struct {
+		code []byte
+		want int
+	}{
+		{[]byte{0x90, 0x8b}, 1},
+		{[]byte{0x66, 0x90}, 2},
+		{[]byte{0x0f, 0x1f, 0x00}, 3},
+		{[]byte{0x0f, 0x1f, 0x40, 0x00}, 4},
+		{[]byte{0x0f, 0x1f, 0x44, 0x00, 0x00}, 5},
+		{[]byte{0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00}, 6},
+		{[]byte{0x0f, 0x1f, 0x80, 0, 0, 0, 0}, 7},
+		{[]byte{0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0}, 8},
+		{[]byte{0x8b, 0x04, 0x25, 0x10, 0, 0, 0}, 0}, // mov 0x10, %eax
+		{[]byte{0x0f, 0x0b}, 0},                      // ud2
+		{[]byte{0x0f, 0x1f, 0x48, 0x00}, 0},          // 0f 1f /1 is not a NOP
+	}
+	for _, c := range cases {
+		assert.Equal(t, c.want, nopLength(append(c.code, make([]byte, 8)...)), "% x", c.code)
+	}
+}

@@ -3,6 +3,7 @@ package machine
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
 )
@@ -60,7 +61,44 @@ func (m *Machine) Call(fn uint64, args ...uint64) (uint64, error) {
 	for i, a := range args {
 		m.setReg(argRegs[i], a)
 	}
+	if m.depth == 1 {
+		stop := m.startWatchdog()
+		defer stop()
+	}
 	return m.run(fn, ret)
+}
+
+// watchdogRetry is how often the watchdog repeats its stop request once it has fired: a request
+// made while the CPU is between runs (in a handler) would otherwise be lost.
+const watchdogRetry = 20 * time.Millisecond
+
+// startWatchdog arms the soft-lockup watchdog for an outermost call: once the call has taken
+// Options.Watchdog of host time, it stops the CPU and run reports a soft lockup. It returns the
+// function that disarms it.
+func (m *Machine) startWatchdog() (stop func()) {
+	m.lockedUp.Store(false)
+	done := make(chan struct{})
+	go func() {
+		timer := time.NewTimer(m.opts.Watchdog)
+		defer timer.Stop()
+		select {
+		case <-done:
+			return
+		case <-timer.C:
+		}
+		m.lockedUp.Store(true)
+		tick := time.NewTicker(watchdogRetry)
+		defer tick.Stop()
+		for {
+			_ = m.cpu.Stop()
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // returnSite is where calls from the kernel into module code return: do_one_initcall+0x41, the
@@ -80,11 +118,15 @@ func (m *Machine) run(pc, ret uint64) (uint64, error) {
 		if traps > maxTraps {
 			return 0, m.softLockup()
 		}
+		if m.lockedUp.Load() {
+			return 0, m.softLockup()
+		}
 		m.faulted = false
 		err := m.cpu.StartWithOptions(pc, 0, &uc.UcOptions{Count: m.opts.Budget})
 		rip := m.reg(uc.X86_REG_RIP)
 		if err == nil {
-			// Unicorn stopped without an error: the instruction budget ran out.
+			// Unicorn stopped without an error: the watchdog stopped it or the instruction
+			// budget ran out. Either way the CPU never left module code.
 			return 0, m.softLockup()
 		}
 		var ucErr uc.UcError
@@ -127,6 +169,8 @@ func (m *Machine) run(pc, ret uint64) (uint64, error) {
 			if !m.faulted {
 				f = Fault{Addr: rip, Access: AccessRead}
 			}
+			rip = m.skipNops(rip)
+			m.setReg(uc.X86_REG_RIP, rip)
 			if next, ok := m.exceptionFixup(rip); ok {
 				pc = next
 				continue
@@ -185,4 +229,58 @@ func (m *Machine) handlerFailed(addr uint64, err error) error {
 		return m.panicMachine(err.(*kernelPanic))
 	}
 	return fmt.Errorf("kernel function at %#x: %w", addr, err)
+}
+
+// skipNops steps over NOP instructions at rip. After a data fault Unicorn 2.0.1 may report the
+// start of a run of NOPs (the padding alternatives leave where STAC/CLAC would be patched in)
+// instead of the faulting instruction after it; the instruction after the NOPs is the one that
+// faulted, and the one the exception table and the oops must name.
+func (m *Machine) skipNops(rip uint64) uint64 {
+	var b [16]byte
+	for i := 0; i < 8; i++ {
+		if m.ReadAt(b[:], rip) != nil {
+			return rip
+		}
+		n := nopLength(b[:])
+		if n == 0 {
+			return rip
+		}
+		rip += uint64(n)
+	}
+	return rip
+}
+
+// nopLength is the length of the NOP encoding at the start of b (0x90, 66 90, 0f 1f /0 with its
+// ModRM forms, each optionally 66-prefixed), or 0 when b starts with another instruction.
+func nopLength(b []byte) int {
+	p := 0
+	for p < len(b) && b[p] == 0x66 {
+		p++
+	}
+	switch {
+	case p < len(b) && b[p] == 0x90:
+		return p + 1
+	case p+2 < len(b) && b[p] == 0x0f && b[p+1] == 0x1f:
+		modrm := b[p+2]
+		if (modrm>>3)&7 != 0 {
+			return 0
+		}
+		n := p + 3
+		mod, rm := modrm>>6, modrm&7
+		if mod != 3 && rm == 4 {
+			n++ // SIB
+		}
+		switch mod {
+		case 1:
+			n++
+		case 2:
+			n += 4
+		case 0:
+			if rm == 5 {
+				n += 4
+			}
+		}
+		return n
+	}
+	return 0
 }
