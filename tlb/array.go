@@ -101,21 +101,31 @@ func (a *array) set(n uint64) (int, []uint64) {
 	return base, a.keys[base : base+a.ways : base+a.ways]
 }
 
-// lookup finds the entry covering va and marks it used at stamp.
-func (a *array) lookup(va, stamp uint64) *entry {
+// find returns the slot of the entry covering va, or -1. A granule number
+// has at most one entry, so the first match is the only one.
+func (a *array) find(va uint64) int {
 	for _, g := range a.granules {
 		n := va >> g.shift
 		key := validKey | n<<2 | uint64(g.code)
 		base, keys := a.set(n)
 		for i, k := range keys {
 			if k == key {
-				e := &a.entries[base+i]
-				e.stamp = stamp
-				return e
+				return base + i
 			}
 		}
 	}
-	return nil
+	return -1
+}
+
+// lookup finds the entry covering va and marks it used at stamp.
+func (a *array) lookup(va, stamp uint64) *entry {
+	slot := a.find(va)
+	if slot < 0 {
+		return nil
+	}
+	e := &a.entries[slot]
+	e.stamp = stamp
+	return e
 }
 
 // fill stores an entry for the granule of g containing va, replacing an
@@ -156,18 +166,11 @@ func (a *array) fillTranslation(va uint64, tr Translation, orig PageSize, stamp 
 	return false
 }
 
-// invalidate drops every entry covering va.
+// invalidate drops every entry covering va: one per page size held.
 func (a *array) invalidate(va uint64) {
-	for _, g := range a.granules {
-		n := va >> g.shift
-		key := validKey | n<<2 | uint64(g.code)
-		base, keys := a.set(n)
-		for i, k := range keys {
-			if k == key {
-				keys[i] = 0
-				a.entries[base+i] = entry{}
-			}
-		}
+	for slot := a.find(va); slot >= 0; slot = a.find(va) {
+		a.keys[slot] = 0
+		a.entries[slot] = entry{}
 	}
 }
 
