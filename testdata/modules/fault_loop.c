@@ -4,6 +4,8 @@
  * soft lockup ("watchdog: BUG: soft lockup - CPU#0 stuck for 22s!
  * [insmod:...]"); an emulator must stop it with an instruction or time
  * budget. READ_ONCE and cpu_relax() keep the loop in the generated code.
+ * Loading with fault_loop_ready=1 skips the loop (init then prints "ready
+ * after 0 spins"), which tests that the budget does not fire spuriously.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -12,6 +14,8 @@
 #include <asm/processor.h>
 
 static int fault_loop_ready;
+module_param(fault_loop_ready, int, 0644);
+MODULE_PARM_DESC(fault_loop_ready, "The flag init waits for; load with fault_loop_ready=1 to not hang");
 
 static int __init fault_loop_init(void)
 {
