@@ -42,11 +42,14 @@ func buildTestObject(t *testing.T) string {
 	return obj
 }
 
-// addr2line runs binutils' addr2line -i -f -a on section offsets, the reference answer: one list of
-// source lines (full paths) per offset.
+// addr2line runs binutils' addr2line -i -f -a on section offsets (addresses when section is ""), the
+// reference answer: one list of source lines (full paths) per offset.
 func addr2line(t *testing.T, file, section string, offs []uint64) [][]SourceLine {
 	t.Helper()
-	args := []string{"-i", "-f", "-a", "-j", section, "-e", file}
+	args := []string{"-i", "-f", "-a", "-e", file}
+	if section != "" {
+		args = append(args, "-j", section)
+	}
 	for _, off := range offs {
 		args = append(args, fmt.Sprintf("%#x", off))
 	}
