@@ -35,7 +35,9 @@ type Kernel struct {
 	cfg     Config
 	prof    *profile.Profile
 	mem     Memory
-	modules []*Module // list order: most recently added first, as list_add_rcu(&mod->list, &modules)
+	modules []*Module            // in load order; the kernel's list is the reverse (list_add_rcu at the head)
+	byName  map[string]*Module   // every registered module, formed or not
+	exports map[string][]*Export // the exports of registered modules by name, for find_symbol
 	taint   Taint
 	once    map[string]bool // pr_*_once() sites already printed
 	params  *paramLayout    // struct kernel_param & co, from BTF on first use
@@ -46,7 +48,8 @@ func NewKernel(cfg Config) (*Kernel, error) {
 	if cfg.Profile == nil {
 		return nil, fmt.Errorf("loader: no kernel profile")
 	}
-	k := &Kernel{cfg: cfg, prof: cfg.Profile, mem: cfg.Memory, once: map[string]bool{}}
+	k := &Kernel{cfg: cfg, prof: cfg.Profile, mem: cfg.Memory, once: map[string]bool{},
+		byName: map[string]*Module{}, exports: map[string][]*Export{}}
 	if k.mem == nil {
 		k.mem = NewFlatMemory()
 	}
@@ -62,8 +65,8 @@ func (k *Kernel) Taint() Taint { return k.taint }
 // Modules returns the formed modules in list order (most recently loaded first), as /proc/modules shows them.
 func (k *Kernel) Modules() []*Module {
 	var out []*Module
-	for _, m := range k.modules {
-		if m.State != Unformed {
+	for i := len(k.modules) - 1; i >= 0; i-- {
+		if m := k.modules[i]; m.State != Unformed {
 			out = append(out, m)
 		}
 	}
@@ -72,10 +75,8 @@ func (k *Kernel) Modules() []*Module {
 
 // Find returns the module called name in any state but UNFORMED (find_module).
 func (k *Kernel) Find(name string) (*Module, bool) {
-	for _, m := range k.modules {
-		if m.Name == name && m.State != Unformed {
-			return m, true
-		}
+	if m, ok := k.byName[name]; ok && m.State != Unformed {
+		return m, true
 	}
 	return nil, false
 }
@@ -224,6 +225,23 @@ func (k *Kernel) free(m *Module) {
 		k.mem.ModuleFree(m.Percpu.Addr, m.Percpu.Size)
 	}
 	k.modules = removeModule(k.modules, m)
+	if k.byName[m.Name] == m {
+		delete(k.byName, m.Name)
+	}
+	for _, e := range m.Exports {
+		list := k.exports[e.Name]
+		for i, x := range list {
+			if x.Owner == m {
+				list = append(list[:i:i], list[i+1:]...)
+				break
+			}
+		}
+		if len(list) == 0 {
+			delete(k.exports, e.Name)
+		} else {
+			k.exports[e.Name] = list
+		}
+	}
 }
 
 func removeModule(list []*Module, m *Module) []*Module {

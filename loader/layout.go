@@ -14,8 +14,10 @@ type layoutSizes struct {
 	size, textSize, roSize, roAfterInitSize uint64
 }
 
-// maxRegion bounds a region: module_alloc cannot satisfy more than the module area.
-const maxRegion = ModulesEnd - ModulesVaddr
+// maxRegion bounds a region. The kernel's bound is the module area (about 1 GiB); kemu holds every
+// region's bytes in host memory, so it refuses regions above 128 MiB (the largest Debian 6.1 module
+// needs about 12 MiB) rather than let a crafted .bss size allocate a gigabyte.
+const maxRegion = 128 << 20
 
 // layoutClasses are layout_sections()'s masks: flags a section must have, flags it must not have.
 var layoutClasses = [...]struct {

@@ -2,7 +2,8 @@ package loader
 
 import (
 	"fmt"
-	"sort"
+	"cmp"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -354,17 +355,15 @@ func (info *loadInfo) layoutAndAllocate() error {
 // kernel waits for it, and 6.1.y stable then fails) is EBUSY.
 func (info *loadInfo) addUnformed() error {
 	k, m := info.k, info.mod
-	for _, old := range k.modules {
-		if old.Name != m.Name {
-			continue
-		}
+	if old, ok := k.byName[m.Name]; ok {
 		if old.State == Live {
 			return &Error{Errno: syscall.EEXIST, Detail: fmt.Sprintf("module %s is already loaded", m.Name)}
 		}
 		return &Error{Errno: syscall.EBUSY, Detail: fmt.Sprintf("module %s is still loading or unloading", m.Name)}
 	}
 	m.State = Unformed
-	k.modules = append([]*Module{m}, k.modules...)
+	k.modules = append(k.modules, m)
+	k.byName[m.Name] = m
 	return nil
 }
 
@@ -404,9 +403,9 @@ func (info *loadInfo) completeFormation() error {
 			return kerr(syscall.ENOEXEC, "%s: exports duplicate symbol %s (owned by %s)", m.Name, e.Name, who)
 		}
 	}
-	m.exports = make(map[string]*Export, len(m.Exports))
 	for i := range m.Exports {
-		m.exports[m.Exports[i].Name] = &m.Exports[i]
+		e := &m.Exports[i]
+		k.exports[e.Name] = append(k.exports[e.Name], e)
 	}
 	m.State = Coming
 	m.refcnt = 1 // the init reference: module_refcount() reads 1 until init finishes
@@ -415,10 +414,10 @@ func (info *loadInfo) completeFormation() error {
 
 // sortedSymbols orders kallsyms symbols by address, then name.
 func sortedSymbols(s []Symbol) {
-	sort.Slice(s, func(i, j int) bool {
-		if s[i].Addr != s[j].Addr {
-			return s[i].Addr < s[j].Addr
+	slices.SortFunc(s, func(a, b Symbol) int {
+		if c := cmp.Compare(a.Addr, b.Addr); c != 0 {
+			return c
 		}
-		return s[i].Name < s[j].Name
+		return strings.Compare(a.Name, b.Name)
 	})
 }

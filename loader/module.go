@@ -193,10 +193,9 @@ type Module struct {
 	Taints Taint
 	SigOK  bool // a signature was verified against a trusted key
 
-	usedBy  []*Module // source_list: modules that use this one
-	uses    []*Module // target_list: modules this one uses
-	refcnt  int       // module_refcount(): what /proc/modules prints
-	exports map[string]*Export
+	usedBy []*Module // source_list: modules that use this one
+	uses   []*Module // target_list: modules this one uses
+	refcnt int       // module_refcount(): what /proc/modules prints
 }
 
 // UsedBy is the modules holding a reference to m through symbol use, most recent first as the kernel lists them.

@@ -2,6 +2,8 @@ package loader
 
 import (
 	"fmt"
+	"cmp"
+	"slices"
 	"sort"
 	"syscall"
 )
@@ -98,7 +100,7 @@ func (info *loadInfo) readExTable() ([]ExTableEntry, error) {
 		a := addr + uint64(i)
 		out = append(out, ExTableEntry{Insn: prel32(b[i:], a), Fixup: prel32(b[i+4:], a+4), Data: int32(le.Uint32(b[i+8:]))})
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Insn < out[j].Insn })
+	slices.SortStableFunc(out, func(a, b ExTableEntry) int { return cmp.Compare(a.Insn, b.Insn) })
 	return out, nil
 }
 
@@ -147,7 +149,7 @@ func (info *loadInfo) readORC() ([]ORCEntry, error) {
 			End:      bits>>10&1 != 0,
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].IP < out[j].IP })
+	slices.SortStableFunc(out, func(a, b ORCEntry) int { return cmp.Compare(a.IP, b.IP) })
 	return out, nil
 }
 

@@ -15,11 +15,10 @@ func (k *Kernel) findSymbol(name string, gplok bool) (Export, bool) {
 		out.Addr, out.addrKnown = s.Addr, ok
 		return out, true
 	}
-	for _, m := range k.modules {
-		if m.State == Unformed {
-			continue
-		}
-		if e, ok := m.exports[name]; ok && (gplok || !e.GPLOnly) {
+	// Modules are searched in list order (newest first), as the kernel walks its list.
+	list := k.exports[name]
+	for i := len(list) - 1; i >= 0; i-- {
+		if e := list[i]; e.Owner.State != Unformed && (gplok || !e.GPLOnly) {
 			return *e, true
 		}
 	}
