@@ -8,7 +8,6 @@
 package modinfo
 
 import (
-	"fmt"
 	"strings"
 
 	"kemu/modsign"
@@ -96,17 +95,18 @@ func signatureEntries(data []byte) []Entry {
 // hexBlock formats bytes as kmod does: upper-case hex pairs joined by ':', with a line break and
 // two tabs after every 20th byte that is not the last.
 func hexBlock(b []byte) string {
-	var sb strings.Builder
+	const digits = "0123456789ABCDEF"
+	out := make([]byte, 0, len(b)*3+len(b)/20*3)
 	for i, c := range b {
-		fmt.Fprintf(&sb, "%02X", c)
+		out = append(out, digits[c>>4], digits[c&0xF])
 		if i < len(b)-1 {
-			sb.WriteByte(':')
+			out = append(out, ':')
 			if (i+1)%20 == 0 {
-				sb.WriteString("\n\t\t")
+				out = append(out, "\n\t\t"...)
 			}
 		}
 	}
-	return sb.String()
+	return string(out)
 }
 
 // cString cuts b at its first NUL, as C code printing it with %s would.
