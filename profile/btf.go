@@ -70,8 +70,9 @@ type typeIndex struct {
 	spec    *btf.Spec
 	loadErr error
 
-	mu      sync.Mutex
-	structs map[string]*Struct
+	mu          sync.Mutex
+	structs     map[string]*Struct
+	enumerators map[string]int64 // every enumerator of every enum, built by the first Constant call
 }
 
 func (ix *typeIndex) load() (*btf.Spec, error) {
@@ -303,6 +304,40 @@ func (p *Profile) Enum(name string) (*Enum, error) {
 		return out, nil
 	}
 	return nil, fmt.Errorf("enum %s: %w", name, ErrNoType)
+}
+
+// Constant returns the value of an enumerator, whichever enum declares it: many kernel constants
+// are members of anonymous enums ("enum { ... }") that Enum cannot name. When two enums declare
+// the same enumerator, the first in BTF order wins.
+func (p *Profile) Constant(name string) (int64, error) {
+	ix := p.typeIndex()
+	spec, err := ix.load()
+	if err != nil {
+		return 0, fmt.Errorf("constant %s: %w", name, err)
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.enumerators == nil {
+		ix.enumerators = make(map[string]int64)
+		for t, err := range spec.All() {
+			if err != nil {
+				ix.enumerators = nil
+				return 0, fmt.Errorf("constant %s: %w", name, err)
+			}
+			if e, ok := t.(*btf.Enum); ok {
+				for _, v := range e.Values {
+					if _, dup := ix.enumerators[v.Name]; !dup {
+						ix.enumerators[v.Name] = int64(v.Value)
+					}
+				}
+			}
+		}
+	}
+	v, ok := ix.enumerators[name]
+	if !ok {
+		return 0, fmt.Errorf("constant %s: %w", name, ErrNoType)
+	}
+	return v, nil
 }
 
 // TypeSize returns sizeof the named type: a struct, union or enum (with or without its keyword),

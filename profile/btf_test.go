@@ -154,6 +154,29 @@ func TestTypeSizeAndEnum(t *testing.T) {
 	assert.False(t, ok)
 }
 
+func TestConstant(t *testing.T) {
+	p := mustDefault(t)
+	for _, tt := range []struct {
+		name string
+		want int64
+	}{
+		{"MODULE_STATE_UNFORMED", 3},   // a named enum
+		{"KOBJ_ADD", 0},                // enum kobject_action
+		{"TASK_COMM_LEN", 16},          // an anonymous enum in sched.h
+		{"MODULE_NAME_LEN_UNUSED", -1}, // not a constant: see below
+	} {
+		got, err := p.Constant(tt.name)
+		if tt.want < 0 {
+			assert.ErrorIs(t, err, ErrNoType, tt.name)
+			continue
+		}
+		require.NoError(t, err, tt.name)
+		assert.Equal(t, tt.want, got, tt.name)
+	}
+	_, err := New(&Profile{}).Constant("X")
+	assert.ErrorIs(t, err, ErrNoBTF)
+}
+
 func TestTypeLookupErrors(t *testing.T) {
 	p := mustDefault(t)
 	_, err := p.Struct("no_such_struct_anywhere")

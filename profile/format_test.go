@@ -8,6 +8,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"kemu"
 )
 
 // sample is a small profile with every kind of content, including awkward values: duplicate
@@ -182,5 +184,27 @@ func TestProfileEqual(t *testing.T) {
 			tt.change(p)
 			assert.False(t, sample().Equal(p))
 		})
+	}
+}
+
+// BenchmarkReadDefault measures decoding the embedded 6.1 profile (what Default costs once).
+func BenchmarkReadDefault(b *testing.B) {
+	data := kemu.DefaultProfile
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := Read(bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkFirstStruct measures parsing the 6.1 BTF and the first struct lookup.
+func BenchmarkFirstStruct(b *testing.B) {
+	p := mustDefault(b)
+	for b.Loop() {
+		fresh := New(&Profile{BTF: p.BTF})
+		if _, err := fresh.Struct("module"); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
