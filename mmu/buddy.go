@@ -1,6 +1,7 @@
 package mmu
 
 import (
+	"errors"
 	"fmt"
 	"syscall"
 )
@@ -184,4 +185,62 @@ func (s FrameStats) Unusable(order int) float64 {
 		usable += s.FreeBlocks[o] << o
 	}
 	return float64(s.Free-usable) / float64(s.Free)
+}
+
+// AllocExact takes exactly pages contiguous frames (alloc_pages_exact): it takes the power-of-two block that
+// holds them and gives the tail back at once, so a 12 KiB request costs 12 KiB, not 16. The run is owned as the
+// aligned power-of-two blocks of its binary decomposition; FreeExact gives those back.
+func (a *FrameAllocator) AllocExact(pages uint64) (uint64, error) {
+	if pages == 0 || pages > 1<<MaxOrder {
+		return 0, fmt.Errorf("alloc %d exact frames: %w", pages, syscall.EINVAL)
+	}
+	order := 0
+	for 1<<order < pages {
+		order++
+	}
+	pa, err := a.Alloc(order)
+	if err != nil {
+		return 0, err
+	}
+	f := pa >> PageShift
+	a.allocOrder[f] = -1
+	forBlocks(f, pages, func(b uint64, o int) { a.allocOrder[b] = int8(o) })
+	// The tail [f+pages, f+2^order) splits into blocks of increasing order; each one's buddy lies in the kept
+	// part, so none can merge yet.
+	for cur, end := f+pages, f+1<<order; cur < end; {
+		o := 0
+		for cur&(1<<o) == 0 {
+			o++
+		}
+		a.push(cur, o)
+		cur += 1 << o
+	}
+	return pa, nil
+}
+
+// FreeExact gives back a run AllocExact returned for the same number of pages.
+func (a *FrameAllocator) FreeExact(pa, pages uint64) error {
+	if pages == 0 || pages > 1<<MaxOrder || pa&(PageSize-1) != 0 {
+		return fmt.Errorf("free %d exact frames at %#x: %w", pages, pa, syscall.EINVAL)
+	}
+	f := pa >> PageShift
+	ok := f+pages <= a.frames
+	forBlocks(f, pages, func(b uint64, o int) { ok = ok && int(a.allocOrder[b]) == o })
+	if !ok {
+		return fmt.Errorf("free %d exact frames at %#x: not a run AllocExact returned: %w", pages, pa, syscall.EINVAL)
+	}
+	var err error
+	forBlocks(f, pages, func(b uint64, o int) { err = errors.Join(err, a.Free(b<<PageShift, o)) })
+	return err
+}
+
+// forBlocks calls fn for the aligned blocks, largest first, that make up pages frames from f (f aligned to the
+// largest of them, as an allocation of the enclosing order is).
+func forBlocks(f, pages uint64, fn func(block uint64, order int)) {
+	for o := MaxOrder; o >= 0; o-- {
+		if pages&(1<<o) != 0 {
+			fn(f, o)
+			f += 1 << o
+		}
+	}
 }

@@ -119,3 +119,30 @@ func TestFrameStatsUnusable(t *testing.T) {
 	assert.Equal(t, uint64(1), s.FreeBlocks[1])
 	assert.InDelta(t, 31.0/33.0, s.Unusable(1), 1e-9)
 }
+
+func TestFrameAllocatorExact(t *testing.T) {
+	a, err := NewFrameAllocator(1024)
+	require.NoError(t, err)
+	pa, err := a.AllocExact(3)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(3), a.Stats().Used, "the fourth frame went back")
+	next, err := a.Alloc(0)
+	require.NoError(t, err)
+	assert.Equal(t, pa+3*PageSize, next, "the trimmed tail is reusable at once")
+	require.NoError(t, a.Free(next, 0))
+
+	assert.ErrorIs(t, a.FreeExact(pa+PageSize, 2), syscall.EINVAL, "not its start")
+	assert.ErrorIs(t, a.FreeExact(pa, 4), syscall.EINVAL, "longer than the run")
+	// Like free_pages_exact, a run may be given back in pieces that follow its blocks.
+	require.NoError(t, a.FreeExact(pa, 2))
+	require.NoError(t, a.FreeExact(pa+2*PageSize, 1))
+	assert.Equal(t, [MaxOrder + 1]uint64{10: 1}, a.Stats().FreeBlocks, "all merged back")
+
+	for _, n := range []uint64{1, 5, 7, 100, 513, 1024} {
+		pa, err := a.AllocExact(n)
+		require.NoError(t, err, "%d", n)
+		assert.Equal(t, n, a.Stats().Used)
+		require.NoError(t, a.FreeExact(pa, n))
+	}
+	assert.Equal(t, [MaxOrder + 1]uint64{10: 1}, a.Stats().FreeBlocks)
+}
