@@ -282,7 +282,9 @@ func (info *loadInfo) checkModinfo() error {
 		}
 		k.addTaint(m, TaintOOTModule)
 	}
+	// retpoline_module_ok(): the emulated CPU is taken to run with spectre v2 mitigations on.
 	if _, ok := m.Modinfo.Get("retpoline"); !ok && k.config("CONFIG_RETPOLINE", true) {
+		k.printk(LogErr, "System may be vulnerable to spectre v2")
 		k.printk(LogWarning, "%s: loading module not compiled with retpoline compiler.", m.Name)
 	}
 	if _, ok := m.Modinfo.Get("staging"); ok {

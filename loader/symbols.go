@@ -159,3 +159,7 @@ func (info *loadInfo) simplifySymbols() error {
 	}
 	return &e
 }
+
+// FindExport looks an exported symbol up as find_symbol() does for __symbol_get(): vmlinux first, then
+// the formed modules. Owner is nil for vmlinux exports.
+func (k *Kernel) FindExport(name string) (Export, bool) { return k.findSymbol(name, true) }
