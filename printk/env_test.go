@@ -3,13 +3,15 @@ package printk
 import (
 	"encoding/binary"
 	"errors"
-	"sort"
 )
 
 // fakeEnv is guest memory as a few regions plus a symbol table.
 type fakeEnv struct {
 	regions map[uint64][]byte
 	symbols []fakeSymbol
+	// last is the region of the previous hit: reads are mostly sequential.
+	lastBase uint64
+	last     []byte
 }
 
 type fakeSymbol struct {
@@ -26,6 +28,7 @@ func newFakeEnv() *fakeEnv { return &fakeEnv{regions: map[uint64][]byte{}} }
 // put maps bytes at addr.
 func (e *fakeEnv) put(addr uint64, b []byte) uint64 {
 	e.regions[addr] = append([]byte(nil), b...)
+	e.last = nil
 	return addr
 }
 
@@ -43,8 +46,12 @@ func (e *fakeEnv) putWords(addr uint64, words ...uint64) uint64 {
 }
 
 func (e *fakeEnv) byteAt(addr uint64) (byte, bool) {
+	if addr >= e.lastBase && addr-e.lastBase < uint64(len(e.last)) {
+		return e.last[addr-e.lastBase], true
+	}
 	for base, b := range e.regions {
 		if addr >= base && addr-base < uint64(len(b)) {
+			e.lastBase, e.last = base, b
 			return b[addr-base], true
 		}
 	}
@@ -78,7 +85,6 @@ func (e *fakeEnv) ReadString(addr uint64, max int) (string, error) {
 }
 
 func (e *fakeEnv) Symbolize(addr uint64) (string, uint64, uint64, string, bool) {
-	sort.Slice(e.symbols, func(i, j int) bool { return e.symbols[i].addr < e.symbols[j].addr })
 	for _, s := range e.symbols {
 		if addr >= s.addr && addr < s.addr+s.size {
 			return s.name, addr - s.addr, s.size, s.module, true

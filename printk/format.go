@@ -1,6 +1,9 @@
 package printk
 
-import "bytes"
+import (
+	"bytes"
+	"math"
+)
 
 // Options are the kernel settings that change what vsnprintf prints.
 type Options struct {
@@ -47,8 +50,12 @@ func (f *Formatter) Format(format []byte, args Args) []byte {
 // Snprintf is vsnprintf into a buffer of size bytes: it returns the bytes to
 // store (at most size-1; the caller adds the NUL when size > 0) and the length
 // the untruncated output would have had, which is vsnprintf's return value.
-// scnprintf's return value is len(text).
+// scnprintf's return value is len(text). A size above INT_MAX is rejected
+// as 6.1 does (with a warning): nothing is written and the length is 0.
 func (f *Formatter) Snprintf(size int, format []byte, args Args) (text []byte, length int) {
+	if size > math.MaxInt32 {
+		return nil, 0
+	}
 	keep := size - 1
 	if keep < 0 {
 		keep = 0

@@ -341,6 +341,7 @@ func TestSnprintf(t *testing.T) {
 		{6, "%-6s|", []uint64{strHi}, "hi   ", 7},
 		{100, "%d-%s", []uint64{3, strHi}, "3-hi", 4},
 		{3, "%#x", []uint64{0x1234}, "0x", 6},
+		{1 << 31, "hello", nil, "", 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.format, func(t *testing.T) {
@@ -383,4 +384,13 @@ func FuzzFormat(f *testing.F) {
 			t.Fatalf("snprintf %q (%d) is not a prefix of %q", text, n, full)
 		}
 	})
+}
+
+func BenchmarkFormat(b *testing.B) {
+	f := Formatter{Env: testEnv()}
+	format := []byte("\0016%s: probe of %pS failed with error %pe (%d bytes at %px)\n")
+	b.ReportAllocs()
+	for range b.N {
+		f.Format(format, &SliceArgs{Values: []uint64{strHello, modText + 0x1a, neg(-19), 4096, physAddr}})
+	}
 }

@@ -2,6 +2,7 @@ package tlb
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -347,4 +348,22 @@ func TestModulePlacementContrast(t *testing.T) {
 	assert.Equal(t, uint64(1), p.TotalWalks())
 	assert.Equal(t, uint64(2), p.HitsIn(L1I))
 	assert.Greater(t, vmalloc.Cycles(), 100*packed.Cycles())
+}
+
+func TestReport(t *testing.T) {
+	c := tiny([]ArrayConfig{{4, 4, Sizes4K}}, []ArrayConfig{{4, 4, Sizes4K}})
+	c.Costs = Costs{L2Hit: 10, Walk: 5, WalkRef: 2}
+	tl := newTLB(t, c, &pageTable{})
+	hello := tl.Tag("hello", "hello_init")
+	tl.Tag("idle", "")
+	for _, va := range []uint64{0x1000, 0x1000, 0x2000, 0x1000} {
+		_, err := tl.Access(va, Read, hello)
+		require.NoError(t, err)
+	}
+	lines := strings.Split(strings.TrimSpace(tl.Report()), "\n")
+	require.Len(t, lines, 3, "header, hello, total; idle had no accesses")
+	// 4 accesses, 2 L1D misses, 2 L2 misses, 8 walk reads, 500 misses per
+	// thousand, 2*10 + 2*5 + 8*2 = 46 cycles.
+	assert.Equal(t, []string{"hello:hello_init", "4", "0", "2", "2", "8", "500.00", "46"}, strings.Fields(lines[1]))
+	assert.Equal(t, "total", strings.Fields(lines[2])[0])
 }
