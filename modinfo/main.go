@@ -70,7 +70,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		if cmd.json {
-			r := collect(path, warn)
+			r := collect(path, cmd.opt.Field, warn)
 			failed = failed || r.Error != ""
 			reports = append(reports, r)
 			continue
@@ -111,16 +111,25 @@ type report struct {
 	Error    string  `json:"error,omitempty"`
 }
 
-func collect(path string, warn func(string)) report {
+// collect reads one module for --json; a field (-F and friends) keeps only its entries, and the
+// merged parameters only for "parm".
+func collect(path, field string, warn func(string)) report {
 	r := report{Filename: path, Entries: []Entry{}, Params: []Param{}}
+	if field == "filename" {
+		return r
+	}
 	entries, err := readEntries(path)
 	if err != nil {
 		r.Error = strerror(err)
 		return r
 	}
-	r.Entries = entries
-	if p := Params(entries, warn); p != nil {
-		r.Params = p
+	for _, e := range entries {
+		if field == "" || e.Key == field {
+			r.Entries = append(r.Entries, e)
+		}
+	}
+	if field == "" || field == "parm" {
+		r.Params = append(r.Params, Params(entries, warn)...)
 	}
 	return r
 }

@@ -300,4 +300,12 @@ func TestJSON(t *testing.T) {
 	require.Len(t, reports[0].Params, 1)
 	assert.Equal(t, "int", *reports[0].Params[0].Type)
 	assert.Equal(t, "Exec format error", reports[1].Error)
+
+	out.Reset()
+	require.Equal(t, 0, Main([]string{"--json", "-F", "name", filepath.Join(dir, "m.ko")}, &out, &errb))
+	reports = nil
+	require.NoError(t, json.Unmarshal(out.Bytes(), &reports))
+	require.Len(t, reports, 1)
+	assert.Equal(t, []Entry{{"name", "m"}}, reports[0].Entries)
+	assert.Empty(t, reports[0].Params)
 }
