@@ -31,7 +31,7 @@
 // raw (-r) renderings.
 //
 // Not done (they print the hashed pointer, as %p would): %pR/%pr (struct
-// resource), %pd/%pD (dentry, file), %pg (block device), %pt (time), %pC
-// (clock), %pG (flags), %pOF (device tree), %pfw (fwnode), %p4cc. Those need
-// kernel struct layouts that this package does not have.
+// resource), %pd/%pD (dentry, file), %pg (block device), %pC (clock), %pG
+// (flags), %pOF (device tree), %pfw (fwnode). Those need kernel struct
+// layouts that this package does not have.
 package printk

@@ -35,6 +35,10 @@ const (
 	sinBad     = 0xffff888000002300
 	ip6Zeros   = 0xffff888000002400
 	features   = 0xffff888000002500
+	rtc        = 0xffff888000002600
+	time64     = 0xffff888000002700
+	fourcc     = 0xffff888000002800
+	fourccBE   = 0xffff888000002900
 	modText    = 0xffffffffc0000000
 	kernelText = 0xffffffff81000000
 	unmapped   = 0xffff888000100000
@@ -68,6 +72,12 @@ func testEnv() *fakeEnv {
 	e.put(sin6, []byte{10, 0, 0x1f, 0x90, 0, 0, 0, 5,
 		0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 0, 0, 0})
 	e.put(sinBad, []byte{1, 0})
+	// struct rtc_time for 2024-02-29 13:05:09, and time64_t 1700000000
+	// (2023-11-14 22:13:20 UTC), and two FourCC codes.
+	e.put(rtc, []byte{9, 0, 0, 0, 5, 0, 0, 0, 13, 0, 0, 0, 29, 0, 0, 0, 1, 0, 0, 0, 124, 0, 0, 0, 4, 0, 0, 0, 59, 0, 0, 0, 0, 0, 0, 0})
+	e.putWords(time64, 1700000000)
+	e.put(fourcc, []byte{'Y', 'U', 'Y', 'V'})
+	e.put(fourccBE, []byte{'A', 'R', 0x01, 0x80 | 'X'})
 	e.symbols = []fakeSymbol{
 		{name: "hello_init", addr: modText, size: 0x40, module: "hello"},
 		{name: "_printk", addr: kernelText, size: 0x30},
@@ -264,6 +274,19 @@ func TestFormat(t *testing.T) {
 		{"%*pb", []uint64{32, bitmap40}, "3456789a"},
 		{"%*pbl", []uint64{16, bitmap16}, "0-2,5,7-8"},
 		{"%*pb|", []uint64{0, bitmap16}, "|"},
+		// Times and FourCC codes.
+		{"%ptR", []uint64{rtc}, "2024-02-29T13:05:09"},
+		{"%ptRs", []uint64{rtc}, "2024-02-29 13:05:09"},
+		{"%ptRd", []uint64{rtc}, "2024-02-29"},
+		{"%ptRt", []uint64{rtc}, "13:05:09"},
+		{"%ptRr", []uint64{rtc}, "0124-01-29T13:05:09"},
+		{"%ptT", []uint64{time64}, "2023-11-14T22:13:20"},
+		{"%ptTds", []uint64{time64}, "2023-11-14"},
+		{"%pt", []uint64{time64}, "(%pt?)"},
+		{"%ptR", []uint64{0}, "(null)"},
+		{"%p4cc", []uint64{fourcc}, "YUYV little-endian (0x56595559)"},
+		{"%p4cc", []uint64{fourccBE}, "AR.X big-endian (0xd8015241)"},
+		{"%p4c", []uint64{fourcc}, "(%p4?)"},
 	}
 	f := Formatter{Env: testEnv(), Options: Options{PointerKey: key}}
 	for _, tc := range tests {

@@ -39,6 +39,10 @@ func (f *Formatter) pointer(o *output, ext []byte, ptr uint64, sp spec, depth in
 		f.netdevBits(o, ptr, sp, at(1))
 	case 'a':
 		f.addressValue(o, ptr, sp, at(1))
+	case 't':
+		f.timeAndDate(o, ptr, sp, ext)
+	case '4':
+		f.fourCC(o, ptr, sp, ext)
 	case 'A':
 		// CONFIG_RUST is off in 6.1 distribution kernels.
 		o.errorString("(%pA?)", sp)
