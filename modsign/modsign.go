@@ -98,8 +98,9 @@ func sigErr(errno syscall.Errno, format string, args ...any) error {
 // message"), which the kernel treats like a missing key; any other non-zero field is EBADMSG. The
 // PKCS#7 message must then parse (EBADMSG otherwise, as pkcs7_parse_message fails).
 //
-// On error the payload is the input without Marker, which is what the kernel goes on with when
-// policy lets an ENOPKG module load.
+// On error the payload is what the kernel goes on with when policy lets the module load anyway
+// (ENOPKG): the input without Marker when the trailer was refused, without the whole signature
+// when the PKCS#7 message was.
 func Split(data []byte) (payload []byte, sig *Signature, err error) {
 	n := len(data)
 	if n <= len(Marker) || string(data[n-len(Marker):]) != Marker {
@@ -124,7 +125,8 @@ func Split(data []byte) (payload []byte, sig *Signature, err error) {
 	start := end - int(t.SigLen)
 	sig, err = ParseSignature(data[start:end])
 	if err != nil {
-		return stripped, nil, err
+		// mod_verify_sig has cut the signature off before it parses the message.
+		return data[:start], nil, err
 	}
 	sig.Trailer = t
 	return data[:start], sig, nil
