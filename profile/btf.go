@@ -97,46 +97,72 @@ func (p *Profile) typeIndex() *typeIndex {
 	return p.types
 }
 
+// withTypes runs fn with the parsed BTF and the index locked; what ("struct module") prefixes errors.
+func (p *Profile) withTypes(what string, fn func(ix *typeIndex, spec *btf.Spec) error) error {
+	ix := p.typeIndex()
+	spec, err := ix.load()
+	if err == nil {
+		ix.mu.Lock()
+		defer ix.mu.Unlock()
+		err = fn(ix, spec)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// typesNamed returns the types called name; none is not an error.
+func typesNamed(spec *btf.Spec, name string) ([]btf.Type, error) {
+	types, err := spec.AnyTypesByName(name)
+	if errors.Is(err, btf.ErrNotFound) {
+		return nil, nil
+	}
+	return types, err
+}
+
 // Struct returns the layout of the struct or union called name ("module", "struct module" and
 // "union thread_union" are all accepted). When BTF holds several complete definitions of the name
 // (different compilation units), the first one is used.
 func (p *Profile) Struct(name string) (*Struct, error) {
-	ix := p.typeIndex()
-	spec, err := ix.load()
-	if err != nil {
-		return nil, fmt.Errorf("struct %s: %w", name, err)
+	what := name
+	if kw, _ := splitKeyword(name); kw == "" {
+		what = "struct " + name
 	}
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if s, ok := ix.structs[name]; ok {
-		return s, nil
-	}
-	want, bare := splitKeyword(name)
-	if want == "enum" {
-		return nil, fmt.Errorf("struct %s: an enum is not a struct", name)
-	}
-	types, err := spec.AnyTypesByName(bare)
-	if err != nil && !errors.Is(err, btf.ErrNotFound) {
-		return nil, fmt.Errorf("struct %s: %w", name, err)
-	}
-	for _, t := range types {
-		if _, isTypedef := t.(*btf.Typedef); isTypedef && want != "" {
-			continue // "struct x" names the struct, never a typedef called x
+	var found *Struct
+	err := p.withTypes(what, func(ix *typeIndex, spec *btf.Spec) error {
+		if s, ok := ix.structs[name]; ok {
+			found = s
+			return nil
 		}
-		c := btf.UnderlyingType(t)
-		_, isUnion, ok := members(c)
-		if !ok || (want == "struct" && isUnion) || (want == "union" && !isUnion) {
-			continue
+		want, bare := splitKeyword(name)
+		if want == "enum" {
+			return errors.New("an enum is not a struct")
 		}
-		size, err := btf.Sizeof(c)
+		types, err := typesNamed(spec, bare)
 		if err != nil {
-			return nil, fmt.Errorf("struct %s: %w", name, err)
+			return err
 		}
-		s := &Struct{Name: bare, Union: isUnion, Size: uint64(size), typ: c, types: ix}
-		ix.structs[name] = s
-		return s, nil
-	}
-	return nil, fmt.Errorf("struct %s: %w", name, ErrNoType)
+		for _, t := range types {
+			if _, isTypedef := t.(*btf.Typedef); isTypedef && want != "" {
+				continue // "struct x" names the struct, never a typedef called x
+			}
+			c := btf.UnderlyingType(t)
+			_, isUnion, ok := members(c)
+			if !ok || (want == "struct" && isUnion) || (want == "union" && !isUnion) {
+				continue
+			}
+			size, err := btf.Sizeof(c)
+			if err != nil {
+				return err
+			}
+			found = &Struct{Name: bare, Union: isUnion, Size: uint64(size), typ: c, types: ix}
+			ix.structs[name] = found
+			return nil
+		}
+		return ErrNoType
+	})
+	return found, err
 }
 
 // Field finds the member at a dotted path: "state", "mkobj.kobj.name", "list.next". Members of
@@ -280,109 +306,101 @@ func splitKeyword(name string) (keyword, bare string) {
 
 // Enum returns the enumeration called name ("module_state" or "enum module_state").
 func (p *Profile) Enum(name string) (*Enum, error) {
-	ix := p.typeIndex()
-	spec, err := ix.load()
-	if err != nil {
-		return nil, fmt.Errorf("enum %s: %w", name, err)
-	}
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
 	_, bare := splitKeyword(name)
-	types, err := spec.AnyTypesByName(bare)
-	if err != nil && !errors.Is(err, btf.ErrNotFound) {
-		return nil, fmt.Errorf("enum %s: %w", name, err)
-	}
-	for _, t := range types {
-		e, ok := btf.As[*btf.Enum](t)
-		if !ok {
-			continue
+	var found *Enum
+	err := p.withTypes("enum "+bare, func(_ *typeIndex, spec *btf.Spec) error {
+		types, err := typesNamed(spec, bare)
+		if err != nil {
+			return err
 		}
-		out := &Enum{Name: bare, Size: e.Size, Signed: e.Signed, Values: make([]EnumValue, len(e.Values))}
-		for i, v := range e.Values {
-			out.Values[i] = EnumValue{Name: v.Name, Value: int64(v.Value)}
+		for _, t := range types {
+			e, ok := btf.As[*btf.Enum](t)
+			if !ok {
+				continue
+			}
+			found = &Enum{Name: bare, Size: e.Size, Signed: e.Signed, Values: make([]EnumValue, len(e.Values))}
+			for i, v := range e.Values {
+				found.Values[i] = EnumValue{Name: v.Name, Value: int64(v.Value)}
+			}
+			return nil
 		}
-		return out, nil
-	}
-	return nil, fmt.Errorf("enum %s: %w", name, ErrNoType)
+		return ErrNoType
+	})
+	return found, err
 }
 
 // Constant returns the value of an enumerator, whichever enum declares it: many kernel constants
 // are members of anonymous enums ("enum { ... }") that Enum cannot name. When two enums declare
 // the same enumerator, the first in BTF order wins.
 func (p *Profile) Constant(name string) (int64, error) {
-	ix := p.typeIndex()
-	spec, err := ix.load()
-	if err != nil {
-		return 0, fmt.Errorf("constant %s: %w", name, err)
-	}
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if ix.enumerators == nil {
-		ix.enumerators = make(map[string]int64)
-		for t, err := range spec.All() {
-			if err != nil {
-				ix.enumerators = nil
-				return 0, fmt.Errorf("constant %s: %w", name, err)
-			}
-			if e, ok := t.(*btf.Enum); ok {
-				for _, v := range e.Values {
-					if _, dup := ix.enumerators[v.Name]; !dup {
-						ix.enumerators[v.Name] = int64(v.Value)
+	var v int64
+	err := p.withTypes("constant "+name, func(ix *typeIndex, spec *btf.Spec) error {
+		if ix.enumerators == nil {
+			enumerators := make(map[string]int64)
+			for t, err := range spec.All() {
+				if err != nil {
+					return err
+				}
+				if e, ok := t.(*btf.Enum); ok {
+					for _, ev := range e.Values {
+						if _, dup := enumerators[ev.Name]; !dup {
+							enumerators[ev.Name] = int64(ev.Value)
+						}
 					}
 				}
 			}
+			ix.enumerators = enumerators
 		}
-	}
-	v, ok := ix.enumerators[name]
-	if !ok {
-		return 0, fmt.Errorf("constant %s: %w", name, ErrNoType)
-	}
-	return v, nil
+		var ok bool
+		if v, ok = ix.enumerators[name]; !ok {
+			return ErrNoType
+		}
+		return nil
+	})
+	return v, err
 }
 
 // TypeSize returns sizeof the named type: a struct, union or enum (with or without its keyword),
 // a typedef ("pid_t", "atomic_t") or a base type ("unsigned long").
 func (p *Profile) TypeSize(name string) (uint64, error) {
-	ix := p.typeIndex()
-	spec, err := ix.load()
-	if err != nil {
-		return 0, fmt.Errorf("sizeof %s: %w", name, err)
-	}
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	want, bare := splitKeyword(name)
-	types, err := spec.AnyTypesByName(bare)
-	if err != nil && !errors.Is(err, btf.ErrNotFound) {
-		return 0, fmt.Errorf("sizeof %s: %w", name, err)
-	}
-	for _, t := range types {
-		switch t.(type) {
-		case *btf.Fwd, *btf.Func, *btf.Var, *btf.Datasec:
-			continue
-		case *btf.Struct:
-			if want != "" && want != "struct" {
-				continue
-			}
-		case *btf.Union:
-			if want != "" && want != "union" {
-				continue
-			}
-		case *btf.Enum:
-			if want != "" && want != "enum" {
-				continue
-			}
-		default:
-			if want != "" {
-				continue
-			}
-		}
-		size, err := btf.Sizeof(t)
+	var size uint64
+	err := p.withTypes("sizeof "+name, func(_ *typeIndex, spec *btf.Spec) error {
+		want, bare := splitKeyword(name)
+		types, err := typesNamed(spec, bare)
 		if err != nil {
-			return 0, fmt.Errorf("sizeof %s: %w", name, err)
+			return err
 		}
-		return uint64(size), nil
+		for _, t := range types {
+			if keywordOf(t) != want && want != "" {
+				continue
+			}
+			switch t.(type) {
+			case *btf.Fwd, *btf.Func, *btf.Var, *btf.Datasec:
+				continue
+			}
+			n, err := btf.Sizeof(t)
+			if err != nil {
+				return err
+			}
+			size = uint64(n)
+			return nil
+		}
+		return ErrNoType
+	})
+	return size, err
+}
+
+// keywordOf is the C keyword that names a type of t's kind: "struct", "union", "enum" or "".
+func keywordOf(t btf.Type) string {
+	switch t.(type) {
+	case *btf.Struct:
+		return "struct"
+	case *btf.Union:
+		return "union"
+	case *btf.Enum:
+		return "enum"
 	}
-	return 0, fmt.Errorf("sizeof %s: %w", name, ErrNoType)
+	return ""
 }
 
 // typeName renders a BTF type as C would spell it in a declaration (without a declarator name).
