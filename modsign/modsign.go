@@ -10,8 +10,9 @@
 // Split takes a module apart the way Linux 6.1's module_sig_check/mod_verify_sig do, with the
 // kernel's checks, errnos and messages; (*Signature).Verify checks the PKCS#7 signature against a
 // set of trusted certificates the way verify_pkcs7_signature does for VERIFYING_MODULE_SIGNATURE.
-// ParseTrailer exposes the raw trailer for tools that, like kmod's modinfo, are more lenient than
-// the kernel.
+// LoadCerts and KernelCerts supply the trusted certificates: from PEM/DER files, or the builtin
+// keyring found in a kernel image. ParseTrailer and DecodeSignature expose the trailer and the
+// message without the kernel's policy, for tools that, like kmod's modinfo, are more lenient.
 package modsign
 
 import (
