@@ -194,23 +194,32 @@ func moduleName(f *elf.File) string {
 	return ""
 }
 
-// lookupName finds a symbol by name. Local symbols may share a name; the size printed in the oops picks
-// the right one (size 0 means unknown and takes the first). The offset must fall inside the symbol.
+// lookupName finds a symbol by name. Local symbols may share a name, so the size printed in the oops
+// picks one. The kernel prints not st_size but the distance to the next symbol (or to the end of the
+// module's text), which adds the alignment padding after the function; so a printed size matches a
+// symbol when it is st_size or up to a page larger (no alignment pads more), the closest such symbol
+// winning. size 0 means "not
+// printed" and takes the first symbol of that name. The offset must fall inside the printed size.
+const maxSymbolPadding = 4096
+
 func (o *objectFile) lookupName(name string, offset, size uint64) (objSymbol, bool) {
-	var first *objSymbol
+	var best *objSymbol
 	for _, i := range o.byName[name] {
 		s := &o.symbols[i]
-		if size != 0 && s.size == size {
+		if size == 0 {
 			return *s, true
 		}
-		if first == nil && (s.size == 0 || offset < s.size || size == 0) {
-			first = s
+		if size < s.size || size-s.size >= maxSymbolPadding || offset > size {
+			continue
+		}
+		if best == nil || size-s.size < size-best.size {
+			best = s
 		}
 	}
-	if first == nil || size != 0 && first.size != 0 && first.size != size {
+	if best == nil {
 		return objSymbol{}, false
 	}
-	return *first, true
+	return *best, true
 }
 
 // lookupAddr finds the symbol covering a file address. Symbols may nest or alias, so it looks back

@@ -65,10 +65,12 @@ func TestSymbolizeByName(t *testing.T) {
 [   42.5]  <TASK>
 [   42.6]  fault_null_init+0x11/%#x [fault_null]
 [   42.7]  fault_null_init+0x11/0x9999 [fault_null]
+[   42.7]  fault_null_init+0x11/%#x [fault_null]
+[   42.7]  fault_null_init+0x11/%#x [fault_null]
 [   42.8]  do_one_initcall+0x56/0x220
 [   42.9]  </TASK>
 [   43.0] ---[ end trace 0000000000000000 ]---
-`, size, size)
+`, size, size, size-1, size+0xa)
 	reports := ParseString(log)
 	require.Len(t, reports, 1)
 	r := reports[0]
@@ -83,8 +85,10 @@ func TestSymbolizeByName(t *testing.T) {
 	require.NotEmpty(t, atIP)
 	sameLines(t, atIP, r.RIP.Source, "RIP looks up the faulting address itself")
 	sameLines(t, atCall, r.Trace[0].Source, "a return address looks up the call before it (pc-1)")
-	assert.Empty(t, r.Trace[1].Source, "a size that does not match the module's symbol must not resolve")
-	assert.Empty(t, r.Trace[2].Source, "kernel frames need vmlinux")
+	assert.Empty(t, r.Trace[1].Source, "a size far past the module's symbol must not resolve")
+	assert.Empty(t, r.Trace[2].Source, "a size smaller than the module's symbol must not resolve")
+	sameLines(t, atCall, r.Trace[3].Source, "the kernel prints sizes with the padding up to the next symbol")
+	assert.Empty(t, r.Trace[4].Source, "kernel frames need vmlinux")
 }
 
 // writeFile writes a temporary source file for a Symbolizer.
