@@ -148,22 +148,27 @@ func (a *array) fill(va uint64, g granule, e entry) {
 	set[victim] = e
 }
 
-// fillTranslation stores tr for va, fractured into the largest page size
-// the array holds that is not larger than tr's; orig is the page size the
-// walk found, kept for counters. It reports whether the array could hold
-// it at all.
-func (a *array) fillTranslation(va uint64, tr Translation, orig PageSize, stamp uint64) bool {
-	for i := len(a.granules) - 1; i >= 0; i-- {
-		g := a.granules[i]
-		if PageSize(g.code) > tr.Size {
-			continue
+// largestHeld is the largest page size the array holds that is not larger
+// than size: the pieces a translation of that size is stored as.
+func (a *array) largestHeld(size PageSize) (PageSize, bool) {
+	for s := int(size); s >= int(Page4K); s-- {
+		if a.holds.Has(PageSize(s)) {
+			return PageSize(s), true
 		}
-		span := uint64(1) << g.shift
-		frame := tr.Frame + (va&(tr.Size.Bytes()-1))&^(span-1)
-		a.fill(va, g, entry{stamp: stamp, frame: frame, size: orig, held: PageSize(g.code), global: tr.Global})
-		return true
 	}
-	return false
+	return 0, false
+}
+
+// fillTranslation stores tr for va, fractured if the array does not hold
+// tr's page size; orig is the page size the walk found, kept for counters.
+func (a *array) fillTranslation(va uint64, tr Translation, orig PageSize, stamp uint64) {
+	held, ok := a.largestHeld(tr.Size)
+	if !ok {
+		return
+	}
+	frame := tr.Frame + (va&(tr.Size.Bytes()-1))&^(held.Bytes()-1)
+	a.fill(va, granule{shift: held.Shift(), code: uint8(held)},
+		entry{stamp: stamp, frame: frame, size: orig, held: held, global: tr.Global})
 }
 
 // invalidate drops every entry covering va: one per page size held.

@@ -81,19 +81,11 @@ func (l *level) lookup(va, stamp uint64) *entry {
 // size, or else the one that fractures it into the largest pieces.
 func (l *level) fill(va uint64, tr Translation, orig PageSize, stamp uint64) {
 	var best *array
-	bestSize := -1
+	var bestSize PageSize
 	for i := range l.arrays {
-		a := &l.arrays[i]
-		for s := tr.Size; ; s-- {
-			if a.holds.Has(s) {
-				if int(s) > bestSize {
-					best, bestSize = a, int(s)
-				}
-				break
-			}
-			if s == Page4K {
-				break
-			}
+		size, ok := l.arrays[i].largestHeld(tr.Size)
+		if ok && (best == nil || size > bestSize) {
+			best, bestSize = &l.arrays[i], size
 		}
 	}
 	if best != nil {
