@@ -67,11 +67,16 @@ func TestCorpus(t *testing.T) {
 	start = time.Now()
 	var ok, invalid int
 	reasons := map[string][]string{}
-	var relocs, exports int
+	var exports, roAfterInit int
 	k.CheckFiles(order, runtime.NumCPU(), func(r CheckResult) {
 		if r.Err == nil {
 			ok++
 			exports += len(r.Module.Exports)
+			if r.Module.Core.Ranges[len(r.Module.Core.Ranges)-1].Class != "data" {
+				t.Errorf("%s: core region does not end with data", r.Module.Name)
+			}
+			checkLayout(t, r.Module)
+			roAfterInit += countClass(r.Module, "ro_after_init")
 			return
 		}
 		msg := r.Err.Error()
@@ -89,11 +94,10 @@ func TestCorpus(t *testing.T) {
 		reasons[reason] = append(reasons[reason], ModuleName(r.Path))
 	})
 	linkTime := time.Since(start)
-	_ = relocs
 	failed := len(order) - ok
-	t.Logf("corpus: %d modules; ordering %v, linking %v (%.0f modules/s); %d linked, %d failed, %d exports",
+	t.Logf("corpus: %d modules; ordering %v, linking %v (%.0f modules/s); %d linked, %d failed, %d exports, %d with ro_after_init",
 		len(order), orderTime.Round(time.Millisecond), linkTime.Round(time.Millisecond),
-		float64(len(order))/linkTime.Seconds(), ok, failed, exports)
+		float64(len(order))/linkTime.Seconds(), ok, failed, exports, roAfterInit)
 	keys := make([]string, 0, len(reasons))
 	for r := range reasons {
 		keys = append(keys, r)
@@ -119,4 +123,13 @@ func isValidationError(msg string) bool {
 		}
 	}
 	return false
+}
+
+func countClass(m *Module, class string) int {
+	for _, r := range m.Core.Ranges {
+		if r.Class == class {
+			return 1
+		}
+	}
+	return 0
 }

@@ -82,6 +82,7 @@ func TestFixtures(t *testing.T) {
 				assert.Equal(t, r.Addr+r.Size, next)
 				assert.Len(t, r.Bytes, int(r.Size))
 			}
+			checkLayout(t, m)
 			s, ok := m.Lookup("init_module")
 			require.True(t, ok)
 			assert.Equal(t, m.InitFunc, s.Addr)
@@ -270,4 +271,83 @@ func itoa(v uint64) string  { return fmt.Sprint(v) }
 func hex16(v uint64) string { return fmt.Sprintf("%016x", v) }
 func padLsmod(name string, size uint64, used int, holders string) string {
 	return fmt.Sprintf("%-19s %8d  %d%s\n", name, size, used, holders)
+}
+
+func TestDuplicateExport(t *testing.T) {
+	var log []string
+	k, _ := testKernel(t, &log)
+	loadLive(t, k, "producer")
+	// A second module exporting producer's symbols under another name.
+	e := editFixture(t, "producer")
+	e.replace(".modinfo", "name=producer", "name=producex")
+	e.replace(".gnu.linkonce.this_module", "producer\x00", "producex\x00")
+	_, err := k.Load(e.b, LoadOptions{})
+	require.Error(t, err)
+	assert.Equal(t, syscall.ENOEXEC, Errno(err))
+	assert.Contains(t, err.Error(), "producex: exports duplicate symbol producer_add (owned by producer)")
+	_, found := k.Find("producex")
+	assert.False(t, found)
+
+	// Exporting a vmlinux symbol is a duplicate too.
+	e = editFixture(t, "producer")
+	e.replace("__ksymtab_strings", "producer_add\x00", "kfree\x00\x00\x00\x00\x00\x00\x00\x00")
+	e.replace(".modinfo", "name=producer", "name=producey")
+	e.replace(".gnu.linkonce.this_module", "producer\x00", "producey\x00")
+	_, err = k.Load(e.b, LoadOptions{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "producey: exports duplicate symbol kfree (owned by kernel)")
+}
+
+func TestProprietaryTaint(t *testing.T) {
+	var log []string
+	k, _ := testKernel(t, &log)
+	e := editFixture(t, "producer")
+	e.replace(".modinfo", "license=GPL", "license=BSD")
+	prod, err := k.Load(e.b, LoadOptions{})
+	require.NoError(t, err)
+	require.NoError(t, k.MarkLive(prod, 0))
+	assert.Equal(t, "POE", prod.Taints.String())
+	assert.Contains(t, log, "producer: module license 'BSD' taints kernel.")
+	assert.Equal(t, "Tainted: P           OE     ", k.Taint().KernelString())
+	// A module that uses GPL-only symbols may not use a proprietary module's exports.
+	_, err = k.Load(fixture(t, "consumer"), LoadOptions{})
+	require.Error(t, err)
+	assert.Equal(t, syscall.ENOENT, Errno(err))
+	assert.Contains(t, strings.Join(log, "\n"), "consumer: module using GPL-only symbols uses symbols")
+	assert.Contains(t, strings.Join(log, "\n"), "from proprietary module producer.")
+}
+
+// checkLayout verifies layout_sections' invariants on a loaded module: every section lies inside the
+// range of its class in its region, and sections of one class keep their section-header order.
+func checkLayout(t testing.TB, m *Module) {
+	t.Helper()
+	lastIndex := map[string]int{}
+	for _, s := range m.Sections {
+		class := "data"
+		switch {
+		case s.Flags&shfExecinstr != 0:
+			class = "text"
+		case s.Flags&shfWrite == 0:
+			class = "rodata"
+		case s.Flags&shfROAfterInit != 0:
+			class = "ro_after_init"
+		}
+		r := m.region(s.Region)
+		var rg *Range
+		for i := range r.Ranges {
+			if s.Addr >= r.Ranges[i].Addr && s.Addr+s.Size <= r.Ranges[i].Addr+r.Ranges[i].Size {
+				rg = &r.Ranges[i]
+			}
+		}
+		if s.Size == 0 {
+			continue
+		}
+		if !assert.NotNil(t, rg, "%s: section %s at %#x+%#x is in no range", m.Name, s.Name, s.Addr, s.Size) {
+			continue
+		}
+		assert.Equal(t, class, rg.Class, "%s: section %s", m.Name, s.Name)
+		key := s.Region.String() + "/" + class
+		assert.Greater(t, s.Index, lastIndex[key], "%s: %s keeps section order", m.Name, s.Name)
+		lastIndex[key] = s.Index
+	}
 }
