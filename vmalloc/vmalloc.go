@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"syscall"
 
 	"kemu/mmu"
@@ -65,7 +64,7 @@ type Request struct {
 // Allocator hands out areas of the vmalloc and module spaces of one kernel address space.
 type Allocator struct {
 	k      *mmu.Kernel
-	spaces [2]*freeSpans
+	spaces [2]*Spans
 	areas  map[uint64]*Area // by Addr
 }
 
@@ -73,9 +72,9 @@ type Allocator struct {
 func New(k *mmu.Kernel) *Allocator {
 	return &Allocator{
 		k: k,
-		spaces: [2]*freeSpans{
-			SpaceVmalloc: newFreeSpans(mmu.VmallocStart, mmu.VmallocEnd),
-			SpaceModules: newFreeSpans(mmu.ModulesVaddr+k.ModuleLoadOffset(), mmu.ModulesEnd),
+		spaces: [2]*Spans{
+			SpaceVmalloc: NewSpans(mmu.VmallocStart, mmu.VmallocEnd),
+			SpaceModules: NewSpans(mmu.ModulesVaddr+k.ModuleLoadOffset(), mmu.ModulesEnd),
 		},
 		areas: map[uint64]*Area{},
 	}
@@ -125,14 +124,14 @@ func (v *Allocator) Alloc(r Request) (*Area, error) {
 		return nil, fmt.Errorf("%s alloc of %#x bytes aligned %#x: %w", r.Space, r.Size, r.Align, syscall.EINVAL)
 	}
 	size := (r.Size + page - 1) &^ (page - 1)
-	addr, err := v.spaces[r.Space].take(size+mmu.PageSize, r.Align)
+	addr, err := v.spaces[r.Space].Take(size+mmu.PageSize, r.Align)
 	if err != nil {
 		return nil, fmt.Errorf("%s alloc of %#x bytes: %w", r.Space, r.Size, err)
 	}
 	a := &Area{Addr: addr, Size: size, Space: r.Space, PageSize: page, Perm: r.Perm, Caller: r.Caller}
 	fail := func(err error) (*Area, error) {
 		errs := []error{fmt.Errorf("%s alloc of %#x bytes: %w", r.Space, r.Size, err), v.freeFrames(a)}
-		v.spaces[r.Space].give(addr, size+mmu.PageSize)
+		v.spaces[r.Space].Give(addr, size+mmu.PageSize)
 		return nil, errors.Join(errs...)
 	}
 	for range size / page {
@@ -181,7 +180,7 @@ func (v *Allocator) Vfree(addr uint64) error {
 		return fmt.Errorf("vfree(%#x): %w", addr, err)
 	}
 	delete(v.areas, addr)
-	v.spaces[a.Space].give(a.Addr, a.Size+mmu.PageSize)
+	v.spaces[a.Space].Give(a.Addr, a.Size+mmu.PageSize)
 	return v.freeFrames(a)
 }
 
@@ -203,50 +202,4 @@ func (v *Allocator) Areas() []*Area {
 	}
 	slices.SortFunc(out, func(x, y *Area) int { return cmp.Compare(x.Addr, y.Addr) })
 	return out
-}
-
-// freeSpans is the free address space of one region: sorted, disjoint, never adjacent [start, end) spans.
-type freeSpans struct {
-	spans []span
-}
-
-type span struct{ start, end uint64 }
-
-func newFreeSpans(start, end uint64) *freeSpans {
-	return &freeSpans{spans: []span{{start, end}}}
-}
-
-// take removes the lowest size-byte range aligned to align and returns its start.
-func (f *freeSpans) take(size, align uint64) (uint64, error) {
-	for i, s := range f.spans {
-		start := (s.start + align - 1) &^ (align - 1)
-		if start < s.start || start >= s.end || s.end-start < size {
-			continue
-		}
-		var repl []span
-		if start > s.start {
-			repl = append(repl, span{s.start, start})
-		}
-		if start+size < s.end {
-			repl = append(repl, span{start + size, s.end})
-		}
-		f.spans = slices.Replace(f.spans, i, i+1, repl...)
-		return start, nil
-	}
-	return 0, fmt.Errorf("no free range of %#x bytes aligned %#x: %w", size, align, syscall.ENOMEM)
-}
-
-// give returns [start, start+size) to the free spans, merging with its neighbours.
-func (f *freeSpans) give(start, size uint64) {
-	end := start + size
-	i := sort.Search(len(f.spans), func(i int) bool { return f.spans[i].start >= start })
-	f.spans = slices.Insert(f.spans, i, span{start, end})
-	if i+1 < len(f.spans) && f.spans[i+1].start == end {
-		f.spans[i].end = f.spans[i+1].end
-		f.spans = slices.Delete(f.spans, i+1, i+2)
-	}
-	if i > 0 && f.spans[i-1].end == start {
-		f.spans[i-1].end = f.spans[i].end
-		f.spans = slices.Delete(f.spans, i, i+1)
-	}
 }

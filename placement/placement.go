@@ -1,0 +1,202 @@
+// Package placement decides where a module's memory lives, behind one interface with three strategies, so that
+// the machine and the TLB model can compare them on the same module:
+//
+//   - vmalloc: what Linux does (x86 module_alloc): each region is a vmalloc area of 4K pages in the module area,
+//     and the loader's rights are applied page by page.
+//   - kmalloc: module memory from the page allocator in the direct map (Andi Kleen's 2002 patch, and the 2014
+//     "NoMoreModuleVmalloc" idea): it is covered by the direct map's large pages, until permissions are applied,
+//     which splits those large pages; the splits are counted.
+//   - hugepack: text packed into shared 2M read-only-exec pages in the module area (the execmem ROX cache and
+//     bpf_prog_pack idea); the other ranges go to 4K pages in the module area as with vmalloc.
+//
+// Whatever the strategy, every range gets exactly the rights its kind asks for: text RX, rodata R, ro_after_init
+// RW until sealed and R after, data RW; everything but text is NX. Text in a ROX pack is written through
+// mmu.Kernel.WriteVirt (the model's text_poke), never by making the pack writable.
+package placement
+
+import (
+	"fmt"
+	"sort"
+	"syscall"
+
+	"kemu/mmu"
+)
+
+// Kind is what a range of a module region holds, which decides its rights.
+type Kind uint8
+
+const (
+	Text        Kind = iota // code: RX
+	Rodata                  // constants: R, NX
+	RoAfterInit             // __ro_after_init data: RW, NX until the module's init returns, then R, NX
+	Data                    // data and bss: RW, NX
+)
+
+func (k Kind) String() string {
+	return [...]string{"text", "rodata", "ro_after_init", "data"}[min(int(k), 3)]
+}
+
+// Perm is the rights a range of this kind has when placed (before ro_after_init is sealed).
+func (k Kind) Perm() mmu.Perm {
+	switch k {
+	case Text:
+		return mmu.PermRX
+	case Rodata:
+		return mmu.PermRO
+	}
+	return mmu.PermRW
+}
+
+// Range is a part of a region with one kind. Offsets of ranges must be page-aligned so that rights can be exact
+// (Linux lays modules out that way with CONFIG_STRICT_MODULE_RWX).
+type Range struct {
+	Offset, Size uint64
+	Kind         Kind
+}
+
+// Region is one block of module memory the loader lays out, like Linux 6.1's core and init layouts.
+type Region struct {
+	Name   string // "core", "init"
+	Size   uint64
+	Align  uint64 // 0 means a page
+	Ranges []Range
+}
+
+// Piece is a part of a placed region at its own address. Strategies that keep a region contiguous give one piece.
+type Piece struct {
+	Offset, Size uint64 // within the region
+	Addr         uint64 // guest virtual address of Offset
+}
+
+// Placed is a region as placed: where each of its pieces lives.
+type Placed struct {
+	Module string
+	Region Region
+	Pieces []Piece // sorted by Offset, covering every range (hugepack leaves text's page padding out)
+	sealed bool
+	state  any // the strategy's own record
+}
+
+// Addr is the address of byte off of the region.
+func (p *Placed) Addr(off uint64) (uint64, bool) {
+	i := sort.Search(len(p.Pieces), func(i int) bool { return p.Pieces[i].Offset+p.Pieces[i].Size > off })
+	if i == len(p.Pieces) || off < p.Pieces[i].Offset {
+		return 0, false
+	}
+	return p.Pieces[i].Addr + off - p.Pieces[i].Offset, true
+}
+
+// Base is the address of the region's first byte.
+func (p *Placed) Base() uint64 {
+	a, _ := p.Addr(0)
+	return a
+}
+
+// Stats is what a strategy's placements cost.
+type Stats struct {
+	Regions         int    // live placed regions
+	Requested       uint64 // bytes the regions asked for
+	Used            uint64 // bytes of memory held to back them (pages, whole packs)
+	Pages4K         int    // leaf mappings covering the placed memory, per size: what the TLB has to cache
+	Pages2M         int
+	Pages1G         int
+	DirectMapSplits int // large direct-map pages split to apply rights (kmalloc strategy)
+}
+
+// Wasted is memory held but not asked for (rounding, power-of-two orders, free space in packs).
+func (s Stats) Wasted() uint64 { return s.Used - s.Requested }
+
+// Strategy places module regions in kernel memory.
+type Strategy interface {
+	// Name is the strategy's name: "vmalloc", "kmalloc" or "hugepack".
+	Name() string
+	// Place allocates and maps each region and applies its ranges' rights.
+	Place(module string, regions []Region) ([]*Placed, error)
+	// SetPerm changes the rights of [off, off+size) of a placed region (page-aligned offset).
+	SetPerm(p *Placed, off, size uint64, perm mmu.Perm) error
+	// Seal makes the region's ro_after_init ranges read-only, as the loader does once init has returned.
+	Seal(p *Placed) error
+	// Free releases a placed region (the init region after init, everything at unload).
+	Free(p *Placed) error
+	// Stats reports the cost of what is placed now.
+	Stats() Stats
+}
+
+// validate checks a region's ranges: inside it, in order, not overlapping, page-aligned.
+func validate(r Region) error {
+	if r.Size == 0 {
+		return fmt.Errorf("region %s: empty: %w", r.Name, syscall.EINVAL)
+	}
+	if r.Align != 0 && (r.Align&(r.Align-1) != 0 || r.Align > mmu.Size2M) {
+		return fmt.Errorf("region %s: alignment %#x: %w", r.Name, r.Align, syscall.EINVAL)
+	}
+	var end uint64
+	for _, rg := range r.Ranges {
+		switch {
+		case rg.Offset%mmu.PageSize != 0:
+			return fmt.Errorf("region %s: %s range at %#x not page-aligned: %w", r.Name, rg.Kind, rg.Offset, syscall.EINVAL)
+		case rg.Offset < end:
+			return fmt.Errorf("region %s: %s range at %#x overlaps the previous one: %w", r.Name, rg.Kind, rg.Offset, syscall.EINVAL)
+		case rg.Size == 0 || rg.Offset > r.Size || rg.Size > r.Size-rg.Offset:
+			return fmt.Errorf("region %s: %s range [%#x, +%#x) outside %#x bytes: %w", r.Name, rg.Kind, rg.Offset, rg.Size, r.Size, syscall.EINVAL)
+		case rg.Kind > Data:
+			return fmt.Errorf("region %s: range kind %d: %w", r.Name, rg.Kind, syscall.EINVAL)
+		}
+		end = rg.Offset + rg.Size
+	}
+	return nil
+}
+
+func pageUp(n uint64) uint64 { return (n + mmu.PageSize - 1) &^ (mmu.PageSize - 1) }
+
+// protectRanges applies each range's rights to a contiguous placement at base.
+func protectRanges(pt *mmu.PageTables, base uint64, r Region) error {
+	for _, rg := range r.Ranges {
+		if err := pt.Protect(base+rg.Offset, pageUp(rg.Size), rg.Kind.Perm()); err != nil {
+			return fmt.Errorf("region %s: %s range: %w", r.Name, rg.Kind, err)
+		}
+	}
+	return nil
+}
+
+// checkPerm validates a SetPerm request against the region and returns the page-rounded size.
+func checkPerm(p *Placed, off, size uint64) (uint64, error) {
+	if p == nil || off%mmu.PageSize != 0 || size == 0 || off >= p.Region.Size || size > p.Region.Size-off {
+		return 0, fmt.Errorf("set rights of [%#x, +%#x): outside the region or unaligned: %w", off, size, syscall.EINVAL)
+	}
+	return pageUp(size), nil
+}
+
+// sealRanges calls set for each ro_after_init range of p, once.
+func sealRanges(p *Placed, set func(off, size uint64) error) error {
+	if p.sealed {
+		return fmt.Errorf("module %s region %s: ro_after_init already sealed: %w", p.Module, p.Region.Name, syscall.EINVAL)
+	}
+	for _, rg := range p.Region.Ranges {
+		if rg.Kind == RoAfterInit {
+			if err := set(rg.Offset, rg.Size); err != nil {
+				return err
+			}
+		}
+	}
+	p.sealed = true
+	return nil
+}
+
+// countLeaves adds the distinct leaf mappings covering [addr, addr+size) to the stats.
+func countLeaves(pt *mmu.PageTables, seen map[uint64]bool, s *Stats, addr, size uint64) {
+	for _, l := range pt.Leaves(addr, size) {
+		if seen[l.VA] {
+			continue
+		}
+		seen[l.VA] = true
+		switch l.Size {
+		case mmu.Size4K:
+			s.Pages4K++
+		case mmu.Size2M:
+			s.Pages2M++
+		case mmu.Size1G:
+			s.Pages1G++
+		}
+	}
+}
