@@ -24,7 +24,7 @@ func newBuilder(h header, l logLine, text string) *builder {
 	if h.fields != nil {
 		h.fields(r, h.m)
 	}
-	return &builder{r: r, ended: h.kind == KindPanic}
+	return &builder{r: r}
 }
 
 // continues reports whether a header line is the next line of the open report rather than a new one:
@@ -35,7 +35,10 @@ func (b *builder) continues(h header) bool {
 	case h.kind == KindPanic:
 		return b.r.Kind != KindPanic && b.r.Panic == ""
 	case h.oopsLine:
-		return !b.ended && b.r.Oops == "" && b.r.Kind != KindWarning
+		// Only a fault header or "kernel BUG at" is followed by its Oops line, and before any trace.
+		r := b.r
+		leads := r.Kind == KindNullDeref || r.Kind == KindPageFault || r.Kind == KindBug && r.BugAt != ""
+		return leads && !b.ended && r.Oops == "" && len(r.Trace) == 0 && b.stack == nil
 	}
 	return false
 }
@@ -126,7 +129,7 @@ func (b *builder) addLine(text string, codeOpen bool) bool {
 			return true
 		}
 	}
-	if strings.HasPrefix(text, "---[ end trace") {
+	if strings.HasPrefix(text, "---[ end trace") || strings.HasPrefix(text, "---[ end Kernel panic") {
 		b.ended, b.stack = true, nil
 		return true
 	}

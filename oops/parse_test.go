@@ -309,3 +309,105 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestParseMore(t *testing.T) {
+	tests := []struct {
+		name   string
+		log    string
+		titles []string
+		kinds  []Kind
+		check  func(t *testing.T, rs []*Report)
+	}{
+		{
+			name: "standalone panic",
+			log: "[ 5.0] Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)\n" +
+				"[ 5.1] CPU: 0 PID: 1 Comm: swapper/0 Not tainted 6.1.0-13-amd64 #1  Debian 6.1.55-1\n" +
+				"[ 5.2] Call Trace:\n[ 5.3]  <TASK>\n[ 5.4]  dump_stack_lvl+0x44/0x5c\n[ 5.5]  panic+0x118/0x2ed\n[ 5.6]  </TASK>\n",
+			titles: []string{"Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)"},
+			kinds:  []Kind{KindPanic},
+			check: func(t *testing.T, rs []*Report) {
+				assert.Equal(t, "VFS: Unable to mount root fs on unknown-block(0,0)", rs[0].Panic)
+				assert.Equal(t, []string{"dump_stack_lvl", "panic"}, frameNames(rs[0].Trace))
+			},
+		},
+		{
+			name: "4.x general protection fault",
+			log: "[ 9.0] general protection fault: 0000 [#1] SMP\n" +
+				"[ 9.1] RIP: 0010:[<ffffffff8131d5b5>]  [<ffffffff8131d5b5>] list_del+0x9/0x30\n" +
+				"[ 9.2] Call Trace:\n[ 9.3]  [<ffffffff81090c81>] process_one_work+0x141/0x380\n[ 9.4] ---[ end trace 1 ]---\n",
+			titles: []string{"general protection fault: 0000 [#1] SMP"},
+			kinds:  []Kind{KindGPF},
+			check: func(t *testing.T, rs []*Report) {
+				assert.Equal(t, "general protection fault: 0000 [#1] SMP", rs[0].Oops)
+				assert.Nil(t, rs[0].FaultAddress)
+				assert.Equal(t, uint64(0xffffffff8131d5b5), rs[0].RIP.Address)
+				assert.Equal(t, uint64(0xffffffff81090c81), rs[0].Trace[0].Address)
+			},
+		},
+		{
+			name: "sleeping in atomic, then an oops without its header",
+			log: "BUG: sleeping function called from invalid context at mm/slab.h:723\n" +
+				"Call Trace:\n dump_stack_lvl+0x44/0x5c\n __might_resched.cold+0xcc/0xdd\n" +
+				"Oops: 0000 [#2] SMP\nRIP: 0010:foo+0x1/0x2 [bar]\nCall Trace:\n baz+0x3/0x4\n---[ end trace 2 ]---\n",
+			titles: []string{"BUG: sleeping function called from invalid context at mm/slab.h:723", "Oops: 0000 [#2] SMP"},
+			kinds:  []Kind{KindBug, KindOops},
+		},
+		{
+			name: "two CPUs oopsing at once, told apart by caller id",
+			log: "[ 1.0][ T10] BUG: kernel NULL pointer dereference, address: 0000000000000000\n" +
+				"[ 1.0][ T20] BUG: unable to handle page fault for address: ffffffffc0000000\n" +
+				"[ 1.1][ T20] RIP: 0010:twenty+0x2/0x20 [m]\n" +
+				"[ 1.1][ T10] RIP: 0010:ten+0x1/0x10 [m]\n" +
+				"[ 1.2][ T10] Call Trace:\n[ 1.2][ T20] Call Trace:\n" +
+				"[ 1.3][ T20]  b20+0x1/0x2\n[ 1.3][ T10]  a10+0x1/0x2\n" +
+				"[ 1.4][ T10] ---[ end trace 0000000000000000 ]---\n[ 1.4][ T20] ---[ end trace 0000000000000000 ]---\n",
+			titles: []string{"BUG: kernel NULL pointer dereference, address: 0000000000000000", "BUG: unable to handle page fault for address: ffffffffc0000000"},
+			kinds:  []Kind{KindNullDeref, KindPageFault},
+			check: func(t *testing.T, rs []*Report) {
+				assert.Equal(t, "ten", rs[0].RIP.Symbol)
+				assert.Equal(t, []string{"a10"}, frameNames(rs[0].Trace))
+				assert.Equal(t, "twenty", rs[1].RIP.Symbol)
+				assert.Equal(t, []string{"b20"}, frameNames(rs[1].Trace))
+			},
+		},
+		{
+			name: "unrelated lines inside a report without caller ids",
+			log: "BUG: kernel NULL pointer dereference, address: 0000000000000000\n" +
+				"e1000e: eth0 NIC Link is Up\nRIP: 0010:ten+0x1/0x10 [m]\nusb 1-1: new high-speed USB device\n" +
+				"Call Trace:\n <TASK>\n a10+0x1/0x2\nsystemd[1]: Started Session 3.\n b10+0x1/0x2\n </TASK>\n---[ end trace 0 ]---\n",
+			titles: []string{"BUG: kernel NULL pointer dereference, address: 0000000000000000"},
+			kinds:  []Kind{KindNullDeref},
+			check: func(t *testing.T, rs []*Report) {
+				assert.Equal(t, []string{"a10", "b10"}, frameNames(rs[0].Trace))
+				assert.False(t, rs[0].Truncated)
+			},
+		},
+		{
+			name: "Code: line wrapped in an unstamped log",
+			log: "kernel BUG at lib/x.c:1!\ninvalid opcode: 0000 [#1] SMP\nRIP: 0010:f+0x4/0x10\n" +
+				"Code: 90 90 90 90 f3 0f 1e fa\n<0f> 0b c3\nCall Trace:\n g+0x1/0x2\n---[ end trace 0 ]---\n",
+			titles: []string{"kernel BUG at lib/x.c:1!"},
+			kinds:  []Kind{KindBug},
+			check: func(t *testing.T, rs []*Report) {
+				require.NotNil(t, rs[0].Code)
+				assert.Equal(t, []byte{0x90, 0x90, 0x90, 0x90, 0xf3, 0x0f, 0x1e, 0xfa, 0x0f, 0x0b, 0xc3}, rs[0].Code.Bytes)
+				assert.Equal(t, 8, rs[0].Code.Trap)
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rs := ParseString(tt.log)
+			var titles []string
+			var kinds []Kind
+			for _, r := range rs {
+				titles, kinds = append(titles, r.Title), append(kinds, r.Kind)
+			}
+			require.Equal(t, tt.titles, titles)
+			assert.Equal(t, tt.kinds, kinds)
+			if tt.check != nil {
+				tt.check(t, rs)
+			}
+		})
+	}
+}
