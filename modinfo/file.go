@@ -19,6 +19,10 @@ var (
 	magicXZ   = []byte{0xFD, '7', 'z', 'X', 'Z', 0}
 )
 
+// maxModuleSize bounds what decompression may produce, so a compression bomb fails with ENOMEM
+// instead of exhausting the host; the largest Debian module is under 40 MiB.
+var maxModuleSize int64 = 1 << 30 // a variable so tests can lower it
+
 // magicLen is how many bytes libkmod reads to look for a magic: the longest magic. A shorter
 // file is EINVAL whatever it holds.
 const magicLen = 6
@@ -56,16 +60,20 @@ func Decompress(raw []byte) ([]byte, error) {
 // what came out, so a truncated stream yields its decompressed prefix rather than an error; only
 // corrupt data is EINVAL.
 func unzstd(raw []byte) ([]byte, error) {
-	d, err := zstd.NewReader(bytes.NewReader(raw), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<32))
+	d, err := zstd.NewReader(bytes.NewReader(raw), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(maxModuleSize)))
 	if err != nil {
 		return nil, syscall.EINVAL
 	}
 	defer d.Close()
-	var out bytes.Buffer
-	if _, err := io.Copy(&out, d); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return nil, syscall.EINVAL
-	}
-	return out.Bytes(), nil
+	return drain(d, func(err error) error {
+		switch {
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return nil
+		case errors.Is(err, zstd.ErrDecoderSizeExceeded), errors.Is(err, zstd.ErrWindowSizeExceeded):
+			return syscall.ENOMEM
+		}
+		return syscall.EINVAL
+	})
 }
 
 // unxz decompresses concatenated xz streams; any decoder error, truncation included, is EINVAL
@@ -75,9 +83,22 @@ func unxz(raw []byte) ([]byte, error) {
 	if err != nil {
 		return nil, syscall.EINVAL
 	}
+	return drain(r, func(error) error { return syscall.EINVAL })
+}
+
+// drain reads a decompressor to its end, at most maxModuleSize bytes (ENOMEM beyond). classify
+// turns a decoder error into the errno to report, or nil when it only marks where the input
+// stopped and the output so far stands.
+func drain(r io.Reader, classify func(error) error) ([]byte, error) {
 	var out bytes.Buffer
-	if _, err := io.Copy(&out, r); err != nil {
-		return nil, syscall.EINVAL
+	n, err := io.Copy(&out, io.LimitReader(r, maxModuleSize+1))
+	if n > maxModuleSize {
+		return nil, syscall.ENOMEM
+	}
+	if err != nil {
+		if errno := classify(err); errno != nil {
+			return nil, errno
+		}
 	}
 	return out.Bytes(), nil
 }

@@ -309,3 +309,19 @@ func TestJSON(t *testing.T) {
 	assert.Equal(t, []Entry{{"name", "m"}}, reports[0].Entries)
 	assert.Empty(t, reports[0].Params)
 }
+
+func TestDecompressBound(t *testing.T) {
+	hello := readFixture(t, "hello.ko")
+	defer func(old int64) { maxModuleSize = old }(maxModuleSize)
+	maxModuleSize = int64(len(hello))
+	for name, packed := range map[string][]byte{"xz": xzBytes(t, hello), "zstd": zstdBytes(t, hello)} {
+		got, err := Decompress(packed)
+		require.NoError(t, err, name)
+		assert.Equal(t, hello, got, name)
+	}
+	maxModuleSize = int64(len(hello)) - 1
+	for name, packed := range map[string][]byte{"xz": xzBytes(t, hello), "zstd": zstdBytes(t, hello)} {
+		_, err := Decompress(packed)
+		assert.ErrorIs(t, err, syscall.ENOMEM, name)
+	}
+}
