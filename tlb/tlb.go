@@ -68,9 +68,14 @@ func newLevel(id Structure, configs []ArrayConfig) level {
 	return l
 }
 
+// lookup finds the entry covering va in any of the arrays and marks it
+// used at stamp.
 func (l *level) lookup(va, stamp uint64) *entry {
 	for i := range l.arrays {
-		if e := l.arrays[i].lookup(va, stamp); e != nil {
+		a := &l.arrays[i]
+		if slot := a.find(va); slot >= 0 {
+			e := &a.entries[slot]
+			e.stamp = stamp
 			return e
 		}
 	}
