@@ -234,3 +234,18 @@ func TestLoad(t *testing.T) {
 	_, err = Load(filepath.Join(dir, "nope"))
 	assert.ErrorIs(t, err, os.ErrNotExist)
 }
+
+func FuzzReadVmlinux(f *testing.F) {
+	f.Add(tinyELF([]byte(testBanner), []byte{0x9f, 0xeb, 1, 0}))
+	f.Add([]byte("\x7fELF\x02\x01\x01"))
+	f.Fuzz(func(t *testing.T, image []byte) {
+		_, _ = ReadVmlinux(image)
+		_, _ = ExtractVmlinux(image)
+	})
+}
+
+func TestGuardTurnsPanicsIntoErrors(t *testing.T) {
+	err := guard("thing", func() error { var m map[string]int; m["x"] = 1; return nil })
+	assert.ErrorContains(t, err, "thing: malformed input")
+	assert.NoError(t, guard("thing", func() error { return nil }))
+}

@@ -31,12 +31,15 @@ func ExtractVmlinux(bzImage []byte) ([]byte, error) {
 			break
 		}
 		off += i
-		vmlinux, err := decompressKernelXZ(bzImage[off:])
-		if err == nil && bytes.HasPrefix(vmlinux, elfMagic) {
-			return vmlinux, nil
-		}
-		if err != nil {
+		var vmlinux []byte
+		err := guard("xz", func() (err error) { vmlinux, err = decompressKernelXZ(bzImage[off:]); return err })
+		switch {
+		case err != nil:
 			lastErr = fmt.Errorf("xz stream at %#x: %w", off, err)
+		case !bytes.HasPrefix(vmlinux, elfMagic):
+			lastErr = fmt.Errorf("xz stream at %#x holds no ELF file", off)
+		default:
+			return vmlinux, nil
 		}
 		off++
 	}
@@ -55,16 +58,24 @@ type Vmlinux struct {
 
 // ReadVmlinux reads the .BTF section and the "Linux version" banner (linux_banner) of a vmlinux ELF
 // image. Stripped images, like the one inside vmlinuz, still have both.
-func ReadVmlinux(image []byte) (v *Vmlinux, err error) {
+func ReadVmlinux(image []byte) (*Vmlinux, error) {
+	v := &Vmlinux{}
+	err := guard("vmlinux", func() error { return v.read(image) })
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func (v *Vmlinux) read(image []byte) error {
 	f, err := elf.NewFile(bytes.NewReader(image))
 	if err != nil {
-		return nil, fmt.Errorf("vmlinux: %w", err)
+		return fmt.Errorf("vmlinux: %w", err)
 	}
 	defer f.Close()
-	v = &Vmlinux{}
 	if s := f.Section(".BTF"); s != nil {
 		if v.BTF, err = s.Data(); err != nil {
-			return nil, fmt.Errorf("vmlinux: read .BTF: %w", err)
+			return fmt.Errorf("vmlinux: read .BTF: %w", err)
 		}
 	}
 	// linux_banner is in .rodata; search every allocated data section in case a linker script moves it.
@@ -81,7 +92,19 @@ func ReadVmlinux(image []byte) (v *Vmlinux, err error) {
 			break
 		}
 	}
-	return v, nil
+	return nil
+}
+
+// guard is the panic boundary around the third-party decoders kemu feeds untrusted kernel images
+// (debug/elf, ulikunitz/xz/lzma): a panic inside them becomes an error naming what was decoded, so
+// no input file can crash the host. Nothing else in the package recovers.
+func guard(what string, fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: malformed input (decoder panicked: %v)", what, r)
+		}
+	}()
+	return fn()
 }
 
 // The kernel's banner is "Linux version " UTS_RELEASE " (" compile-by "@" compile-host ") ("
