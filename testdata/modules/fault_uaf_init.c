@@ -31,7 +31,10 @@ static int __init fault_uaf_setup(int x)
 
 static void fault_uaf_timer_fn(struct timer_list *t)
 {
-	pr_info("timer: %s\n", saved_greeting);
+	/* Read a byte here so the fault is in this module's code, not in vsprintf. */
+	char first = READ_ONCE(saved_greeting[0]);
+
+	pr_info("timer: greeting starts with '%c': %s\n", first, saved_greeting);
 }
 
 int fault_uaf_init_call(int x)
