@@ -21,7 +21,8 @@ const (
 
 // decode reads one directive at format[0] == '%', taking '*' width and
 // precision from args in order. It returns the spec, the conversion and the
-// format after the directive (for %p: after the 'p', at the extension).
+// format after the directive (for %p: after the 'p', at the extension; for
+// an invalid conversion: at the offending byte, or empty at the end).
 func decode(format []byte, args Args) (spec, conversion, []byte) {
 	sp := spec{width: -1, prec: -1, base: 10}
 	i := 1
@@ -95,7 +96,7 @@ flags:
 
 	conv := at(i)
 	if conv == 0 {
-		return sp, convInvalid, nil
+		return sp, convInvalid, format[min(i, len(format)):]
 	}
 	rest := format[i+1:]
 	switch conv {
@@ -119,7 +120,7 @@ flags:
 	case 'u':
 	default:
 		// %n included: 6.1 treats it as any unsupported conversion.
-		return sp, convInvalid, nil
+		return sp, convInvalid, format[i:]
 	}
 	switch qualifier {
 	case 'L':

@@ -37,6 +37,10 @@ const (
 type Formatter struct {
 	Env     Env
 	Options Options
+	// Warn, if set, receives the warnings 6.1 raises with WARN_ONCE while
+	// formatting (an unsupported conversion, %pA outside Rust), so the
+	// caller can log them with the kernel's backtrace.
+	Warn func(message string)
 }
 
 // Format returns what the kernel's vsnprintf produces for format and args.
@@ -94,6 +98,11 @@ func (f *Formatter) format(o *output, format []byte, args Args, depth int) {
 		case convInvalid:
 			// The arguments can no longer be matched to the format:
 			// the kernel stops here.
+			var c byte
+			if len(format) > 0 {
+				c = format[0]
+			}
+			f.warn("Please remove unsupported %" + string([]byte{c}) + " in format string\n")
 			return
 		case convPercent:
 			o.byte('%')
@@ -115,6 +124,12 @@ func (f *Formatter) format(o *output, format []byte, args Args, depth int) {
 		default:
 			o.number(integerArg(conv, sp, args.Next()), sp)
 		}
+	}
+}
+
+func (f *Formatter) warn(message string) {
+	if f.Warn != nil {
+		f.Warn(message)
 	}
 }
 

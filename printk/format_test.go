@@ -417,3 +417,24 @@ func BenchmarkFormat(b *testing.B) {
 		f.Format(format, &SliceArgs{Values: []uint64{strHello, modText + 0x1a, neg(-19), 4096, physAddr}})
 	}
 }
+
+func TestWarnings(t *testing.T) {
+	tests := []struct {
+		format string
+		want   []string
+	}{
+		{"ok %d", nil},
+		{"a%nb", []string{"Please remove unsupported %n in format string\n"}},
+		{"%5.2qd", []string{"Please remove unsupported %q in format string\n"}},
+		{"100%", []string{"Please remove unsupported %\x00 in format string\n"}},
+		{"%pA", []string{"Please remove %pA from non-Rust code\n"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.format, func(t *testing.T) {
+			var got []string
+			f := Formatter{Env: testEnv(), Warn: func(m string) { got = append(got, m) }}
+			f.Format([]byte(tc.format), &SliceArgs{Values: []uint64{1, strHello}})
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}

@@ -45,6 +45,7 @@ func (f *Formatter) pointer(o *output, ext []byte, ptr uint64, sp spec, depth in
 		f.fourCC(o, ptr, sp, ext)
 	case 'A':
 		// CONFIG_RUST is off in 6.1 distribution kernels.
+		f.warn("Please remove %pA from non-Rust code\n")
 		o.errorString("(%pA?)", sp)
 	case 'x':
 		o.pointerString(ptr, sp)
