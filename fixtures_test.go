@@ -189,6 +189,15 @@ func versionsOf(t *testing.T, f *elf.File) map[string]uint64 {
 	return crcs
 }
 
+// proprietary.ko is built as if ktime_get were a plain export (testdata/modules/Kbuild); its CRC must still be
+// the one in Debian's 6.1.0-56-amd64 Module.symvers ("0xb43f9365\tktime_get\tvmlinux\tEXPORT_SYMBOL_GPL"), or
+// the loader would reject it for the wrong reason.
+func TestProprietaryKeepsTheRealCRC(t *testing.T) {
+	f, err := elf.NewFile(bytes.NewReader(readFixture(t, "proprietary")))
+	require.NoError(t, err)
+	assert.Equal(t, uint64(0xb43f9365), versionsOf(t, f)["ktime_get"])
+}
+
 func TestHelloParameters(t *testing.T) {
 	f, err := elf.NewFile(bytes.NewReader(readFixture(t, "hello")))
 	require.NoError(t, err)
