@@ -360,7 +360,7 @@ func BenchmarkWalk(b *testing.B) {
 			pt, _, _ := newTables(b, 1<<30+8<<20)
 			const va = 0xffff888000000000
 			require.NoError(b, pt.Map(va, 0, mmu.Size1G, bc.page, mmu.PermRW, 0))
-			b.ResetTimer()
+			b.ReportAllocs()
 			var sink uint64
 			for i := 0; b.Loop(); i++ {
 				w := pt.Walk(va+uint64(i*4096)%mmu.Size1G, mmu.Access{})

@@ -47,6 +47,9 @@ type slab struct {
 	inuse int   // live objects
 }
 
+// empty reports whether every slot is free (none live, none quarantined).
+func (s *slab) empty() bool { return len(s.free) == len(s.objs) }
+
 func (a *Allocator) newSlab(c *Cache) (*slab, error) {
 	base, err := a.k.AllocPages(c.Order, false)
 	if err != nil {
@@ -170,6 +173,9 @@ func (a *Allocator) free(addr uint64, caller mmu.Caller, want *Cache) error {
 		return a.report(&Report{Kind: DoubleFree, Addr: addr, Object: o.addr, ObjectSize: o.requested, Cache: o.cacheName(), Alloc: o.alloc, Free: o.free, Culprit: caller})
 	}
 	o := a.objectAt(addr)
+	if o == nil {
+		o = a.liveLargeAt(addr) // an interior pointer into a large allocation
+	}
 	switch {
 	case o == nil:
 		return a.report(&Report{Kind: InvalidFree, Addr: addr, Culprit: caller})
@@ -219,11 +225,18 @@ func (a *Allocator) fill(addr, n uint64, b byte) error {
 	return nil
 }
 
+// poisonBytes is a freed object's poison for the largest slot; objects take a prefix of it.
+var poisonBytes = bytes.Repeat([]byte{PoisonFree}, KmallocMaxCacheSize<<3)
+
 func (a *Allocator) poison(o *object) error {
-	if err := a.fill(o.addr, o.size, PoisonFree); err != nil {
+	pa, _ := a.k.DirectMapPA(o.addr)
+	mem, err := a.k.Mem.Slice(pa, o.size)
+	if err != nil {
 		return err
 	}
-	return a.fill(o.addr+o.size-1, 1, PoisonEnd)
+	copy(mem, poisonBytes)
+	mem[len(mem)-1] = PoisonEnd
+	return nil
 }
 
 // poisonIntact reports whether a quarantined object still holds its poison, and the first changed offset.
@@ -233,16 +246,16 @@ func (a *Allocator) poisonIntact(o *object) (bool, uint64) {
 	if err != nil {
 		return false, 0
 	}
-	for i, b := range mem {
-		want := byte(PoisonFree)
-		if i == len(mem)-1 {
-			want = PoisonEnd
-		}
-		if b != want {
+	last := len(mem) - 1
+	if bytes.Equal(mem[:last], poisonBytes[:last]) && mem[last] == PoisonEnd {
+		return true, 0
+	}
+	for i, b := range mem[:last] {
+		if b != PoisonFree {
 			return false, uint64(i)
 		}
 	}
-	return true, 0
+	return false, uint64(last)
 }
 
 // drain evicts the oldest quarantined objects until at most keep remain, checking their poison; the slots
@@ -258,7 +271,9 @@ func (a *Allocator) drain(keep int) error {
 		o.state = stateFree
 		s := o.slab
 		s.free = append(s.free, int((o.addr-s.base)/s.cache.Size))
-		if s.inuse == 0 && len(s.free) == len(s.objs) {
+		if s.empty() && slices.ContainsFunc(s.cache.slabs, func(x *slab) bool { return x != s && x.empty() }) {
+			// Keep one empty slab per cache, as SLUB keeps partial slabs, so alloc/free churn does not
+			// allocate and free pages every time.
 			if err := a.freeSlab(s); err != nil {
 				errs = append(errs, err)
 			}
@@ -304,12 +319,20 @@ func (a *Allocator) freedLargeAt(addr uint64) *object {
 	if a.objectAt(addr) != nil {
 		return nil
 	}
-	for _, o := range a.large {
-		if addr >= o.addr && addr < o.addr+o.size {
-			return nil
-		}
+	if a.liveLargeAt(addr) != nil {
+		return nil
 	}
 	for _, o := range a.freedLarge {
+		if addr >= o.addr && addr < o.addr+o.size {
+			return o
+		}
+	}
+	return nil
+}
+
+// liveLargeAt is the live large allocation covering addr, if any.
+func (a *Allocator) liveLargeAt(addr uint64) *object {
+	for _, o := range a.large {
 		if addr >= o.addr && addr < o.addr+o.size {
 			return o
 		}

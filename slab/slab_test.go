@@ -92,6 +92,8 @@ func TestBadFrees(t *testing.T) {
 	require.NoError(t, a.Kfree(big, bob))
 	live, err := a.Kmalloc(40, alice, false)
 	require.NoError(t, err)
+	bigLive, err := a.Kmalloc(9000, alice, false)
+	require.NoError(t, err)
 	vmallocAddr := uint64(mmu.VmallocStart)
 
 	tests := []struct {
@@ -104,6 +106,7 @@ func TestBadFrees(t *testing.T) {
 		{"double free", x, slab.DoubleFree, x, alice, bob},
 		{"double free of a large allocation", big, slab.DoubleFree, big, alice, bob},
 		{"interior pointer", live + 8, slab.InvalidFree, live, alice, mmu.Caller{}},
+		{"interior pointer into a large allocation", bigLive + 5000, slab.InvalidFree, bigLive, alice, mmu.Caller{}},
 		{"foreign pointer", vmallocAddr, slab.InvalidFree, 0, mmu.Caller{}, mmu.Caller{}},
 		{"direct-map page never kmalloc'd", k.DirectMap(30 << 20), slab.InvalidFree, 0, mmu.Caller{}, mmu.Caller{}},
 	}
@@ -226,4 +229,21 @@ func TestKmemCache(t *testing.T) {
 	assert.Equal(t, before, k.Frames.Stats().Used, "slabs went back to the page allocator")
 	_, err = a.KmemCacheCreate("bad", 10, 3)
 	assert.ErrorIs(t, err, syscall.EINVAL)
+}
+
+func BenchmarkKmallocKfree(b *testing.B) {
+	k, err := mmu.NewKernel(mmu.Config{MemSize: 64 << 20})
+	require.NoError(b, err)
+	defer k.Close()
+	a := slab.New(k)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		p, err := a.Kmalloc(uint64(8+i%500), alice, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := a.Kfree(p, alice); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
