@@ -8,7 +8,8 @@ import (
 
 // Options select what Format prints, as modinfo's -F and -0 do.
 type Options struct {
-	Field     string // only this key's values, without the key ("" prints everything)
+	Filtered  bool   // print only Field's values, without keys (-F, even -F "")
+	Field     string // the key Filtered selects
 	Separator byte   // what ends each printed item: '\n', or 0 for -0
 }
 
@@ -70,10 +71,10 @@ func Format(w io.Writer, filename string, entries []Entry, opt Options, warn fun
 // module cannot be read, kmod has printed the header already.
 func formatHeader(w io.Writer, filename string, opt Options) (needEntries bool) {
 	sep := []byte{opt.Separator}
-	switch opt.Field {
-	case "":
+	switch {
+	case !opt.Filtered:
 		fmt.Fprintf(w, "%-16s%s%s", "filename:", filename, sep)
-	case "filename":
+	case opt.Field == "filename":
 		fmt.Fprintf(w, "%s%s", filename, sep)
 		return false
 	}
@@ -83,7 +84,7 @@ func formatHeader(w io.Writer, filename string, opt Options) (needEntries bool) 
 // formatBody prints the entries after the header.
 func formatBody(w io.Writer, entries []Entry, opt Options, warn func(msg string)) {
 	sep := []byte{opt.Separator}
-	if opt.Field == "parm" {
+	if opt.Filtered && opt.Field == "parm" {
 		for _, p := range Params(entries, warn) {
 			fmt.Fprintf(w, "%s%s", paramText(p, "%s: (%s)"), sep)
 		}
@@ -91,7 +92,7 @@ func formatBody(w io.Writer, entries []Entry, opt Options, warn func(msg string)
 	}
 	for _, e := range entries {
 		switch {
-		case opt.Field != "":
+		case opt.Filtered:
 			if e.Key == opt.Field {
 				fmt.Fprintf(w, "%s%s", e.Value, sep)
 			}
@@ -103,7 +104,7 @@ func formatBody(w io.Writer, entries []Entry, opt Options, warn func(msg string)
 			fmt.Fprintf(w, "%s:%s%s%s", e.Key, strings.Repeat(" ", keyPad(e.Key)), e.Value, sep)
 		}
 	}
-	if opt.Field != "" {
+	if opt.Filtered {
 		return
 	}
 	for _, p := range Params(entries, warn) {

@@ -16,7 +16,7 @@ type option struct {
 }
 
 func field(name string) func(*command, string) {
-	return func(c *command, _ string) { c.opt.Field = name }
+	return func(c *command, _ string) { c.opt.Filtered, c.opt.Field = true, name }
 }
 
 var options = []option{
@@ -27,7 +27,7 @@ var options = []option{
 	{"filename", 'n', false, field("filename")},
 	{"null", '0', false, func(c *command, _ string) { c.opt.Separator = 0 }},
 	{"modname", 'm', false, func(c *command, _ string) { c.modname = true }},
-	{"field", 'F', true, func(c *command, a string) { c.opt.Field = a }},
+	{"field", 'F', true, func(c *command, a string) { c.opt.Filtered, c.opt.Field = true, a }},
 	{"set-version", 'k', true, func(*command, string) {}},
 	{"basedir", 'b', true, func(*command, string) {}},
 	{"version", 'V', false, nil},

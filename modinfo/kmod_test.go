@@ -246,6 +246,9 @@ func TestMatchesKmodOnCraftedFiles(t *testing.T) {
 		[]string{"-k", "6.1.0", "-b", "/nonexistent", "hello.ko"},
 		[]string{"--set-version=6.1.0", "--basedir", "/x", "-F", "name", "hello.ko"},
 		[]string{"-a", "-d", "-l", "hello.ko"},
+		[]string{"-F", "", "hello.ko", "long-keys.ko"},
+		[]string{"-F=", "long-keys.ko"},
+		[]string{"--field=", "-0", "long-keys.ko"},
 		[]string{"-p", "params.ko"},
 		[]string{"-", "hello.ko"},
 	)

@@ -70,7 +70,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		if cmd.json {
-			r := collect(path, cmd.opt.Field, warn)
+			r := collect(path, cmd.opt, warn)
 			failed = failed || r.Error != ""
 			reports = append(reports, r)
 			continue
@@ -113,9 +113,10 @@ type report struct {
 
 // collect reads one module for --json; a field (-F and friends) keeps only its entries, and the
 // merged parameters only for "parm".
-func collect(path, field string, warn func(string)) report {
+func collect(path string, opt Options, warn func(string)) report {
 	r := report{Filename: path, Entries: []Entry{}, Params: []Param{}}
-	if field == "filename" {
+	all, field := !opt.Filtered, opt.Field
+	if !all && field == "filename" {
 		return r
 	}
 	entries, err := readEntries(path)
@@ -124,11 +125,11 @@ func collect(path, field string, warn func(string)) report {
 		return r
 	}
 	for _, e := range entries {
-		if field == "" || e.Key == field {
+		if all || e.Key == field {
 			r.Entries = append(r.Entries, e)
 		}
 	}
-	if field == "" || field == "parm" {
+	if all || field == "parm" {
 		r.Params = append(r.Params, Params(entries, warn)...)
 	}
 	return r

@@ -90,10 +90,12 @@ func TestFormat(t *testing.T) {
 	}{
 		{Options{Separator: '\n'}, "filename:       /m.ko\nlicense:        GPL\nname:           m\nparm:           q:bool\nparm:           p:desc (int)\n"},
 		{Options{Separator: 0}, "filename:       /m.ko\x00license=GPL\x00name=m\x00parm:           q:bool\x00parm:           p:desc (int)\x00"},
-		{Options{Field: "parm", Separator: '\n'}, "q: (bool)\np:desc (int)\n"},
-		{Options{Field: "name", Separator: '\n'}, "m\n"},
-		{Options{Field: "filename", Separator: 0}, "/m.ko\x00"},
-		{Options{Field: "missing", Separator: '\n'}, ""},
+		{Options{Filtered: true, Field: "parm", Separator: '\n'}, "q: (bool)\np:desc (int)\n"},
+		{Options{Filtered: true, Field: "name", Separator: '\n'}, "m\n"},
+		{Options{Filtered: true, Field: "filename", Separator: 0}, "/m.ko\x00"},
+		{Options{Filtered: true, Field: "missing", Separator: '\n'}, ""},
+		{Options{Filtered: true, Field: "", Separator: '\n'}, ""},
+		{Options{Field: "name", Separator: '\n'}, "filename:       /m.ko\nlicense:        GPL\nname:           m\nparm:           q:bool\nparm:           p:desc (int)\n"},
 	}
 	for _, tc := range tests {
 		var buf bytes.Buffer
@@ -234,16 +236,18 @@ func TestSignatureEntriesOfFixture(t *testing.T) {
 
 func TestParseArgs(t *testing.T) {
 	tests := []struct {
-		args    []string
-		field   string
-		sep     byte
-		json    bool
-		operand []string
-		status  int
-		done    bool
-		stderr  string
+		args     []string
+		filtered bool
+		field    string
+		sep      byte
+		json     bool
+		operand  []string
+		status   int
+		done     bool
+		stderr   string
 	}{
 		{args: []string{"a.ko"}, sep: '\n', operand: []string{"a.ko"}},
+		{args: []string{"-F", "", "a.ko"}, filtered: true, sep: '\n', operand: []string{"a.ko"}},
 		{args: []string{"a.ko", "-F", "name", "b.ko"}, field: "name", sep: '\n', operand: []string{"a.ko", "b.ko"}},
 		{args: []string{"-0p", "a.ko"}, field: "parm", sep: 0, operand: []string{"a.ko"}},
 		{args: []string{"-Flicense", "-n"}, field: "filename", sep: '\n'},
@@ -266,6 +270,7 @@ func TestParseArgs(t *testing.T) {
 		assert.Equal(t, tc.stderr, errb.String(), "%q", tc.args)
 		if !tc.done {
 			assert.Equal(t, tc.field, c.opt.Field, "%q", tc.args)
+			assert.Equal(t, tc.filtered || tc.field != "", c.opt.Filtered, "%q", tc.args)
 			assert.Equal(t, tc.sep, c.opt.Separator, "%q", tc.args)
 			assert.Equal(t, tc.json, c.json, "%q", tc.args)
 			assert.Equal(t, tc.operand, c.args, "%q", tc.args)
