@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -30,7 +31,7 @@ func init() {
 		Long: `A kernel profile describes one built kernel: release, vermagic, config, System.map, Module.symvers
 and BTF. kemu embeds Debian's 6.1.0-56-amd64 profile; --kernel selects another profile file or kernel directory.`,
 	}
-	cmd.AddCommand(profileBuildCmd(), profileShowCmd(), profileVmlinuxCmd())
+	cmd.AddCommand(profileBuildCmd(), profileShowCmd(), profileStructCmd(), profileVmlinuxCmd())
 	addCommand(cmd)
 }
 
@@ -150,6 +151,69 @@ func profileShowCmd() *cobra.Command {
 			sort.Strings(names)
 			for _, n := range names {
 				fmt.Fprintf(out, "  %s=%s\n", n, s.Config[n])
+			}
+			return nil
+		},
+	}
+}
+
+func profileStructCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "struct NAME [FIELD...]",
+		Short: "Print a kernel struct's layout from BTF, or where the given (dotted) fields are",
+		Example: `  kemu profile struct module
+  kemu profile struct module state mkobj.kobj.name list.next`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := loadProfile()
+			if err != nil {
+				return err
+			}
+			s, err := p.Struct(args[0])
+			if err != nil {
+				return err
+			}
+			fields := s.Members()
+			if len(args) > 1 {
+				fields = fields[:0]
+				for _, path := range args[1:] {
+					f, err := s.Field(path)
+					if err != nil {
+						return err
+					}
+					fields = append(fields, f)
+				}
+			}
+			out := cmd.OutOrStdout()
+			if global.json {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(struct {
+					Name   string          `json:"name"`
+					Union  bool            `json:"union"`
+					Size   uint64          `json:"size"`
+					Fields []profile.Field `json:"fields"`
+				}{s.Name, s.Union, s.Size, fields})
+			}
+			kind := "struct"
+			if s.Union {
+				kind = "union"
+			}
+			fmt.Fprintf(out, "%s %s: size %d\n", kind, s.Name, s.Size)
+			for _, f := range fields {
+				where := strconv.FormatUint(f.Offset, 10) // bitfields: byte:bit
+				if f.BitSize != 0 {
+					where += ":" + strconv.FormatUint(f.BitOffset%8, 10)
+				}
+				name := f.Path
+				if name == "" {
+					name = "(anonymous)"
+				}
+				fmt.Fprintf(out, "  %8s %5d  %-32s %s", where, f.Size, name, f.Type)
+				if f.BitSize != 0 {
+					fmt.Fprintf(out, " :%d", f.BitSize)
+				}
+				fmt.Fprintln(out)
 			}
 			return nil
 		},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -79,6 +80,47 @@ func TestProfileShowDefault(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, out, "release:   6.1.0-56-amd64\n")
 	assert.Contains(t, out, `vermagic:  "6.1.0-56-amd64 SMP preempt mod_unload modversions "`)
+}
+
+func TestProfileStruct(t *testing.T) {
+	out, err := runKemu(t, "profile", "struct", "module", "state", "mkobj.kobj.name")
+	require.NoError(t, err)
+	assert.Equal(t, "struct module: size "+moduleSize(t)+"\n"+
+		"         0     4  state                            enum module_state\n"+
+		"        80     8  mkobj.kobj.name                  const char *\n", out)
+
+	out, err = runKemu(t, "profile", "struct", "kobject")
+	require.NoError(t, err)
+	assert.Contains(t, out, "struct kobject: size 64\n")
+	assert.Contains(t, out, "      60:0     4  state_initialized                unsigned int :1\n")
+	assert.Contains(t, out, "      60:1     4  state_in_sysfs                   unsigned int :1\n")
+
+	out, err = runKemu(t, "--json", "profile", "struct", "list_head")
+	require.NoError(t, err)
+	var layout struct {
+		Name   string
+		Size   uint64
+		Fields []struct{ Path string }
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &layout))
+	assert.Equal(t, "list_head", layout.Name)
+	assert.Equal(t, uint64(16), layout.Size)
+	require.Len(t, layout.Fields, 2)
+	assert.Equal(t, "prev", layout.Fields[1].Path)
+
+	_, err = runKemu(t, "profile", "struct", "module", "nosuch")
+	assert.ErrorContains(t, err, `no member "nosuch"`)
+	_, err = runKemu(t, "profile", "struct", "no_such_struct")
+	assert.ErrorContains(t, err, "not in the kernel's BTF")
+}
+
+// moduleSize is sizeof(struct module) in the embedded profile, as text.
+func moduleSize(t *testing.T) string {
+	p, err := loadProfile()
+	require.NoError(t, err)
+	s, err := p.Struct("module")
+	require.NoError(t, err)
+	return strconv.FormatUint(s.Size, 10)
 }
 
 func TestLoadProfile(t *testing.T) {
