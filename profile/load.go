@@ -38,8 +38,9 @@ func Load(path string) (*Profile, error) {
 //
 //   - a plain directory holding Module.symvers, System.map and the config, each named plainly
 //     (System.map, config or .config) or with a "-<release>" suffix (System.map-6.1.0-56-amd64),
-//     plus optionally vmlinux[-<release>] (ELF), vmlinuz[-<release>] (bzImage, used when there is
-//     no vmlinux) or a raw BTF file named vmlinux.btf or btf;
+//     plus optionally vmlinux[-<release>] (ELF, or raw BTF as in /sys/kernel/btf/vmlinux),
+//     vmlinuz[-<release>] (bzImage, used when there is no vmlinux) or a raw BTF file named
+//     vmlinux.btf, btf or BTF;
 //   - an unpacked Debian kernel (scripts/fetch-debian-kernel): boot/{config,vmlinux,vmlinuz}-<rel>,
 //     usr/lib/debug/boot/System.map-<rel> (boot/System.map-<rel> is only a placeholder in Debian)
 //     and usr/src/linux-headers-<rel>/Module.symvers. The cache directory holding root/ works too.
@@ -196,7 +197,7 @@ func findSources(dir string) (*sources, error) {
 			return nil, err
 		}
 	}
-	if s.btf, err = find("BTF", []string{dir}, "vmlinux.btf", "btf"); err != nil {
+	if s.btf, err = find("BTF", []string{dir}, "vmlinux.btf", "btf", "BTF"); err != nil {
 		return nil, err
 	}
 
@@ -350,6 +351,9 @@ func parseFile[T any](path string, parse func(io.Reader) (T, error)) (T, error) 
 	return v, nil
 }
 
+// btfMagic starts raw BTF (struct btf_header's magic 0xeb9f, little-endian).
+var btfMagic = []byte{0x9f, 0xeb}
+
 // readImageFile reads a vmlinux, or with compressed set a vmlinuz it first extracts vmlinux from.
 func readImageFile(path string, compressed bool) (*Vmlinux, error) {
 	image, err := os.ReadFile(path)
@@ -360,6 +364,8 @@ func readImageFile(path string, compressed bool) (*Vmlinux, error) {
 		if image, err = ExtractVmlinux(image); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
+	} else if bytes.HasPrefix(image, btfMagic) {
+		return &Vmlinux{BTF: image}, nil // raw BTF, e.g. a copy of /sys/kernel/btf/vmlinux
 	}
 	v, err := ReadVmlinux(image)
 	if err != nil {

@@ -97,6 +97,10 @@ func TestLoadDirPlain(t *testing.T) {
 			"Module.symvers": testSymvers, "System.map": testSystemMap, "config": testConfig,
 			"vmlinux": string(tinyELF([]byte(testBanner), nil)),
 		}, "#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-2 (2026-11-16)", false},
+		{"vmlinux that is raw BTF, as /sys/kernel/btf/vmlinux", map[string]string{
+			"Module.symvers": testSymvers, "System.map-" + testRelease: testSystemMap, "config": testConfig,
+			"vmlinux": string(btf),
+		}, "", true},
 		{"release from include/config/kernel.release as a last resort", map[string]string{
 			"Module.symvers": testSymvers, "System.map": testSystemMap, "config": testConfig,
 			"include/config/kernel.release": testRelease + "\n",
