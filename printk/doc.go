@@ -30,8 +30,7 @@
 // caller's open record, the LOG_LINE_MAX truncation, and dmesg's default and
 // raw (-r) renderings.
 //
-// Not done (they print the hashed pointer, as %p would): %pR/%pr (struct
-// resource), %pd/%pD (dentry, file), %pg (block device), %pC (clock), %pG
+// Not done (they print the hashed pointer, as %p would): %pd/%pD (dentry, file), %pg (block device), %pC (clock), %pG
 // (flags), %pOF (device tree), %pfw (fwnode). Those need kernel struct
 // layouts that this package does not have.
 package printk

@@ -39,6 +39,11 @@ const (
 	time64     = 0xffff888000002700
 	fourcc     = 0xffff888000002800
 	fourccBE   = 0xffff888000002900
+	resMem     = 0xffff888000002a00
+	resIO      = 0xffff888000002b00
+	resIRQ     = 0xffff888000002c00
+	resUnset   = 0xffff888000002d00
+	resBus     = 0xffff888000002e00
 	modText    = 0xffffffffc0000000
 	kernelText = 0xffffffff81000000
 	unmapped   = 0xffff888000100000
@@ -77,6 +82,12 @@ func testEnv() *fakeEnv {
 	e.put(rtc, []byte{9, 0, 0, 0, 5, 0, 0, 0, 13, 0, 0, 0, 29, 0, 0, 0, 1, 0, 0, 0, 124, 0, 0, 0, 4, 0, 0, 0, 59, 0, 0, 0, 0, 0, 0, 0})
 	e.putWords(time64, 1700000000)
 	e.put(fourcc, []byte{'Y', 'U', 'Y', 'V'})
+	// struct resource: start, end, name, flags.
+	e.putWords(resMem, 0xfe000000, 0xfe0fffff, 0, ioresourceMem|ioresourceMem64|ioresourcePrefetch)
+	e.putWords(resIO, 0xe000, 0xe01f, 0, ioresourceIO)
+	e.putWords(resIRQ, 16, 16, 0, ioresourceIRQ)
+	e.putWords(resUnset, 0, 0xfff, 0, ioresourceMem|ioresourceUnset)
+	e.putWords(resBus, 1, 5, 0, ioresourceBus|ioresourceWindow)
 	e.put(fourccBE, []byte{'A', 'R', 0x01, 0x80 | 'X'})
 	e.symbols = []fakeSymbol{
 		{name: "hello_init", addr: modText, size: 0x40, module: "hello"},
@@ -287,6 +298,14 @@ func TestFormat(t *testing.T) {
 		{"%p4cc", []uint64{fourcc}, "YUYV little-endian (0x56595559)"},
 		{"%p4cc", []uint64{fourccBE}, "AR.X big-endian (0xd8015241)"},
 		{"%p4c", []uint64{fourcc}, "(%p4?)"},
+		// Resources.
+		{"%pR", []uint64{resMem}, "[mem 0xfe000000-0xfe0fffff 64bit pref]"},
+		{"%pr", []uint64{resMem}, "[mem 0xfe000000-0xfe0fffff flags 0x102200]"},
+		{"%pR", []uint64{resIO}, "[io  0xe000-0xe01f]"},
+		{"%pR", []uint64{resIRQ}, "[irq 16]"},
+		{"%pR", []uint64{resUnset}, "[mem size 0x00001000]"},
+		{"%pR", []uint64{resBus}, "[bus 01-05 window]"},
+		{"%pR", []uint64{0}, "(null)"},
 	}
 	f := Formatter{Env: testEnv(), Options: Options{PointerKey: key}}
 	for _, tc := range tests {

@@ -19,6 +19,8 @@ func (f *Formatter) pointer(o *output, ext []byte, ptr uint64, sp spec, depth in
 		// dereference_symbol_descriptor() and
 		// __builtin_extract_return_addr() are the identity on x86-64.
 		f.symbol(o, ptr, sp, at(0))
+	case 'R', 'r':
+		f.resource(o, ptr, sp, at(0) == 'R')
 	case 'h':
 		f.hexString(o, ptr, sp, at(1))
 	case 'b':
