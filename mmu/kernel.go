@@ -221,3 +221,23 @@ func (k *Kernel) virt(va uint64, buf []byte, op func(uint64, []byte) error) erro
 	}
 	return nil
 }
+
+// AreaOf names the region of the kernel address layout va falls in, for fault reports: "direct map",
+// "vmalloc", "vmemmap", "kernel image", "modules", "user" or "" (a hole, or non-canonical).
+func AreaOf(va uint64) string {
+	switch {
+	case va < 1<<47:
+		return "user"
+	case va >= PageOffsetBase && va < DirectMapEnd:
+		return "direct map"
+	case va >= VmallocStart && va < VmallocEnd:
+		return "vmalloc"
+	case va >= VmemmapBase && va < VmemmapBase+1<<40:
+		return "vmemmap"
+	case va >= StartKernelMap && va < ModulesVaddr:
+		return "kernel image"
+	case va >= ModulesVaddr && va < ModulesEnd:
+		return "modules"
+	}
+	return ""
+}

@@ -130,3 +130,22 @@ func TestAllocPages(t *testing.T) {
 	assert.Error(t, k.FreePages(va, 2), "double free")
 	assert.ErrorIs(t, k.FreePages(0xffffc90000000000, 0), syscall.EINVAL)
 }
+
+func TestAreaOf(t *testing.T) {
+	tests := []struct {
+		va   uint64
+		area string
+	}{
+		{0x400000, "user"},
+		{0xffff888000001000, "direct map"},
+		{0xffffc90000003000, "vmalloc"},
+		{0xffffea0000000040, "vmemmap"},
+		{0xffffffff81000000, "kernel image"},
+		{0xffffffffc0123000, "modules"},
+		{0xffffffffff600000, ""}, // vsyscall page: not modelled
+		{0x0000800000000000, ""}, // non-canonical
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.area, mmu.AreaOf(tt.va), "%#x", tt.va)
+	}
+}

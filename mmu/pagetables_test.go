@@ -370,3 +370,51 @@ func BenchmarkWalk(b *testing.B) {
 		})
 	}
 }
+
+// TestCorruptedTablesNeverPanic lets "module code" scribble over page-table frames (they are ordinary RAM,
+// reachable through the direct map), then keeps using the tables. Every operation must return, with an error
+// where it cannot make sense of them; a panic fails the test.
+func TestCorruptedTablesNeverPanic(t *testing.T) {
+	const window = 0xffffc90000000000
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 2))
+		pt, _, _ := newTables(t, 8<<20)
+		for i := range 16 {
+			page := mmu.Size4K
+			if i%4 == 0 {
+				page = mmu.Size2M
+			}
+			_ = pt.Map(window+uint64(rng.IntN(64))*mmu.Size2M, uint64(rng.IntN(3))*mmu.Size2M, page, page, mmu.PermRW, 0)
+		}
+		var tables []uint64
+		for _, va := range []uint64{window, window + 17*mmu.Size2M} {
+			w := pt.Walk(va, mmu.Access{})
+			for _, s := range w.Steps[:w.NSteps] {
+				tables = append(tables, s.EntryAddr&^(mmu.PageSize-1))
+			}
+		}
+		for range 32 {
+			at := tables[rng.IntN(len(tables))] + uint64(rng.IntN(512))*8
+			require.NoError(t, pt.Mem().WriteU64(at, rng.Uint64()&^(1<<63>>uint(rng.IntN(64)))))
+		}
+		for range 200 {
+			va := window + uint64(rng.IntN(64*512))*mmu.Size4K
+			size := uint64(1+rng.IntN(600)) * mmu.Size4K
+			switch rng.IntN(6) {
+			case 0:
+				_ = pt.Map(va, uint64(rng.IntN(1024))*mmu.Size4K, mmu.Size4K, mmu.Size4K, mmu.PermRX, 0)
+			case 1:
+				_ = pt.Unmap(va, size)
+			case 2:
+				_ = pt.Protect(va, size, mmu.PermRO)
+			case 3:
+				_ = pt.Leaves(va, size)
+			case 4:
+				_ = pt.DumpEntries(va)
+			default:
+				w := pt.Walk(va, mmu.Access{Kind: mmu.AccessFetch})
+				_ = w.Err()
+			}
+		}
+	}
+}

@@ -222,3 +222,29 @@ func TestPlacedAddr(t *testing.T) {
 		assert.Equal(t, tt.addr, addr, "%#x", tt.off)
 	}
 }
+
+func TestHugepackLargeText(t *testing.T) {
+	f := newFixture(t, strategies()["hugepack"])
+	big := placement.Region{Name: "core", Size: 3<<20 + 0x1000, Ranges: []placement.Range{
+		{Offset: 0, Size: 3 << 20, Kind: placement.Text},
+		{Offset: 3 << 20, Size: 0x1000, Kind: placement.Data},
+	}}
+	p, err := f.s.Place("big", []placement.Region{big})
+	require.NoError(t, err)
+	st := f.s.Stats()
+	assert.Equal(t, 2, st.Pages2M, "3 MiB of text needs a pack of two 2M pages")
+	assert.Equal(t, 1, st.Pages4K)
+	assert.Equal(t, uint64(4<<20+mmu.PageSize), st.Used)
+	last, ok := p[0].Addr(3<<20 - 1)
+	require.True(t, ok)
+	first, _ := p[0].Addr(0)
+	assert.Equal(t, first+3<<20-1, last, "text stays contiguous")
+	assert.Equal(t, mmu.PermRX, f.k.Tables.Walk(last, mmu.Access{}).Perm)
+
+	// Small text still fits into the big pack's free tail.
+	q, err := f.s.Place("small", []placement.Region{core})
+	require.NoError(t, err)
+	assert.Equal(t, 2, f.s.Stats().Pages2M)
+	assert.GreaterOrEqual(t, q[0].Base(), first+3<<20, "after the big text")
+	assert.Less(t, q[0].Base(), first+4<<20, "in the same pack")
+}
