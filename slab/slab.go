@@ -242,3 +242,32 @@ func largeOrder(size uint64) int {
 	pages := (size + mmu.PageSize - 1) / mmu.PageSize
 	return bits.Len64(pages - 1)
 }
+
+// Totals sums the allocator's state: what /proc/meminfo's Slab line and the page allocator's share of kmalloc
+// would show.
+type Totals struct {
+	Live, Quarantined    int
+	Requested, Allocated uint64 // live bytes: asked for, and taken (slots or pages)
+	SlabPages            int    // pages held by slabs of every cache
+	LargePages           int    // pages held by kmalloc allocations above KmallocMaxCacheSize
+}
+
+// Totals reports the whole allocator.
+func (a *Allocator) Totals() Totals {
+	var t Totals
+	for _, c := range a.caches {
+		s := c.Stats()
+		t.Live += s.Live
+		t.Quarantined += s.Quarantined
+		t.Requested += s.Requested
+		t.Allocated += s.InSlots
+		t.SlabPages += s.Pages
+	}
+	for _, o := range a.large {
+		t.Live++
+		t.Requested += o.requested
+		t.Allocated += o.size
+		t.LargePages += int(o.size / mmu.PageSize)
+	}
+	return t
+}

@@ -76,6 +76,10 @@ func TestAccountingAndLeaks(t *testing.T) {
 	assert.Equal(t, 1, callers[1].Frees)
 	assert.Zero(t, callers[1].Allocated)
 
+	tot := a.Totals()
+	assert.Equal(t, slab.Totals{Live: 2, Quarantined: 1, Requested: 100 + 12<<10, Allocated: 128 + 16<<10,
+		SlabPages: 2, LargePages: 4}, tot, "one kmalloc-128 slab, one kmalloc-8 slab, a 16 KiB block")
+
 	leaks := a.Leaks()
 	require.Len(t, leaks, 2)
 	assert.Equal(t, slab.Allocation{Addr: x, Requested: 100, Size: 128, Cache: "kmalloc-128", Caller: alice}, leaks[0])

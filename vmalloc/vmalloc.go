@@ -203,3 +203,34 @@ func (v *Allocator) Areas() []*Area {
 	slices.SortFunc(out, func(x, y *Area) int { return cmp.Compare(x.Addr, y.Addr) })
 	return out
 }
+
+// Stats is the occupancy of one space, as /proc/vmallocinfo would sum it.
+type Stats struct {
+	Areas       int
+	Bytes       uint64 // mapped bytes (guard pages excluded)
+	Pages4K     int
+	Pages2M     int
+	FreeAddress uint64 // unreserved address space left
+}
+
+// Stats reports the occupancy of a space.
+func (v *Allocator) Stats(space Space) Stats {
+	var s Stats
+	if int(space) >= len(v.spaces) {
+		return s
+	}
+	for _, a := range v.areas {
+		if a.Space != space {
+			continue
+		}
+		s.Areas++
+		s.Bytes += a.Size
+		if a.PageSize == mmu.Size2M {
+			s.Pages2M += len(a.Frames)
+		} else {
+			s.Pages4K += len(a.Frames)
+		}
+	}
+	s.FreeAddress = v.spaces[space].Free()
+	return s
+}

@@ -124,6 +124,10 @@ func TestModuleAlloc(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, va+4*mmu.PageSize, next, "3 pages and a guard")
 
+	st := v.Stats(vmalloc.SpaceModules)
+	assert.Equal(t, vmalloc.Stats{Areas: 2, Bytes: 4 * mmu.PageSize, Pages4K: 4,
+		FreeAddress: mmu.ModulesEnd - mmu.ModulesVaddr - k.ModuleLoadOffset() - 6*mmu.PageSize}, st, "two guard pages reserved too")
+
 	huge, err := v.Alloc(vmalloc.Request{Size: 1, Space: vmalloc.SpaceModules, Huge: true, Perm: mmu.PermRX})
 	require.NoError(t, err)
 	assert.Zero(t, huge.Addr%mmu.Size2M)
