@@ -22,9 +22,9 @@ import (
 
 const computeIters = 200 // compute_crc_loop(200): about 1.4M guest instructions per call
 
-// bootCompute boots the default kernel with the compute fixture loaded and returns the machine
-// and the address of compute_crc_loop.
-func bootCompute(b *testing.B) (*machine.Machine, uint64) {
+// bootCompute boots the default kernel, lets prepare attach to the fresh machine (a hook), loads
+// the compute fixture and returns the machine and the address of compute_crc_loop.
+func bootCompute(b *testing.B, prepare func(*machine.Machine)) (*machine.Machine, uint64) {
 	b.Helper()
 	prof, err := profile.Default()
 	if err != nil {
@@ -35,6 +35,9 @@ func bootCompute(b *testing.B) (*machine.Machine, uint64) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { m.Close() })
+	if prepare != nil {
+		prepare(m)
+	}
 	image, err := os.ReadFile(filepath.Join("..", "testdata", "modules", "compute.ko"))
 	if err != nil {
 		b.Fatal(err)
@@ -83,30 +86,14 @@ func bareCall(cpu uc.Unicorn, stackTop, fn, arg uint64) error {
 // own with the hook attached before the module is loaded.
 func countInstructions(b *testing.B, arg uint64) uint64 {
 	b.Helper()
-	prof, err := profile.Default()
-	if err != nil {
-		b.Fatal(err)
-	}
-	m, err := machine.New(prof, machine.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
 	var n uint64
-	if _, err := m.CPU().HookAdd(uc.HOOK_CODE, func(uc.Unicorn, uint64, uint32) { n++ }, 1, 0); err != nil {
-		b.Fatal(err)
-	}
-	image, err := os.ReadFile(filepath.Join("..", "testdata", "modules", "compute.ko"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	mod, err := m.Insmod(image, "", "compute.ko")
-	if err != nil {
-		b.Fatal(err)
-	}
-	sym, _ := mod.Lookup("compute_crc_loop")
+	m, fn := bootCompute(b, func(m *machine.Machine) {
+		if _, err := m.CPU().HookAdd(uc.HOOK_CODE, func(uc.Unicorn, uint64, uint32) { n++ }, 1, 0); err != nil {
+			b.Fatal(err)
+		}
+	})
 	n = 0
-	if err := bareCall(m.CPU(), m.StackTop(), sym.Addr, arg); err != nil {
+	if err := bareCall(m.CPU(), m.StackTop(), fn, arg); err != nil {
 		b.Fatal(err)
 	}
 	return n
@@ -117,7 +104,7 @@ func report(b *testing.B, insns uint64) {
 }
 
 func BenchmarkComputeKemu(b *testing.B) {
-	m, fn := bootCompute(b)
+	m, fn := bootCompute(b, nil)
 	insns := countInstructions(b, computeIters)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -129,7 +116,7 @@ func BenchmarkComputeKemu(b *testing.B) {
 }
 
 func BenchmarkComputeBareUnicorn(b *testing.B) {
-	m, fn := bootCompute(b)
+	m, fn := bootCompute(b, nil)
 	insns := countInstructions(b, computeIters)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -12,6 +12,8 @@ import (
 	"kemu/loader"
 	"kemu/mmu"
 	"kemu/profile"
+	"kemu/slab"
+	"kemu/vmalloc"
 )
 
 // Options are the choices made when a machine boots.
@@ -32,6 +34,8 @@ type Options struct {
 }
 
 const (
+	// ramSize is the machine's RAM: the kernel image, per-CPU area, slabs, stacks and modules.
+	ramSize = 512 << 20
 	// DefaultWatchdog is generous for any init function that terminates (billions of guest
 	// instructions), short enough that a runaway loop is reported promptly.
 	DefaultWatchdog = 5 * time.Second
@@ -46,7 +50,9 @@ type Machine struct {
 	opts Options
 	cpu  uc.Unicorn
 
-	host      []*hostMemory // every host allocation the CPU maps, freed by Close
+	mem     *mmu.Kernel       // RAM, frames and page tables: the source of truth the CPU mirrors
+	vmalloc *vmalloc.Allocator // vmalloc and module areas
+	slab    *slab.Allocator    // kmalloc and kmem_cache
 	lastFault Fault         // the access that stopped the CPU, from the invalid-memory hook
 	faulted   bool          // lastFault belongs to the current stop
 
@@ -86,6 +92,13 @@ func New(prof *profile.Profile, opts Options) (*Machine, error) {
 		return nil, fmt.Errorf("machine: open unicorn x86-64: %w", err)
 	}
 	m := &Machine{prof: prof, opts: opts, cpu: cpu, layout: defaultLayout(), pid: 1000, comm: "insmod"}
+	m.mem, err = mmu.NewKernel(mmu.Config{MemSize: ramSize, Mirror: m})
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("machine: memory: %w", err)
+	}
+	m.vmalloc = vmalloc.New(m.mem)
+	m.slab = slab.New(m.mem)
 	if err := m.boot(); err != nil {
 		m.Close()
 		return nil, err
@@ -134,10 +147,10 @@ func (m *Machine) Close() error {
 		errs = append(errs, m.cpu.Close())
 		m.cpu = nil
 	}
-	for _, h := range m.host {
-		errs = append(errs, h.free())
+	if m.mem != nil {
+		errs = append(errs, m.mem.Close())
+		m.mem = nil
 	}
-	m.host = nil
 	return errors.Join(errs...)
 }
 
@@ -221,55 +234,44 @@ func prot(p Perm) int {
 
 // Map implements mmu.Mirror: [va, va+size) shows the host bytes with perm.
 func (m *Machine) Map(va uint64, host unsafe.Pointer, size uint64, perm Perm) error {
-	return m.mapHost(va, host, size, perm)
+	if va%pageSize != 0 || size%pageSize != 0 {
+		return fmt.Errorf("mirror map %#x+%#x: not page aligned", va, size)
+	}
+	if err := m.cpu.MemMapPtr(va, size, prot(perm), host); err != nil {
+		return fmt.Errorf("mirror map %#x+%#x: %w", va, size, err)
+	}
+	return m.dropTranslations(va, va+size)
 }
 
 // Unmap implements mmu.Mirror.
-func (m *Machine) Unmap(va, size uint64) error { return m.unmap(va, size) }
+func (m *Machine) Unmap(va, size uint64) error {
+	if err := m.dropTranslations(va, va+size); err != nil {
+		return err
+	}
+	if err := m.cpu.MemUnmap(va, size); err != nil {
+		return fmt.Errorf("mirror unmap %#x+%#x: %w", va, size, err)
+	}
+	return nil
+}
 
 // Protect implements mmu.Mirror.
-func (m *Machine) Protect(va, size uint64, perm Perm) error { return m.protect(va, size, perm) }
-
-// mapHost makes [va, va+size) of the guest address space show host bytes with perm.
-func (m *Machine) mapHost(va uint64, host unsafe.Pointer, size uint64, perm Perm) error {
-	if va%pageSize != 0 || size%pageSize != 0 {
-		return fmt.Errorf("map %#x+%#x: not page aligned", va, size)
+func (m *Machine) Protect(va, size uint64, perm Perm) error {
+	if err := m.cpu.MemProtect(va, size, prot(perm)); err != nil {
+		return fmt.Errorf("mirror protect %#x+%#x: %w", va, size, err)
 	}
-	if err := m.cpu.MemMapPtr(va, size, prot(perm), host); err != nil {
-		return fmt.Errorf("map %#x+%#x: %w", va, size, err)
-	}
-	return nil
+	return m.dropTranslations(va, va+size)
 }
 
-// mapNew backs [va, va+size) with fresh zeroed host memory and returns it.
-func (m *Machine) mapNew(va, size uint64, perm Perm) (*hostMemory, error) {
-	h, err := allocHost(size)
-	if err != nil {
-		return nil, err
-	}
-	if err := m.mapHost(va, h.ptr(), h.size(), perm); err != nil {
-		h.free()
-		return nil, err
-	}
-	m.host = append(m.host, h)
-	return h, nil
-}
-
-// unmap removes [va, va+size) from the guest address space: later accesses fault.
-func (m *Machine) unmap(va, size uint64) error {
-	if err := m.cpu.MemUnmap(pageDown(va), pageUp(va+size)-pageDown(va)); err != nil {
-		return fmt.Errorf("unmap %#x+%#x: %w", va, size, err)
-	}
-	return nil
-}
-
-// protect changes the permissions of [va, va+size).
+// protect changes the rights of [va, va+size) in the page tables (and so on the CPU).
 func (m *Machine) protect(va, size uint64, perm Perm) error {
-	if err := m.cpu.MemProtect(pageDown(va), pageUp(va+size)-pageDown(va), prot(perm)); err != nil {
-		return fmt.Errorf("protect %#x+%#x: %w", va, size, err)
-	}
-	return nil
+	start := pageDown(va)
+	return m.mem.Tables.Protect(start, pageUp(va+size)-start, perm)
 }
+
+const pageSize = mmu.PageSize
+
+func pageDown(v uint64) uint64 { return v &^ (pageSize - 1) }
+func pageUp(v uint64) uint64   { return (v + pageSize - 1) &^ (pageSize - 1) }
 
 // The general-purpose registers in the order the oops register dump and the ABI helpers use them.
 var (

@@ -206,7 +206,7 @@ func TestFaultFixtures(t *testing.T) {
 			"stack guard page: 0000 [#1] PREEMPT SMP NOPTI",
 			"Modules linked in: fault_recursion(OE+)",
 		}},
-		{fixture: "fault_uaf_init", ripSym: "_printk", idle: 1e9, lines: []string{
+		{fixture: "fault_uaf_init", ripSym: "fault_uaf_timer_fn", idle: 1e9, lines: []string{
 			`fault_uaf_init: init: setup(1)=4, greeting "greeting from init data"`,
 			"#PF: supervisor read access in kernel mode",
 			"#PF: error_code(0x0000) - not-present page",

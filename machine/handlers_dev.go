@@ -117,7 +117,7 @@ func hNewObject(structName string) Handler {
 		if !ok {
 			size = 512
 		}
-		p := m.kmalloc(size)
+		p := m.kmalloc(size, t.caller(), gfpZero)
 		if p == 0 {
 			return negErrno(syscall.ENOMEM), nil
 		}
@@ -130,7 +130,7 @@ func hKfreeArg0(m *Machine, t *Trap) (uint64, error) {
 	if isErrPtr(t.Arg(0)) {
 		return 0, nil
 	}
-	return 0, m.kfree(t.Arg(0))
+	return 0, m.kfree(t.Arg(0), t.caller())
 }
 
 // userEnd is TASK_SIZE_MAX: the end of the user half of the address space.

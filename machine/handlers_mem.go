@@ -1,10 +1,16 @@
 package machine
 
-import "fmt"
+import (
+	"errors"
 
-// Memory allocation: kmalloc and friends over the kernel heap, vmalloc over the vmalloc area, and
-// kmem_cache objects. Allocation failure returns NULL as the kernel does; freeing a pointer the
-// kernel never handed out is a kernel BUG.
+	"kemu/mmu"
+	"kemu/slab"
+)
+
+// Memory allocation: kmalloc and kmem_cache over the slab allocator, vmalloc over the vmalloc area.
+// Allocation failure returns NULL as the kernel does. A bad free (double, invalid, wrong cache) is
+// reported with the slab allocator's account of the object and then handled as SLUB's hardened
+// freelist check does: a kernel BUG.
 
 const gfpZero = 0x100 // ___GFP_ZERO
 
@@ -13,6 +19,7 @@ func init() {
 	register("__kmalloc", hKmalloc)
 	register("__kmalloc_node", hKmalloc)
 	register("kmalloc_large", hKmalloc)
+	register("kvmalloc_node", hKmalloc)
 	register("kfree", hKfree)
 	register("kvfree", hKfree)
 	register("kfree_sensitive", hKfree)
@@ -20,7 +27,6 @@ func init() {
 	register("kmemdup", hKmemdup)
 	register("kstrdup", hKstrdup)
 	register("kstrndup", hKstrndup)
-	register("kvmalloc_node", hKmalloc)
 	register("devm_kmalloc", hDevmKmalloc)
 	register("vmalloc", hVmalloc)
 	register("vzalloc", hVmalloc)
@@ -33,12 +39,12 @@ func init() {
 	register("ksize", hKsize)
 }
 
-// kmalloc allocates size bytes of kernel heap; 0 (NULL) when the heap is exhausted.
-func (m *Machine) kmalloc(size uint64) uint64 {
-	if size == 0 {
-		return 16 // ZERO_SIZE_PTR
-	}
-	p, err := m.kernel.heap.alloc(size)
+// caller is the module code that made the call, for the allocators' books.
+func (t *Trap) caller() mmu.Caller { return mmu.Caller{Addr: t.Return, Label: t.m.describe(t.Return)} }
+
+// kmalloc allocates size bytes of kernel heap; 0 (NULL) when memory is exhausted.
+func (m *Machine) kmalloc(size uint64, caller mmu.Caller, flags uint64) uint64 {
+	p, err := m.slab.Kmalloc(size, caller, flags&gfpZero != 0)
 	if err != nil {
 		return 0
 	}
@@ -46,26 +52,38 @@ func (m *Machine) kmalloc(size uint64) uint64 {
 }
 
 // kfree frees what kmalloc returned; NULL and ZERO_SIZE_PTR are ignored as the kernel does.
-func (m *Machine) kfree(p uint64) error {
-	if p <= 16 {
-		return nil
-	}
-	if err := m.kernel.heap.free(p); err != nil {
-		return &kernelBug{file: "mm/slub.c", line: 4357, msg: fmt.Sprintf("kfree: invalid or double free of %#x", p)}
-	}
-	return nil
+func (m *Machine) kfree(p uint64, caller mmu.Caller) error {
+	return m.slabError(m.slab.Kfree(p, caller))
 }
 
-func hKmallocTrace(m *Machine, t *Trap) (uint64, error) { return m.kmalloc(t.Arg(2)), nil }
-func hKmalloc(m *Machine, t *Trap) (uint64, error)      { return m.kmalloc(t.Arg(0)), nil }
-func hKfree(m *Machine, t *Trap) (uint64, error)        { return 0, m.kfree(t.Arg(0)) }
+// slabError turns the slab allocator's finding into the kernel's reaction: the report, then BUG.
+func (m *Machine) slabError(err error) error {
+	var r *slab.Report
+	if !errors.As(err, &r) {
+		return err
+	}
+	for _, line := range splitLines(r.Error()) {
+		m.logf(levelErr, "kemu: %s", line)
+	}
+	return &kernelBug{file: "mm/slub.c", line: 379}
+}
+
+func hKmallocTrace(m *Machine, t *Trap) (uint64, error) {
+	return m.kmalloc(t.Arg(2), t.caller(), t.Arg(1)), nil
+}
+func hKmalloc(m *Machine, t *Trap) (uint64, error) {
+	return m.kmalloc(t.Arg(0), t.caller(), t.Arg(1)), nil
+}
+func hKfree(m *Machine, t *Trap) (uint64, error) { return 0, m.kfree(t.Arg(0), t.caller()) }
 
 // devm_kmalloc(dev, size, gfp): the device-managed allocation lives until the device goes away,
 // which in kemu is never before the machine ends.
-func hDevmKmalloc(m *Machine, t *Trap) (uint64, error) { return m.kmalloc(t.Arg(1)), nil }
+func hDevmKmalloc(m *Machine, t *Trap) (uint64, error) {
+	return m.kmalloc(t.Arg(1), t.caller(), t.Arg(2)), nil
+}
 
 func hKsize(m *Machine, t *Trap) (uint64, error) {
-	s, _ := m.kernel.heap.sizeOf(t.Arg(0))
+	s, _ := m.slab.Ksize(t.Arg(0))
 	return s, nil
 }
 
@@ -73,24 +91,30 @@ func hKsize(m *Machine, t *Trap) (uint64, error) {
 func hKrealloc(m *Machine, t *Trap) (uint64, error) {
 	p, size := t.Arg(0), t.Arg(1)
 	if size == 0 {
-		return 16, m.kfree(p)
+		return slab.ZeroSizePtr, m.kfree(p, t.caller())
 	}
-	q := m.kmalloc(size)
-	if q == 0 || p <= 16 {
-		return q, nil
+	if p == 0 || p == slab.ZeroSizePtr {
+		return m.kmalloc(size, t.caller(), t.Arg(2)), nil
 	}
-	old, ok := m.kernel.heap.sizeOf(p)
-	if !ok {
-		return 0, &kernelBug{file: "mm/slab_common.c", line: 1383, msg: fmt.Sprintf("krealloc: invalid pointer %#x", p)}
+	old, err := m.slab.Ksize(p)
+	if err != nil {
+		return 0, m.slabError(err)
 	}
-	b, err := m.Read(p, min(old, size))
+	if size <= old {
+		return p, nil
+	}
+	q := m.kmalloc(size, t.caller(), t.Arg(2))
+	if q == 0 {
+		return 0, nil
+	}
+	b, err := m.Read(p, old)
 	if err != nil {
 		return 0, err
 	}
 	if err := m.WriteAt(b, q); err != nil {
 		return 0, err
 	}
-	return q, m.kfree(p)
+	return q, m.kfree(p, t.caller())
 }
 
 // kmemdup(src, len, gfp).
@@ -99,11 +123,11 @@ func hKmemdup(m *Machine, t *Trap) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return m.kmallocBytes(b)
+	return m.kmallocBytes(b, t.caller())
 }
 
-func (m *Machine) kmallocBytes(b []byte) (uint64, error) {
-	q := m.kmalloc(uint64(len(b)))
+func (m *Machine) kmallocBytes(b []byte, caller mmu.Caller) (uint64, error) {
+	q := m.kmalloc(uint64(len(b)), caller, 0)
 	if q == 0 {
 		return 0, nil
 	}
@@ -115,11 +139,11 @@ func hKstrdup(m *Machine, t *Trap) (uint64, error) {
 	if t.Arg(0) == 0 {
 		return 0, nil
 	}
-	s, err := m.ReadCString(t.Arg(0), 1<<20)
+	s, err := m.ReadCString(t.Arg(0), maxString)
 	if err != nil {
 		return 0, err
 	}
-	return m.kmallocBytes(append([]byte(s), 0))
+	return m.kmallocBytes(append([]byte(s), 0), t.caller())
 }
 
 // kstrndup(s, max, gfp).
@@ -127,27 +151,30 @@ func hKstrndup(m *Machine, t *Trap) (uint64, error) {
 	if t.Arg(0) == 0 {
 		return 0, nil
 	}
-	s, err := m.ReadCString(t.Arg(0), int(min(t.Arg(1), 1<<20)))
+	s, err := m.ReadCString(t.Arg(0), int(min(t.Arg(1), maxString)))
 	if err != nil {
 		return 0, err
 	}
-	return m.kmallocBytes(append([]byte(s), 0))
+	return m.kmallocBytes(append([]byte(s), 0), t.caller())
 }
 
+// vmalloc(size) and vzalloc(size).
 func hVmalloc(m *Machine, t *Trap) (uint64, error) {
-	p, err := m.kernel.vmalloc.alloc(t.Arg(0))
+	p, err := m.vmalloc.Vzalloc(t.Arg(0), t.caller())
 	if err != nil {
 		return 0, nil
 	}
 	return p, nil
 }
 
+// vfree(p): a pointer that starts no area is the kernel's "Trying to vfree() nonexistent vm area"
+// warning, and is otherwise ignored.
 func hVfree(m *Machine, t *Trap) (uint64, error) {
 	if t.Arg(0) == 0 {
 		return 0, nil
 	}
-	if err := m.kernel.vmalloc.free(t.Arg(0)); err != nil {
-		return 0, &kernelBug{file: "mm/vmalloc.c", line: 2638, msg: fmt.Sprintf("Trying to vfree() nonexistent vm area (%016x)", t.Arg(0))}
+	if err := m.vmalloc.Vfree(t.Arg(0)); err != nil {
+		m.logf(levelErr, "Trying to vfree() nonexistent vm area (%016x)", t.Arg(0))
 	}
 	return 0, nil
 }
@@ -163,17 +190,22 @@ func hKmemCacheCreate(m *Machine, t *Trap) (uint64, error) {
 	if t.Name == "kmem_cache_create_usercopy" {
 		ctor = t.Arg(6)
 	}
+	sc, err := m.slab.KmemCacheCreate(name, t.Arg(1), t.Arg(2))
+	if err != nil {
+		return 0, nil
+	}
 	c, err := m.kernel.newCache(name, t.Arg(1), ctor)
 	if err != nil {
 		return 0, nil
 	}
+	c.slab = sc
 	return c.addr, nil
 }
 
 func (m *Machine) cacheAt(addr uint64) (*kmemCache, error) {
 	c, ok := m.kernel.caches[addr]
-	if !ok {
-		return nil, &kernelBug{file: "mm/slab.h", line: 668, msg: fmt.Sprintf("kmem_cache %#x: not a cache", addr)}
+	if !ok || c.slab == nil {
+		return nil, &kernelBug{file: "mm/slab.h", line: 668, msg: "kmem_cache_free: Wrong slab cache."}
 	}
 	return c, nil
 }
@@ -184,11 +216,10 @@ func hKmemCacheAlloc(m *Machine, t *Trap) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	p := m.kmalloc(c.size)
-	if p == 0 {
+	p, err := c.slab.Alloc(t.caller(), t.Arg(1)&gfpZero != 0)
+	if err != nil {
 		return 0, nil
 	}
-	c.alive++
 	if c.ctor != 0 {
 		if _, err := m.Call(c.ctor, p); err != nil {
 			return 0, err
@@ -202,11 +233,10 @@ func hKmemCacheFree(m *Machine, t *Trap) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	c.alive--
-	return 0, m.kfree(t.Arg(1))
+	return 0, m.slabError(c.slab.Free(t.Arg(1), t.caller()))
 }
 
-// kmem_cache_destroy complains, as SLUB does, about objects still allocated.
+// kmem_cache_destroy complains, as SLUB does, about objects still allocated, and keeps the cache.
 func hKmemCacheDestroy(m *Machine, t *Trap) (uint64, error) {
 	if t.Arg(0) == 0 {
 		return 0, nil
@@ -215,9 +245,10 @@ func hKmemCacheDestroy(m *Machine, t *Trap) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if c.alive > 0 {
+	if err := m.slab.KmemCacheDestroy(c.slab); err != nil {
 		m.logf(levelErr, "kmem_cache_destroy %s: Slab cache still has objects when called from %s", c.name, m.formatB(t.Return))
+		return 0, nil
 	}
 	delete(m.kernel.caches, c.addr)
-	return 0, m.kfree(c.addr)
+	return 0, m.kfree(c.addr, t.caller())
 }

@@ -165,5 +165,5 @@ func hKasprintf(m *Machine, t *Trap) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return m.kmallocBytes(append(text, 0))
+	return m.kmallocBytes(append(text, 0), t.caller())
 }

@@ -1,5 +1,7 @@
 package machine
 
+import "bytes"
+
 // Hot thunks. Nearly every module function starts with `call __fentry__`, returns through
 // `jmp __x86_return_thunk` and makes indirect calls through `__x86_indirect_thunk_<reg>`. Trapping each
 // of those into Go would cost a CPU stop and restart (microseconds) per guest function call, so the
@@ -40,16 +42,16 @@ func (m *Machine) mapHotThunks() error {
 			pages[pageDown(s.Addr)] = true
 		}
 	}
-	img := m.image
 	for p := range pages {
-		page := img.mem.bytes[p-img.start : p-img.start+pageSize]
-		for i := range page {
-			page[i] = int3
+		if err := m.mem.WriteVirt(p, bytes.Repeat([]byte{int3}, pageSize)); err != nil {
+			return err
 		}
 	}
 	for name, code := range hotThunks {
 		if s, ok := m.prof.Lookup(name); ok && m.inImage(s.Addr) {
-			copy(img.mem.bytes[s.Addr-img.start:], code)
+			if err := m.mem.WriteVirt(s.Addr, code); err != nil {
+				return err
+			}
 		}
 	}
 	for p := range pages {
@@ -65,7 +67,8 @@ func (m *Machine) onHotPage(addr uint64) bool {
 	if m.image == nil || addr < m.image.start || addr >= m.image.end {
 		return false
 	}
-	return m.image.mem.bytes[addr-m.image.start] == int3 && m.isHotPage(pageDown(addr))
+	var b [1]byte
+	return m.ReadAt(b[:], addr) == nil && b[0] == int3 && m.isHotPage(pageDown(addr))
 }
 
 func (m *Machine) isHotPage(p uint64) bool {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"kemu/mmu"
 	"kemu/profile"
 )
 
@@ -31,9 +32,8 @@ func defaultLayout() layout {
 
 // kernelImage is the kernel's text and data at their System.map addresses.
 type kernelImage struct {
-	start, end         uint64 // page-aligned span of every kernel-image symbol
+	start, end         uint64 // span of every kernel-image symbol, in whole 2M pages where possible
 	textStart, textEnd uint64 // [_text, _etext): readable, not executable: calls into it trap
-	mem                *hostMemory
 }
 
 // maxImage bounds the image to the kernel text mapping (1 GiB), whatever a profile claims.
@@ -63,16 +63,18 @@ func (m *Machine) mapImage() error {
 	if first {
 		return fmt.Errorf("profile %s has no kernel-image symbols", m.prof.Release)
 	}
-	// The last symbol (normally _end) gets one page of its own.
+	// The last symbol (normally _end) gets one page of its own. The image is mapped with 2M pages,
+	// as Linux maps it, when its start is 2M aligned.
 	img.end = pageUp(img.end + 1)
+	if img.start%mmu.Size2M == 0 {
+		img.end = (img.end + mmu.Size2M - 1) &^ (mmu.Size2M - 1)
+	}
 	if img.end-img.start > maxImage {
 		return fmt.Errorf("kernel image %#x-%#x is larger than the kernel text mapping", img.start, img.end)
 	}
-	mem, err := m.mapNew(img.start, img.end-img.start, PermRead|PermWrite)
-	if err != nil {
+	if _, err := m.mem.MapKernelImage(img.start-mmu.StartKernelMap, img.end-img.start, mmu.PermRW); err != nil {
 		return err
 	}
-	img.mem = mem
 	m.image = img
 	if t, ok := m.prof.Lookup("_text"); ok {
 		if e, ok := m.prof.Lookup("_etext"); ok && e.Addr > t.Addr {

@@ -33,24 +33,25 @@ func (mm moduleMemory) ModuleAlloc(module string, kind loader.RegionKind, size u
 		k.percpuNext = off + size
 		return off, nil
 	}
-	return k.modarea.alloc(size)
+	return mm.m.vmalloc.ModuleAlloc(size, mmu.Caller{Label: module + " " + kind.String()})
 }
 
+// ModuleFree is module_memfree(); per-CPU chunks are not reused.
 func (mm moduleMemory) ModuleFree(addr, size uint64) {
-	if _, ok := mm.m.kernel.modarea.sizeOf(addr); ok {
-		_ = mm.m.kernel.modarea.free(addr)
+	if addr >= mmu.ModulesVaddr {
+		_ = mm.m.vmalloc.Vfree(addr)
 	}
 }
 
 func (mm moduleMemory) KernelAlloc(data []byte) (uint64, error) {
-	p := mm.m.kmalloc(uint64(len(data)))
-	if p == 0 {
-		return 0, syscall.ENOMEM
+	p, err := mm.m.slab.Kmalloc(uint64(len(data)), mmu.Caller{Label: "module parameter"}, false)
+	if err != nil {
+		return 0, err
 	}
 	return p, mm.m.WriteAt(data, p)
 }
 
-func (mm moduleMemory) KernelFree(addr uint64) { _ = mm.m.kfree(addr) }
+func (mm moduleMemory) KernelFree(addr uint64) { _ = mm.m.slab.Kfree(addr, mmu.Caller{Label: "module parameter"}) }
 
 // Registry is the machine's loaded-module registry (states, uses, /proc/modules).
 func (m *Machine) Registry() *loader.Kernel { return m.registry }

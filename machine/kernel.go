@@ -3,18 +3,14 @@ package machine
 import (
 	"fmt"
 	"strconv"
-	"syscall"
 
+	"kemu/mmu"
 	"kemu/printk"
 )
 
 // kernelState is the emulated kernel's own bookkeeping: its allocators, virtual time and log.
 type kernelState struct {
 	m *Machine
-
-	heap    *bumpHeap // direct-map objects (kmalloc and friends)
-	vmalloc *bumpHeap // vmalloc area: kernel stacks, vmalloc()
-	modarea *bumpHeap // the module area: module_alloc()
 
 	percpuNext, percpuEnd uint64 // dynamic per-CPU chunk for modules' per-CPU data (offsets)
 
@@ -37,9 +33,6 @@ type kernelState struct {
 func newKernelState(m *Machine) *kernelState {
 	return &kernelState{
 		m:       m,
-		heap:    &bumpHeap{m: m, base: m.layout.directMap + 0x1000000, limit: 256 << 20, guard: false},
-		vmalloc: &bumpHeap{m: m, base: m.layout.vmallocBase, limit: 1 << 30, guard: true},
-		modarea: &bumpHeap{m: m, base: m.layout.modules, limit: m.layout.modulesEnd - m.layout.modules, guard: true},
 		caches:  map[uint64]*kmemCache{},
 		locks:   map[uint64]*lockState{},
 	}
@@ -114,57 +107,13 @@ func (k *kernelState) syncJiffies() error {
 	return k.m.setKernelWord("jiffies", j)
 }
 
-// bumpHeap hands out page-backed objects from one region of the address space, each in its own
-// fresh host mapping so that freeing one can unmap it and later accesses fault. It is the machine's
-// allocator until the slab and vmalloc packages take over.
-type bumpHeap struct {
-	m     *Machine
-	base  uint64
-	next  uint64
-	limit uint64
-	guard bool // leave an unmapped page before every allocation (vmalloc's guard pages)
-	live  map[uint64]uint64
+// kzalloc allocates zeroed kernel memory for the kernel's own objects.
+func (k *kernelState) kzalloc(size uint64) (uint64, error) {
+	return k.m.slab.Kmalloc(size, mmu.Caller{Label: "kemu"}, true)
 }
 
-func (h *bumpHeap) alloc(size uint64) (uint64, error) {
-	if size == 0 {
-		return 0, fmt.Errorf("allocate 0 bytes: %w", syscall.EINVAL)
-	}
-	if h.live == nil {
-		h.live = map[uint64]uint64{}
-	}
-	if h.guard {
-		h.next += pageSize
-	}
-	span := pageUp(size)
-	if h.next+span > h.limit {
-		return 0, fmt.Errorf("allocate %d bytes: %w", size, syscall.ENOMEM)
-	}
-	va := h.base + h.next
-	if _, err := h.m.mapNew(va, span, PermRead|PermWrite); err != nil {
-		return 0, err
-	}
-	h.next += span
-	h.live[va] = size
-	return va, nil
+// vmallocStack allocates a THREAD_SIZE kernel stack in the vmalloc area (VMAP_STACK): the unmapped
+// page below it catches overflows.
+func (k *kernelState) vmallocStack() (uint64, error) {
+	return k.m.vmalloc.Vzalloc(threadSize, mmu.Caller{Label: "kernel stack"})
 }
-
-func (h *bumpHeap) free(va uint64) error {
-	size, ok := h.live[va]
-	if !ok {
-		return fmt.Errorf("free %#x: not allocated: %w", va, syscall.EINVAL)
-	}
-	delete(h.live, va)
-	return h.m.unmap(va, pageUp(size))
-}
-
-func (h *bumpHeap) sizeOf(va uint64) (uint64, bool) {
-	s, ok := h.live[va]
-	return s, ok
-}
-
-func (k *kernelState) kzalloc(size uint64) (uint64, error) { return k.heap.alloc(size) }
-
-// vmallocStack allocates a THREAD_SIZE kernel stack with an unmapped guard page below it, so that a
-// stack overflow faults instead of corrupting a neighbour.
-func (k *kernelState) vmallocStack() (uint64, error) { return k.vmalloc.alloc(threadSize) }

@@ -2,6 +2,7 @@ package machine
 
 import (
 	"fmt"
+	"strings"
 
 	"kemu/printk"
 )
@@ -97,3 +98,5 @@ func (m *Machine) format(fmtAddr uint64, args printk.Args) ([]byte, error) {
 func (m *Machine) formatter() *printk.Formatter {
 	return &printk.Formatter{Env: &printkEnv{m: m}, Options: printk.Options{PointerKey: [2]uint64{0x6b656d75, 0x6d616368}}}
 }
+
+func splitLines(s string) []string { return strings.Split(strings.TrimRight(s, "\n"), "\n") }

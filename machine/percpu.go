@@ -7,7 +7,6 @@ import "fmt"
 // (__per_cpu_offset[cpu]). The stack protector's canary lives at %gs:0x28 (fixed_percpu_data).
 
 const (
-	perCPUAddr     = 0xffff88807fc00000 // where Linux's first-chunk allocator usually puts CPU 0's area
 	canaryOffset   = 0x28               // offsetof(struct fixed_percpu_data, stack_canary)
 	stackCanary    = 0x5a17e3c0d00d1e00 // low byte 0, as the kernel's canaries, to stop string overreads
 	threadSize     = 16 << 10           // THREAD_SIZE: 16 KiB kernel stacks on x86-64 (KASAN off)
@@ -24,22 +23,27 @@ func (m *Machine) setupPerCPU() error {
 	}
 	// The first chunk has room after the static variables for modules' per-CPU data.
 	m.kernel.percpuNext, m.kernel.percpuEnd = size, size+modulePerCPU
-	if _, err := m.mapNew(perCPUAddr, size+modulePerCPU, PermRead|PermWrite); err != nil {
+	order := 0
+	for pageSize<<order < size+modulePerCPU {
+		order++
+	}
+	base, err := m.mem.AllocPages(order, true)
+	if err != nil {
 		return err
 	}
-	m.percpu = perCPUAddr
-	m.setReg(regGSBase, perCPUAddr)
-	if err := m.WriteU64(perCPUAddr+canaryOffset, stackCanary); err != nil {
+	m.percpu = base
+	m.setReg(regGSBase, base)
+	if err := m.WriteU64(base+canaryOffset, stackCanary); err != nil {
 		return err
 	}
-	if err := m.setPerCPU("this_cpu_off", 8, perCPUAddr); err != nil {
+	if err := m.setPerCPU("this_cpu_off", 8, base); err != nil {
 		return err
 	}
 	if err := m.setPerCPU("__preempt_count", 4, preemptEnabled); err != nil {
 		return err
 	}
 	if s, ok := m.prof.Lookup("__per_cpu_offset"); ok && m.inImage(s.Addr) {
-		if err := m.WriteU64(s.Addr, perCPUAddr); err != nil {
+		if err := m.WriteU64(s.Addr, base); err != nil {
 			return err
 		}
 	}

@@ -169,7 +169,7 @@ func (m *Machine) run(pc, ret uint64) (uint64, error) {
 			if !m.faulted {
 				f = Fault{Addr: rip, Access: AccessRead}
 			}
-			rip = m.skipNops(rip)
+			rip = m.faultingInstruction(rip, f.Addr)
 			m.setReg(uc.X86_REG_RIP, rip)
 			if next, ok := m.exceptionFixup(rip); ok {
 				pc = next
@@ -231,56 +231,3 @@ func (m *Machine) handlerFailed(addr uint64, err error) error {
 	return fmt.Errorf("kernel function at %#x: %w", addr, err)
 }
 
-// skipNops steps over NOP instructions at rip. After a data fault Unicorn 2.0.1 may report the
-// start of a run of NOPs (the padding alternatives leave where STAC/CLAC would be patched in)
-// instead of the faulting instruction after it; the instruction after the NOPs is the one that
-// faulted, and the one the exception table and the oops must name.
-func (m *Machine) skipNops(rip uint64) uint64 {
-	var b [16]byte
-	for i := 0; i < 8; i++ {
-		if m.ReadAt(b[:], rip) != nil {
-			return rip
-		}
-		n := nopLength(b[:])
-		if n == 0 {
-			return rip
-		}
-		rip += uint64(n)
-	}
-	return rip
-}
-
-// nopLength is the length of the NOP encoding at the start of b (0x90, 66 90, 0f 1f /0 with its
-// ModRM forms, each optionally 66-prefixed), or 0 when b starts with another instruction.
-func nopLength(b []byte) int {
-	p := 0
-	for p < len(b) && b[p] == 0x66 {
-		p++
-	}
-	switch {
-	case p < len(b) && b[p] == 0x90:
-		return p + 1
-	case p+2 < len(b) && b[p] == 0x0f && b[p+1] == 0x1f:
-		modrm := b[p+2]
-		if (modrm>>3)&7 != 0 {
-			return 0
-		}
-		n := p + 3
-		mod, rm := modrm>>6, modrm&7
-		if mod != 3 && rm == 4 {
-			n++ // SIB
-		}
-		switch mod {
-		case 1:
-			n++
-		case 2:
-			n += 4
-		case 0:
-			if rm == 5 {
-				n += 4
-			}
-		}
-		return n
-	}
-	return 0
-}
