@@ -71,21 +71,20 @@ func LoadDir(dir string) (*Profile, error) {
 			p.Exports[i].HasCRC = false
 		}
 	}
-	var banner *Vmlinux
+	var image *Vmlinux
 	switch {
 	case src.vmlinux != "":
-		if banner, err = readImageFile(src.vmlinux, false); err != nil {
-			return nil, err
-		}
+		image, err = readImageFile(src.vmlinux, false)
 	case src.vmlinuz != "":
-		if banner, err = readImageFile(src.vmlinuz, true); err != nil {
-			return nil, err
-		}
+		image, err = readImageFile(src.vmlinuz, true)
 	}
-	if banner != nil {
-		p.BTF, p.Version = banner.BTF, banner.Version
-		if banner.Release != "" {
-			src.releases = append(src.releases, releaseClaim{banner.Release, "the banner of " + filepath.Base(src.image())})
+	if err != nil {
+		return nil, err
+	}
+	if image != nil {
+		p.BTF, p.Version = image.BTF, image.Version
+		if image.Release != "" {
+			src.releases = append(src.releases, releaseClaim{image.Release, "the banner of " + filepath.Base(src.image())})
 		}
 	}
 	if src.btf != "" {
@@ -95,6 +94,9 @@ func LoadDir(dir string) (*Profile, error) {
 	}
 	if p.Release, err = src.release(); err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	if p.ConfigBool("CONFIG_RANDSTRUCT") && src.randstructHash == "" {
+		return nil, fmt.Errorf("%s: the kernel has CONFIG_RANDSTRUCT, whose vermagic needs the seed hash in include/generated/randstruct_hash.h; not found", dir)
 	}
 	p.Vermagic = Vermagic(p.Release, p.Config, src.randstructHash)
 	if err := checkExportsInMap(p, src); err != nil {

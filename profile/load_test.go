@@ -201,6 +201,8 @@ func TestLoadDirErrors(t *testing.T) {
 			[]string{"from different builds", "1 of 3 vmlinux exports", "not_in_map"}},
 		{"malformed System.map names the file", with(map[string]string{"System.map-" + testRelease: "garbage\n"}),
 			[]string{"System.map-" + testRelease, "line 1"}},
+		{"randstruct without its seed hash", with(map[string]string{"config-" + testRelease: testConfig + "CONFIG_RANDSTRUCT=y\n"}),
+			[]string{"CONFIG_RANDSTRUCT", "randstruct_hash.h"}},
 		{"vmlinux that is not ELF", with(map[string]string{"vmlinux": "not an elf"}), []string{"vmlinux"}},
 		{"vmlinuz that is not a bzImage", with(map[string]string{"vmlinuz": "not a kernel"}), []string{"not a bzImage"}},
 	}
@@ -252,4 +254,14 @@ func TestGuardTurnsPanicsIntoErrors(t *testing.T) {
 	err := guard("thing", func() error { var m map[string]int; m["x"] = 1; return nil })
 	assert.ErrorContains(t, err, "thing: malformed input")
 	assert.NoError(t, guard("thing", func() error { return nil }))
+}
+
+func TestLoadDirRandstructVermagic(t *testing.T) {
+	p, err := LoadDir(writeTree(t, map[string]string{
+		"Module.symvers": testSymvers, "System.map-" + testRelease: testSystemMap,
+		"config-" + testRelease:               testConfig + "CONFIG_RANDSTRUCT=y\n",
+		"include/generated/randstruct_hash.h": "#define RANDSTRUCT_HASHED_SEED \\\n\"\"\n#define RANDSTRUCT_HASHED_SEED \"4a1b2c3d\"\n",
+	}))
+	require.NoError(t, err)
+	assert.Equal(t, testRelease+" SMP preempt mod_unload modversions RANDSTRUCT_4a1b2c3d", p.Vermagic)
 }
