@@ -72,6 +72,7 @@ func (a *Allocator) newSlab(c *Cache) (*slab, error) {
 		}
 	}
 	c.slabs = append(c.slabs, s)
+	c.partial = append(c.partial, s)
 	return s, nil
 }
 
@@ -81,6 +82,7 @@ func (a *Allocator) freeSlab(s *slab) error {
 		delete(a.slabs, pa>>mmu.PageShift+f)
 	}
 	s.cache.slabs = slices.DeleteFunc(s.cache.slabs, func(x *slab) bool { return x == s })
+	s.cache.partial = slices.DeleteFunc(s.cache.partial, func(x *slab) bool { return x == s })
 	return a.k.FreePages(s.base, s.cache.Order)
 }
 
@@ -98,21 +100,17 @@ func (a *Allocator) allocFrom(c *Cache, requested uint64, caller mmu.Caller, zer
 	if c.destroyed {
 		return 0, fmt.Errorf("kmem_cache_alloc(%s): cache destroyed: %w", c.Name, syscall.EINVAL)
 	}
-	var s *slab
-	for _, cand := range c.slabs {
-		if len(cand.free) > 0 {
-			s = cand
-			break
-		}
-	}
-	if s == nil {
-		var err error
-		if s, err = a.newSlab(c); err != nil {
+	if len(c.partial) == 0 {
+		if _, err := a.newSlab(c); err != nil {
 			return 0, err
 		}
 	}
+	s := c.partial[len(c.partial)-1]
 	i := s.free[len(s.free)-1]
 	s.free = s.free[:len(s.free)-1]
+	if len(s.free) == 0 {
+		c.partial = c.partial[:len(c.partial)-1]
+	}
 	s.inuse++
 	o := &s.objs[i]
 	*o = object{addr: o.addr, size: o.size, slab: s, requested: requested, state: stateLive, alloc: caller}
@@ -143,7 +141,11 @@ func (a *Allocator) Kmalloc(size uint64, caller mmu.Caller, zero bool) (uint64, 
 	if err != nil {
 		return 0, fmt.Errorf("kmalloc(%d): %w", size, err)
 	}
-	delete(a.freedLarge, addr)
+	for old, o := range a.freedLarge { // that memory has a new life: forget its old one
+		if old < addr+mmu.PageSize<<order && addr < old+o.size {
+			delete(a.freedLarge, old)
+		}
+	}
 	a.large[addr] = &object{addr: addr, size: mmu.PageSize << order, requested: size, state: stateLive, alloc: caller, order: order}
 	a.account(caller, size, mmu.PageSize<<order, true)
 	return addr, nil
@@ -270,6 +272,9 @@ func (a *Allocator) drain(keep int) error {
 		}
 		o.state = stateFree
 		s := o.slab
+		if len(s.free) == 0 {
+			s.cache.partial = append(s.cache.partial, s)
+		}
 		s.free = append(s.free, int((o.addr-s.base)/s.cache.Size))
 		if s.empty() && slices.ContainsFunc(s.cache.slabs, func(x *slab) bool { return x != s && x.empty() }) {
 			// Keep one empty slab per cache, as SLUB keeps partial slabs, so alloc/free churn does not

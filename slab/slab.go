@@ -85,7 +85,8 @@ type Cache struct {
 	Order   int // pages per slab = 2^Order
 
 	a         *Allocator
-	slabs     []*slab // every slab of the cache; slabs with a free slot are found by scanning (few slabs)
+	slabs     []*slab // every slab of the cache
+	partial   []*slab // the slabs with a free slot; allocation takes from the last
 	kmalloc   bool
 	destroyed bool
 }

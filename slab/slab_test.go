@@ -251,3 +251,28 @@ func BenchmarkKmallocKfree(b *testing.B) {
 		}
 	}
 }
+
+func TestManySlabsComeBack(t *testing.T) {
+	k, a := setup(t, slab.WithQuarantine(16))
+	before := k.Frames.Stats().Used
+	var ptrs []uint64
+	seen := map[uint64]bool{}
+	for i := range 3000 {
+		p, err := a.Kmalloc(uint64(40+i%3*100), alice, i%2 == 0) // kmalloc-64, -192, -256
+		require.NoError(t, err)
+		require.False(t, seen[p], "%#x handed out twice", p)
+		seen[p] = true
+		ptrs = append(ptrs, p)
+	}
+	assert.Greater(t, a.Totals().SlabPages, 40)
+	for _, p := range ptrs {
+		require.NoError(t, a.Kfree(p, bob))
+	}
+	require.NoError(t, a.Flush())
+	assert.Empty(t, a.Leaks())
+	tot := a.Totals()
+	assert.Zero(t, tot.Live)
+	assert.Equal(t, 3, tot.SlabPages, "one empty order-0 slab kept per cache used")
+	assert.Equal(t, before+3, k.Frames.Stats().Used)
+	assert.Empty(t, a.Reports())
+}

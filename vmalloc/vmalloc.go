@@ -65,7 +65,7 @@ type Request struct {
 type Allocator struct {
 	k      *mmu.Kernel
 	spaces [2]*Spans
-	areas  map[uint64]*Area // by Addr
+	areas  []*Area // live areas sorted by Addr (both spaces: they do not overlap)
 }
 
 // New returns an allocator over the whole vmalloc area and the module area from the kernel's load offset.
@@ -76,7 +76,6 @@ func New(k *mmu.Kernel) *Allocator {
 			SpaceVmalloc: NewSpans(mmu.VmallocStart, mmu.VmallocEnd),
 			SpaceModules: NewSpans(mmu.ModulesVaddr+k.ModuleLoadOffset(), mmu.ModulesEnd),
 		},
-		areas: map[uint64]*Area{},
 	}
 }
 
@@ -149,7 +148,8 @@ func (v *Allocator) Alloc(r Request) (*Area, error) {
 	if err := v.k.Tables.MapFrames(addr, a.Frames, page, r.Perm, mmu.AttrGlobal); err != nil {
 		return fail(err)
 	}
-	v.areas[addr] = a
+	i, _ := v.find(addr)
+	v.areas = slices.Insert(v.areas, i, a)
 	return a, nil
 }
 
@@ -169,40 +169,45 @@ func (v *Allocator) freeFrames(a *Area) error {
 // Vfree unmaps and frees the area starting at addr (vfree, module_memfree). Freeing an address that does not
 // start a live area is an error: Linux WARNs "Trying to vfree() nonexistent vm area".
 func (v *Allocator) Vfree(addr uint64) error {
-	a, ok := v.areas[addr]
+	i, ok := v.find(addr)
 	if !ok {
 		if in, _, found := v.Lookup(addr); found {
 			return fmt.Errorf("vfree(%#x): inside the area at %#x, not its start: %w", addr, in.Addr, syscall.EINVAL)
 		}
 		return fmt.Errorf("vfree(%#x): trying to vfree() nonexistent vm area: %w", addr, syscall.EINVAL)
 	}
+	a := v.areas[i]
 	if err := v.k.Tables.Unmap(a.Addr, a.Size); err != nil {
 		return fmt.Errorf("vfree(%#x): %w", addr, err)
 	}
-	delete(v.areas, addr)
+	v.areas = slices.Delete(v.areas, i, i+1)
 	v.spaces[a.Space].Give(a.Addr, a.Size+mmu.PageSize)
 	return v.freeFrames(a)
 }
 
+// find is the index of the area starting at addr, or where one would be inserted.
+func (v *Allocator) find(addr uint64) (int, bool) {
+	return slices.BinarySearchFunc(v.areas, addr, func(a *Area, addr uint64) int { return cmp.Compare(a.Addr, addr) })
+}
+
 // Lookup finds the live area whose pages or guard page contain addr; guard says it was the guard page.
 func (v *Allocator) Lookup(addr uint64) (a *Area, guard bool, found bool) {
-	for _, a := range v.areas {
-		if addr >= a.Addr && addr < a.End()+mmu.PageSize {
-			return a, addr >= a.End(), true
-		}
+	i, ok := v.find(addr)
+	if !ok {
+		i-- // the last area starting below addr
 	}
-	return nil, false, false
+	if i < 0 {
+		return nil, false, false
+	}
+	a = v.areas[i]
+	if addr >= a.End()+mmu.PageSize {
+		return nil, false, false
+	}
+	return a, addr >= a.End(), true
 }
 
 // Areas lists the live areas in address order.
-func (v *Allocator) Areas() []*Area {
-	out := make([]*Area, 0, len(v.areas))
-	for _, a := range v.areas {
-		out = append(out, a)
-	}
-	slices.SortFunc(out, func(x, y *Area) int { return cmp.Compare(x.Addr, y.Addr) })
-	return out
-}
+func (v *Allocator) Areas() []*Area { return slices.Clone(v.areas) }
 
 // Stats is the occupancy of one space, as /proc/vmallocinfo would sum it.
 type Stats struct {
