@@ -29,16 +29,22 @@ __attribute__((cold, noinline)) void unlikely_path(void) { counter = -1; }
 
 // buildTestObject compiles testObjectSource with gcc -O2 -g -c, the shape of a module object.
 func buildTestObject(t *testing.T) string {
+	return gccBuild(t, testObjectSource, "m.o", "-c")
+}
+
+// gccBuild compiles C source with gcc -O2 -g and the given flags into a temporary file named out.
+func gccBuild(t *testing.T, source, out string, flags ...string) string {
 	t.Helper()
 	if _, err := exec.LookPath("gcc"); err != nil {
 		t.Skip("gcc not installed")
 	}
 	dir := t.TempDir()
-	src := filepath.Join(dir, "m.c")
-	require.NoError(t, os.WriteFile(src, []byte(testObjectSource), 0o644))
-	obj := filepath.Join(dir, "m.o")
-	out, err := exec.Command("gcc", "-O2", "-g", "-c", src, "-o", obj).CombinedOutput()
-	require.NoError(t, err, string(out))
+	src := filepath.Join(dir, "src.c")
+	require.NoError(t, os.WriteFile(src, []byte(source), 0o644))
+	obj := filepath.Join(dir, out)
+	args := append(append([]string{"-O2", "-g"}, flags...), src, "-o", obj)
+	b, err := exec.Command("gcc", args...).CombinedOutput()
+	require.NoError(t, err, string(b))
 	return obj
 }
 

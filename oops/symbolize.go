@@ -4,6 +4,7 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -42,14 +43,9 @@ func (s *Symbolizer) LoadKallsyms(path string) error { return s.loadTable(path) 
 func (s *Symbolizer) LoadSystemMap(path string) error { return s.loadTable(path) }
 
 func (s *Symbolizer) loadTable(path string) error {
-	f, err := os.Open(path)
+	t, err := readPath(path, readSymbolTable)
 	if err != nil {
 		return err
-	}
-	defer f.Close()
-	t, err := readSymbolTable(f)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
 	}
 	if s.table != nil {
 		t.syms = append(t.syms, s.table.syms...)
@@ -61,17 +57,27 @@ func (s *Symbolizer) loadTable(path string) error {
 
 // LoadModules reads a /proc/modules dump for module load addresses.
 func (s *Symbolizer) LoadModules(path string) error {
-	f, err := os.Open(path)
+	mods, err := readPath(path, readProcModules)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	mods, err := readProcModules(f)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
 	s.loaded = append(s.loaded, mods...)
 	return nil
+}
+
+// readPath opens a file and reads it with read, naming the file in any error.
+func readPath[T any](path string, read func(io.Reader) (T, error)) (T, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	defer f.Close()
+	v, err := read(f)
+	if err != nil {
+		return v, fmt.Errorf("%s: %w", path, err)
+	}
+	return v, nil
 }
 
 // AddModules registers module files: a directory is searched recursively for *.ko, *.ko.xz, *.ko.zst

@@ -3,9 +3,6 @@ package oops
 import (
 	"debug/elf"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -22,18 +19,7 @@ __attribute__((noinline)) void kmain(void) { do_work(3); do_work(4); for (;;) ; 
 // buildTestKernel links a small static executable, standing in for vmlinux: an ET_EXEC with symbols at
 // link addresses and DWARF that needs no relocation. _text is defined, as in vmlinux, for KASLR.
 func buildTestKernel(t *testing.T) string {
-	t.Helper()
-	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skip("gcc not installed")
-	}
-	dir := t.TempDir()
-	src := filepath.Join(dir, "k.c")
-	require.NoError(t, os.WriteFile(src, []byte(testKernelSource), 0o644))
-	out := filepath.Join(dir, "vmlinux")
-	cmd := exec.Command("gcc", "-O2", "-g", "-static", "-nostdlib", "-no-pie", "-Wl,-e,kmain", "-Wl,--defsym,_text=kmain", src, "-o", out)
-	b, err := cmd.CombinedOutput()
-	require.NoError(t, err, string(b))
-	return out
+	return gccBuild(t, testKernelSource, "vmlinux", "-static", "-nostdlib", "-no-pie", "-Wl,-e,kmain", "-Wl,--defsym,_text=kmain")
 }
 
 func elfFunc(t *testing.T, path, name string) (addr, size uint64) {
