@@ -17,6 +17,8 @@
 // PageOffsetBase with 1G/2M pages, the kernel image area at StartKernelMap (2M pages), the vmalloc area and the
 // module area with a KASLR-style random load offset from a seed. Allocators (packages vmalloc, slab) sit on it.
 //
+// Nothing here is safe for concurrent use: the machine has one CPU and serialises every change.
+//
 // # What real hardware does that this model does not
 //
 //   - The walker never sets Accessed or Dirty bits: entries are created with A and D set, as the kernel's

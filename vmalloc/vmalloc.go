@@ -9,7 +9,7 @@
 // alias share bytes.
 //
 // Not modelled: lazy unmapping and purging of freed areas (vfree unmaps at once), per-CPU vmap blocks,
-// ioremap, NUMA nodes, KASAN shadow.
+// ioremap, NUMA nodes, KASAN shadow. Not safe for concurrent use (one CPU).
 package vmalloc
 
 import (
