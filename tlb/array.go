@@ -6,11 +6,41 @@ import (
 	"math/bits"
 )
 
+// Replacement is how an array picks the entry a fill replaces, when its set
+// has no free way.
+type Replacement uint8
+
+const (
+	// LRU replaces the least recently used entry of the set.
+	LRU Replacement = iota
+	// BitPLRU is the one-bit pseudo-LRU (also called MRU bits or NRU)
+	// that hardware uses where true LRU is too costly: a use sets the
+	// entry's bit, clearing the others' once all are set, and a fill
+	// replaces the first entry whose bit is clear.
+	BitPLRU
+)
+
+func (r Replacement) String() string {
+	switch r {
+	case LRU:
+		return "LRU"
+	case BitPLRU:
+		return "BitPLRU"
+	}
+	return fmt.Sprintf("Replacement(%d)", r)
+}
+
 // ArrayConfig is the geometry of one set-associative array.
 type ArrayConfig struct {
 	Entries int
 	Ways    int   // Ways == Entries: fully associative
 	Sizes   Sizes // page sizes it holds; others are fractured or skipped
+	Policy  Replacement
+}
+
+// Array is an LRU array of entries in sets of ways, holding sizes.
+func Array(entries, ways int, sizes Sizes) ArrayConfig {
+	return ArrayConfig{Entries: entries, Ways: ways, Sizes: sizes}
 }
 
 func (c ArrayConfig) validate() error {
@@ -21,6 +51,8 @@ func (c ArrayConfig) validate() error {
 		return fmt.Errorf("%d ways exceed %d entries", c.Ways, c.Entries)
 	case c.Sizes == 0 || c.Sizes&^SizesAll != 0:
 		return errors.New("no valid page sizes")
+	case c.Policy > BitPLRU:
+		return fmt.Errorf("unknown replacement policy %d", c.Policy)
 	}
 	return nil
 }
@@ -37,6 +69,7 @@ type entry struct {
 	size   PageSize // the translation's own page size, for counters
 	held   PageSize // the size the entry covers (smaller if fractured)
 	global bool
+	recent bool // the BitPLRU bit
 }
 
 // phys translates va with a TLB entry that covers it.
@@ -61,8 +94,9 @@ type array struct {
 	pow2     bool
 	granules []granule // probe order, smallest first
 	holds    Sizes     // page sizes held, for TLB arrays
-	keys     []uint64  // by slot: validKey | granule number << 2 | code, or 0
-	entries  []entry   // by slot
+	policy   Replacement
+	keys     []uint64 // by slot: validKey | granule number << 2 | code, or 0
+	entries  []entry  // by slot
 }
 
 func newArray(entries, ways int, granules []granule) array {
@@ -88,6 +122,7 @@ func newTLBArray(c ArrayConfig) array {
 	}
 	a := newArray(c.Entries, c.Ways, gs)
 	a.holds = c.Sizes
+	a.policy = c.Policy
 	return a
 }
 
@@ -123,29 +158,57 @@ func (a *array) lookup(va, stamp uint64) *entry {
 	if slot < 0 {
 		return nil
 	}
-	e := &a.entries[slot]
-	e.stamp = stamp
-	return e
+	a.touch(slot, stamp)
+	return &a.entries[slot]
 }
 
-// fill stores an entry for the granule of g containing va, replacing an
-// invalid entry or the least recently used one.
+// touch records a use of the entry in slot for the replacement policy.
+func (a *array) touch(slot int, stamp uint64) {
+	if a.policy == LRU {
+		a.entries[slot].stamp = stamp
+		return
+	}
+	a.entries[slot].recent = true
+	base := slot - slot%a.ways
+	set := a.entries[base : base+a.ways]
+	for i := range set {
+		if !set[i].recent {
+			return
+		}
+	}
+	for i := range set {
+		set[i].recent = base+i == slot
+	}
+}
+
+// fill stores an entry for the granule of g containing va, in a free way or
+// in place of the one the replacement policy picks.
 func (a *array) fill(va uint64, g granule, e entry) {
 	n := va >> g.shift
 	base, keys := a.set(n)
 	set := a.entries[base : base+len(keys)]
-	victim := 0
+	victim := -1
 	for i, k := range keys {
 		if k == 0 {
 			victim = i
 			break
 		}
-		if set[i].stamp < set[victim].stamp {
-			victim = i
+	}
+	if victim < 0 {
+		victim = 0
+		for i := range set {
+			if a.policy == BitPLRU && !set[i].recent {
+				victim = i
+				break
+			}
+			if a.policy == LRU && set[i].stamp < set[victim].stamp {
+				victim = i
+			}
 		}
 	}
 	keys[victim] = validKey | n<<2 | uint64(g.code)
 	set[victim] = e
+	a.touch(base+victim, e.stamp)
 }
 
 // largestHeld is the largest page size the array holds that is not larger

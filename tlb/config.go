@@ -83,9 +83,9 @@ var (
 func Skylake() Config {
 	return Config{
 		Name:  "skylake",
-		L1I:   []ArrayConfig{{128, 8, Sizes4K}, {8, 8, Sizes2M}},
-		L1D:   []ArrayConfig{{64, 4, Sizes4K}, {32, 4, Sizes2M}, {4, 4, Sizes1G}},
-		L2:    []ArrayConfig{{1536, 12, Sizes4K2M}, {16, 4, Sizes1G}},
+		L1I:   []ArrayConfig{Array(128, 8, Sizes4K), Array(8, 8, Sizes2M)},
+		L1D:   []ArrayConfig{Array(64, 4, Sizes4K), Array(32, 4, Sizes2M), Array(4, 4, Sizes1G)},
+		L2:    []ArrayConfig{Array(1536, 12, Sizes4K2M), Array(16, 4, Sizes1G)},
 		PML4E: intelPML4E, PDPTE: intelPDPTE, PDE: intelPDE,
 		Costs: Costs{L2Hit: 9, Walk: 10, WalkRef: 12},
 	}
@@ -99,9 +99,9 @@ func Skylake() Config {
 func GoldenCove() Config {
 	return Config{
 		Name:  "goldencove",
-		L1I:   []ArrayConfig{{256, 8, Sizes4K}, {32, 32, Sizes2M}},
-		L1D:   []ArrayConfig{{96, 6, Sizes4K}, {32, 4, Sizes2M}, {8, 8, Sizes1G}},
-		L2:    []ArrayConfig{{2048, 16, SizesAll}},
+		L1I:   []ArrayConfig{Array(256, 8, Sizes4K), Array(32, 32, Sizes2M)},
+		L1D:   []ArrayConfig{Array(96, 6, Sizes4K), Array(32, 4, Sizes2M), Array(8, 8, Sizes1G)},
+		L2:    []ArrayConfig{Array(2048, 16, SizesAll)},
 		PML4E: intelPML4E, PDPTE: intelPDPTE, PDE: intelPDE,
 		Costs: Costs{L2Hit: 8, Walk: 10, WalkRef: 12},
 	}
@@ -116,13 +116,28 @@ func GoldenCove() Config {
 func Zen2() Config {
 	return Config{
 		Name:  "zen2",
-		L1I:   []ArrayConfig{{64, 64, SizesAll}},
-		L1D:   []ArrayConfig{{64, 64, SizesAll}},
-		L2I:   []ArrayConfig{{512, 8, Sizes4K2M}},
-		L2:    []ArrayConfig{{2048, 12, Sizes4K2M}},
+		L1I:   []ArrayConfig{Array(64, 64, SizesAll)},
+		L1D:   []ArrayConfig{Array(64, 64, SizesAll)},
+		L2I:   []ArrayConfig{Array(512, 8, Sizes4K2M)},
+		L2:    []ArrayConfig{Array(2048, 12, Sizes4K2M)},
 		PML4E: amdPML4E, PDPTE: amdPDPTE, PDE: amdPDE,
 		Costs: Costs{L2Hit: 7, Walk: 10, WalkRef: 12},
 	}
+}
+
+// WithPolicy returns c with every TLB array using policy p (the
+// paging-structure caches keep LRU).
+func WithPolicy(c Config, p Replacement) Config {
+	for _, arrays := range []*[]ArrayConfig{&c.L1I, &c.L1D, &c.L2, &c.L2I} {
+		set := append([]ArrayConfig(nil), (*arrays)...)
+		for i := range set {
+			set[i].Policy = p
+		}
+		if *arrays != nil {
+			*arrays = set
+		}
+	}
+	return c
 }
 
 var presets = map[string]func() Config{

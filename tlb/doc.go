@@ -10,7 +10,7 @@
 // unified STLB, or AMD's separate L2 iTLB for fetches); a miss there is a
 // page walk, which asks a Walker for the translation (page size, physical
 // frame, global bit). Each level is made of set-associative arrays with true
-// LRU replacement; an array holds one or more page sizes, probing each, and a
+// LRU replacement (or, per array, a one-bit pseudo-LRU); an array holds one or more page sizes, probing each, and a
 // translation of a size an array cannot hold is stored as entries of the
 // largest smaller size it can (1G pages fractured into 2M entries, as Zen 2's
 // L2 TLB and Skylake's iTLB do).
@@ -34,8 +34,8 @@
 //
 // # Limits
 //
-// Real hardware does more than this model: pseudo-LRU rather than true LRU,
-// hashed set indexing, prefetching and speculative walks, several walks in
+// Real hardware does more than this model: undocumented replacement
+// policies (LRU and one-bit pseudo-LRU bracket them), hashed set indexing, prefetching and speculative walks, several walks in
 // flight (Golden Cove has four), walks whose reads hit or miss the data
 // caches (the model charges one latency per reference), accessed/dirty-bit
 // assists, PCIDs, and competition from a sibling hyperthread. The sizes of

@@ -17,11 +17,14 @@ func FuzzAccess(f *testing.F) {
 			global: map[uint64]bool{0x1000: true, 0x3000: true},
 		}
 		c := Config{
-			L1I:   []ArrayConfig{{2, 2, Sizes4K}, {1, 1, Sizes2M}},
-			L1D:   []ArrayConfig{{4, 2, Sizes4K}, {2, 2, Sizes2M}, {1, 1, Sizes1G}},
-			L2:    []ArrayConfig{{6, 3, Sizes4K2M}},
+			L1I:   []ArrayConfig{Array(2, 2, Sizes4K), Array(1, 1, Sizes2M)},
+			L1D:   []ArrayConfig{Array(4, 2, Sizes4K), Array(2, 2, Sizes2M), Array(1, 1, Sizes1G)},
+			L2:    []ArrayConfig{Array(6, 3, Sizes4K2M)},
 			PML4E: ArrayConfig{Entries: 1, Ways: 1}, PDPTE: ArrayConfig{Entries: 2, Ways: 2},
 			PDE: ArrayConfig{Entries: 2, Ways: 1},
+		}
+		if len(ops) > 0 && ops[0]&0x80 != 0 {
+			c = WithPolicy(c, BitPLRU)
 		}
 		tl, err := New(c, pt)
 		if err != nil {

@@ -74,9 +74,8 @@ func (l *level) lookup(va, stamp uint64) *entry {
 	for i := range l.arrays {
 		a := &l.arrays[i]
 		if slot := a.find(va); slot >= 0 {
-			e := &a.entries[slot]
-			e.stamp = stamp
-			return e
+			a.touch(slot, stamp)
+			return &a.entries[slot]
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package tlb
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -40,7 +41,7 @@ func (p *pageTable) Walk(va uint64) (Translation, error) {
 func tiny(l1d []ArrayConfig, l2 []ArrayConfig) Config {
 	return Config{
 		Name: "tiny",
-		L1I:  []ArrayConfig{{2, 2, SizesAll}},
+		L1I:  []ArrayConfig{Array(2, 2, SizesAll)},
 		L1D:  l1d,
 		L2:   l2,
 	}
@@ -70,7 +71,7 @@ func run(t *testing.T, tl *TLB, kind Kind, vas ...uint64) []Where {
 
 func TestLRUOrder(t *testing.T) {
 	// One set of two ways in L1D, an eight-entry L2 behind it.
-	tl := newTLB(t, tiny([]ArrayConfig{{2, 2, Sizes4K}}, []ArrayConfig{{8, 8, SizesAll}}), &pageTable{})
+	tl := newTLB(t, tiny([]ArrayConfig{Array(2, 2, Sizes4K)}, []ArrayConfig{Array(8, 8, SizesAll)}), &pageTable{})
 	const a, b, c = 0x1000, 0x2000, 0x3000
 	got := run(t, tl, Read, a, b, a, c, b, a)
 	// c evicts b (a was used more recently), b then evicts a, a evicts c.
@@ -89,20 +90,20 @@ func TestLRUOrder(t *testing.T) {
 
 func TestSetIndexing(t *testing.T) {
 	// Two sets of one way: pages 1 and 3 share set 1, page 2 is in set 0.
-	tl := newTLB(t, tiny([]ArrayConfig{{2, 1, Sizes4K}}, []ArrayConfig{{1, 1, Sizes4K}}), &pageTable{})
+	tl := newTLB(t, tiny([]ArrayConfig{Array(2, 1, Sizes4K)}, []ArrayConfig{Array(1, 1, Sizes4K)}), &pageTable{})
 	got := run(t, tl, Read, 0x1000, 0x2000, 0x1000, 0x3000, 0x2000, 0x1000)
 	assert.Equal(t, []Where{Walked, Walked, HitL1, Walked, HitL1, Walked}, got)
 }
 
 func TestNonPowerOfTwoSets(t *testing.T) {
 	// Three sets of one way: pages 0 and 3 conflict, 1 and 2 do not.
-	tl := newTLB(t, tiny([]ArrayConfig{{3, 1, Sizes4K}}, []ArrayConfig{{1, 1, Sizes4K}}), &pageTable{})
+	tl := newTLB(t, tiny([]ArrayConfig{Array(3, 1, Sizes4K)}, []ArrayConfig{Array(1, 1, Sizes4K)}), &pageTable{})
 	got := run(t, tl, Read, 0x0000, 0x1000, 0x2000, 0x3000, 0x1000, 0x2000, 0x0000)
 	assert.Equal(t, []Where{Walked, Walked, Walked, Walked, HitL1, HitL1, Walked}, got)
 }
 
 func TestFetchesUseTheInstructionSide(t *testing.T) {
-	tl := newTLB(t, tiny([]ArrayConfig{{2, 2, Sizes4K}}, []ArrayConfig{{8, 8, SizesAll}}), &pageTable{})
+	tl := newTLB(t, tiny([]ArrayConfig{Array(2, 2, Sizes4K)}, []ArrayConfig{Array(8, 8, SizesAll)}), &pageTable{})
 	assert.Equal(t, []Where{Walked, HitL2, HitL1, HitL1}, []Where{
 		run(t, tl, Fetch, 0x1000)[0], run(t, tl, Read, 0x1000)[0],
 		run(t, tl, Fetch, 0x1000)[0], run(t, tl, Write, 0x1000)[0]})
@@ -113,9 +114,9 @@ func TestFetchesUseTheInstructionSide(t *testing.T) {
 }
 
 func TestSeparateL2I(t *testing.T) {
-	c := tiny([]ArrayConfig{{1, 1, Sizes4K}}, []ArrayConfig{{4, 4, SizesAll}})
-	c.L1I = []ArrayConfig{{1, 1, Sizes4K}}
-	c.L2I = []ArrayConfig{{4, 4, SizesAll}}
+	c := tiny([]ArrayConfig{Array(1, 1, Sizes4K)}, []ArrayConfig{Array(4, 4, SizesAll)})
+	c.L1I = []ArrayConfig{Array(1, 1, Sizes4K)}
+	c.L2I = []ArrayConfig{Array(4, 4, SizesAll)}
 	tl := newTLB(t, c, &pageTable{})
 	// The data walk does not fill the instruction side's L2.
 	got := run(t, tl, Read, 0x1000, 0x2000)
@@ -128,7 +129,7 @@ func TestSeparateL2I(t *testing.T) {
 }
 
 func TestPagingStructureCaches(t *testing.T) {
-	c := tiny([]ArrayConfig{{1, 1, SizesAll}}, []ArrayConfig{{1, 1, SizesAll}})
+	c := tiny([]ArrayConfig{Array(1, 1, SizesAll)}, []ArrayConfig{Array(1, 1, SizesAll)})
 	c.PML4E = ArrayConfig{Entries: 1, Ways: 1}
 	c.PDPTE = ArrayConfig{Entries: 1, Ways: 1}
 	c.PDE = ArrayConfig{Entries: 1, Ways: 1}
@@ -155,7 +156,7 @@ func TestPagingStructureCaches(t *testing.T) {
 
 func TestHugePages(t *testing.T) {
 	pt := &pageTable{huge: map[uint64]PageSize{0x4000_0000: Page1G, 0x20_0000: Page2M}}
-	c := tiny([]ArrayConfig{{1, 1, Sizes4K}, {2, 2, Sizes2M}}, []ArrayConfig{{4, 4, Sizes4K2M}})
+	c := tiny([]ArrayConfig{Array(1, 1, Sizes4K), Array(2, 2, Sizes2M)}, []ArrayConfig{Array(4, 4, Sizes4K2M)})
 	c.PDPTE = ArrayConfig{Entries: 1, Ways: 1}
 	tl := newTLB(t, c, pt)
 
@@ -188,7 +189,7 @@ func TestHugePages(t *testing.T) {
 
 func TestFlushKeepsGlobalEntries(t *testing.T) {
 	pt := &pageTable{global: map[uint64]bool{0x1000: true}}
-	tl := newTLB(t, tiny([]ArrayConfig{{4, 4, Sizes4K}}, []ArrayConfig{{4, 4, Sizes4K}}), pt)
+	tl := newTLB(t, tiny([]ArrayConfig{Array(4, 4, Sizes4K)}, []ArrayConfig{Array(4, 4, Sizes4K)}), pt)
 	run(t, tl, Read, 0x1000, 0x2000)
 	tl.Flush()
 	assert.Equal(t, []Where{HitL1, Walked}, run(t, tl, Read, 0x1000, 0x2000))
@@ -198,7 +199,7 @@ func TestFlushKeepsGlobalEntries(t *testing.T) {
 
 func TestInvlpg(t *testing.T) {
 	pt := &pageTable{global: map[uint64]bool{0x1000: true}}
-	c := tiny([]ArrayConfig{{4, 4, Sizes4K}}, []ArrayConfig{{4, 4, Sizes4K}})
+	c := tiny([]ArrayConfig{Array(4, 4, Sizes4K)}, []ArrayConfig{Array(4, 4, Sizes4K)})
 	c.PDE = ArrayConfig{Entries: 1, Ways: 1}
 	tl := newTLB(t, c, pt)
 	run(t, tl, Read, 0x1000, 0x2000)
@@ -212,7 +213,7 @@ func TestInvlpg(t *testing.T) {
 }
 
 func TestFaults(t *testing.T) {
-	tl := newTLB(t, tiny([]ArrayConfig{{4, 4, Sizes4K}}, []ArrayConfig{{4, 4, Sizes4K}}), &pageTable{})
+	tl := newTLB(t, tiny([]ArrayConfig{Array(4, 4, Sizes4K)}, []ArrayConfig{Array(4, 4, Sizes4K)}), &pageTable{})
 	_, err := tl.Access(0x7000_0000_0000, Read, Untagged)
 	require.ErrorIs(t, err, errNotMapped)
 	_, err = tl.Access(0x7000_0000_0000, Read, Untagged)
@@ -226,7 +227,7 @@ func TestFaults(t *testing.T) {
 }
 
 func TestAttribution(t *testing.T) {
-	tl := newTLB(t, tiny([]ArrayConfig{{4, 4, Sizes4K}}, []ArrayConfig{{4, 4, Sizes4K}}), &pageTable{})
+	tl := newTLB(t, tiny([]ArrayConfig{Array(4, 4, Sizes4K)}, []ArrayConfig{Array(4, 4, Sizes4K)}), &pageTable{})
 	hello := tl.Tag("hello", "hello_init")
 	other := tl.Tag("other", "")
 	assert.Equal(t, hello, tl.Tag("hello", "hello_init"))
@@ -255,7 +256,7 @@ func TestAttribution(t *testing.T) {
 
 func TestAccessRange(t *testing.T) {
 	pt := &pageTable{huge: map[uint64]PageSize{0x20_0000: Page2M}}
-	tl := newTLB(t, tiny([]ArrayConfig{{4, 4, Sizes4K}, {2, 2, Sizes2M}}, []ArrayConfig{{8, 8, SizesAll}}), pt)
+	tl := newTLB(t, tiny([]ArrayConfig{Array(4, 4, Sizes4K), Array(2, 2, Sizes2M)}, []ArrayConfig{Array(8, 8, SizesAll)}), pt)
 	tests := []struct {
 		name     string
 		va, n    uint64
@@ -279,7 +280,7 @@ func TestAccessRange(t *testing.T) {
 }
 
 func TestConfigValidation(t *testing.T) {
-	good := tiny([]ArrayConfig{{4, 4, Sizes4K}}, []ArrayConfig{{4, 4, Sizes4K}})
+	good := tiny([]ArrayConfig{Array(4, 4, Sizes4K)}, []ArrayConfig{Array(4, 4, Sizes4K)})
 	tests := []struct {
 		name   string
 		modify func(*Config)
@@ -351,7 +352,7 @@ func TestModulePlacementContrast(t *testing.T) {
 }
 
 func TestReport(t *testing.T) {
-	c := tiny([]ArrayConfig{{4, 4, Sizes4K}}, []ArrayConfig{{4, 4, Sizes4K}})
+	c := tiny([]ArrayConfig{Array(4, 4, Sizes4K)}, []ArrayConfig{Array(4, 4, Sizes4K)})
 	c.Costs = Costs{L2Hit: 10, Walk: 5, WalkRef: 2}
 	tl := newTLB(t, c, &pageTable{})
 	hello := tl.Tag("hello", "hello_init")
@@ -366,4 +367,41 @@ func TestReport(t *testing.T) {
 	// thousand, 2*10 + 2*5 + 8*2 = 46 cycles.
 	assert.Equal(t, []string{"hello:hello_init", "4", "0", "2", "2", "8", "500.00", "46"}, strings.Fields(lines[1]))
 	assert.Equal(t, "total", strings.Fields(lines[2])[0])
+}
+
+func TestReplacementPolicies(t *testing.T) {
+	// One set of four ways; a fifth page, then a sweep back over the first.
+	const a, b, c, d, e = 0x1000, 0x2000, 0x3000, 0x4000, 0x5000
+	pattern := []uint64{a, b, c, d, e, a, b, c, d}
+	tests := []struct {
+		policy Replacement
+		want   []Where
+	}{
+		// LRU: e evicts a, a evicts b, b evicts c, c evicts d, d misses.
+		{LRU, []Where{Walked, Walked, Walked, Walked, Walked, Walked, Walked, Walked, Walked}},
+		// BitPLRU: filling d sets the last bit, so the others are cleared;
+		// e replaces a (way 0), a replaces b (way 1), b replaces c (way 2)
+		// and clears the rest, c replaces e (way 0): d is still there.
+		{BitPLRU, []Where{Walked, Walked, Walked, Walked, Walked, Walked, Walked, Walked, HitL1}},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprint(tc.policy), func(t *testing.T) {
+			l1 := ArrayConfig{Entries: 4, Ways: 4, Sizes: Sizes4K, Policy: tc.policy}
+			tl := newTLB(t, tiny([]ArrayConfig{l1}, []ArrayConfig{Array(1, 1, Sizes4K)}), &pageTable{})
+			assert.Equal(t, tc.want, run(t, tl, Read, pattern...))
+		})
+	}
+}
+
+func TestWithPolicy(t *testing.T) {
+	c := WithPolicy(Zen2(), BitPLRU)
+	for _, arrays := range [][]ArrayConfig{c.L1I, c.L1D, c.L2, c.L2I} {
+		for _, a := range arrays {
+			assert.Equal(t, BitPLRU, a.Policy)
+		}
+	}
+	assert.Equal(t, LRU, Zen2().L2[0].Policy, "the preset itself is unchanged")
+	assert.Nil(t, WithPolicy(Skylake(), BitPLRU).L2I)
+	_, err := New(WithPolicy(Skylake(), Replacement(9)), &pageTable{})
+	assert.Error(t, err)
 }
