@@ -14,8 +14,9 @@
 //
 // These are returned as *Report errors; nothing panics and no bookkeeping is corrupted by a bad free.
 //
-// Not modelled: per-CPU slabs and partial lists (one list per cache), cache merging, slab orders beyond the
-// rule in slabOrder, use-after-free detection once a slab's pages went back to the page allocator (an
-// emptied slab is freed when its last object leaves the quarantine), freelist pointers inside free objects (the free list is kept outside guest memory, so a
-// module cannot corrupt it), red zones, memory cgroups.
+// Not modelled: per-CPU slabs (one partial list per cache), cache merging, slab orders beyond the rule in
+// slabOrder, use-after-free detection once a slab's pages went back to the page allocator (a cache keeps one
+// empty slab; further emptied slabs are freed when their last object leaves the quarantine), freelist pointers
+// inside free objects (the free list is kept outside guest memory, so a module cannot corrupt it), red zones,
+// memory cgroups. Not safe for concurrent use (one CPU).
 package slab
