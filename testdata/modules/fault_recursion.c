@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * fault_recursion: init recurses without bound until the 16 KiB kernel stack
- * overflows into its guard page. Linux reports "BUG: stack guard page was hit
- * at ..." followed by "kernel stack overflow (page fault)" and an oops.
+ * overflows into its guard page. Linux 6.1 reports "BUG: TASK stack guard page
+ * was hit at ..." and dies with "stack guard page: 0000 [#1] ..." (an oops).
  *
  * The recursion is real in the generated code: the function is noinline, uses
  * its frame (a volatile local array) after the recursive call so it is not a
