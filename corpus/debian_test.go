@@ -16,20 +16,10 @@ import (
 	"kemu/profile"
 )
 
-func debianTree(t *testing.T) *Tree {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("needs the Debian corpus (scripts/fetch-debian-kernel); skipped with -short")
-	}
-	tree, err := Debian("amd64")
-	require.NoError(t, err)
-	return tree
-}
-
 // The profile the fetch script wrote is what LoadDir reads from the tree, and the embedded default
 // is the same kernel's profile byte for byte when the tree is of the same release.
 func TestDebianProfileMatchesTree(t *testing.T) {
-	tree := debianTree(t)
+	tree := ForTest(t, "amd64")
 	fetched, err := tree.Profile()
 	require.NoError(t, err)
 	fromTree, err := profile.LoadDir(tree.Root)
@@ -52,7 +42,7 @@ func TestDebianProfileMatchesTree(t *testing.T) {
 // Every module Debian built carries the vermagic the profile derives from the config, and its
 // __versions CRCs for vmlinux symbols are the ones Module.symvers lists.
 func TestDebianModulesAgreeWithProfile(t *testing.T) {
-	tree := debianTree(t)
+	tree := ForTest(t, "amd64")
 	p, err := tree.Profile()
 	require.NoError(t, err)
 	mods, err := tree.Modules()

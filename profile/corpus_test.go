@@ -17,11 +17,7 @@ import (
 // Debian's vmlinuz decompresses to the same bytes with kemu's xz+BCJ reader as with xz(1), and
 // the result has the BTF and banner the profile needs.
 func TestExtractDebianVmlinux(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the Debian corpus; skipped with -short")
-	}
-	tree, err := corpus.Debian("amd64")
-	require.NoError(t, err)
+	tree := corpus.ForTest(t, "amd64")
 	vmlinuz, err := os.ReadFile(filepath.Join(tree.Root, "boot", "vmlinuz-"+tree.Release))
 	require.NoError(t, err)
 
