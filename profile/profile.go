@@ -3,8 +3,15 @@
 // export table with CRCs, licences and namespaces (Module.symvers), and its BTF type information.
 //
 // A Profile is read from one of three sources: the compact profile embedded in kemu (Default), a
-// compact profile file, or a directory of kernel build outputs (Load). It is immutable once built:
-// every lookup is safe for concurrent use.
+// compact profile file (Read, format.go), or a directory of kernel build outputs or an unpacked
+// Debian kernel (LoadDir, load.go). It is immutable once built: every lookup is safe for
+// concurrent use.
+//
+// Kernel struct layouts come from BTF (btf.go): Struct("module").Field("mkobj.kobj.name") gives an
+// offset, size and C type; Enum, Constant and TypeSize cover the rest. The BTF is parsed on first
+// use. The files of the package, top-down: profile.go (the type and symbol lookups), the parsers
+// (symvers.go, sysmap.go, config.go, vermagic.go), vmlinux.go and xzkernel.go (vmlinux out of
+// vmlinuz, BTF and banner out of vmlinux), load.go, format.go, btf.go, default.go.
 package profile
 
 import (
