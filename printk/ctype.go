@@ -26,3 +26,12 @@ func isPrint(c byte) bool { return (c >= 0x20 && c < 0x7f) || c >= 0xa0 }
 
 // isASCII reports the kernel's isascii().
 func isASCII(c byte) bool { return c < 0x80 }
+
+// byteAt is s[i], or NUL past the end: formats are C strings, and the
+// kernel's parsers look one byte ahead without checking for the end.
+func byteAt(s []byte, i int) byte {
+	if i < len(s) {
+		return s[i]
+	}
+	return 0
+}

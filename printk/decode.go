@@ -26,12 +26,7 @@ const (
 func decode(format []byte, args Args) (spec, conversion, []byte) {
 	sp := spec{width: -1, prec: -1, base: 10}
 	i := 1
-	at := func(i int) byte {
-		if i < len(format) {
-			return format[i]
-		}
-		return 0
-	}
+	at := func(i int) byte { return byteAt(format, i) }
 flags:
 	for ; ; i++ {
 		switch at(i) {

@@ -14,12 +14,7 @@ const (
 // ipAddress is %pI4 %pi4 %pI6 %pi6 %pI6c and the sockaddr forms %pIS[pfsc]
 // / %piS; ext starts at the 'I' or 'i'.
 func (f *Formatter) ipAddress(o *output, addr uint64, sp spec, ext []byte) {
-	at := func(i int) byte {
-		if i < len(ext) {
-			return ext[i]
-		}
-		return 0
-	}
+	at := func(i int) byte { return byteAt(ext, i) }
 	if msg := checkPointer(addr); msg != "" {
 		o.errorString(msg, sp)
 		return

@@ -8,12 +8,7 @@ import (
 // pointer prints a %p conversion; ext is the format after the 'p'. It
 // follows pointer() in lib/vsprintf.c, extension by extension.
 func (f *Formatter) pointer(o *output, ext []byte, ptr uint64, sp spec, depth int) {
-	at := func(i int) byte {
-		if i < len(ext) {
-			return ext[i]
-		}
-		return 0
-	}
+	at := func(i int) byte { return byteAt(ext, i) }
 	switch at(0) {
 	case 'S', 's', 'B':
 		// dereference_symbol_descriptor() and

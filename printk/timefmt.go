@@ -18,12 +18,7 @@ type rtcTime struct {
 // (date only) or t (time only), r (raw: year and month as stored) and s
 // (space instead of 'T') after them; ext starts at the 't'.
 func (f *Formatter) timeAndDate(o *output, addr uint64, sp spec, ext []byte) {
-	at := func(i int) byte {
-		if i < len(ext) {
-			return ext[i]
-		}
-		return 0
-	}
+	at := func(i int) byte { return byteAt(ext, i) }
 	var tm rtcTime
 	switch at(1) {
 	case 'R':
