@@ -32,5 +32,6 @@
 //
 // Not done (they print the hashed pointer, as %p would): %pd/%pD (dentry, file), %pg (block device), %pC (clock), %pG
 // (flags), %pOF (device tree), %pfw (fwnode). Those need kernel struct
-// layouts that this package does not have.
+// layouts that this package does not have. %pSb and %pBb print no build ID,
+// as with Debian's CONFIG_STACKTRACE_BUILD_ID=n.
 package printk

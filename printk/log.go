@@ -36,6 +36,10 @@ const (
 // kernSOH starts a KERN_<level> or KERN_CONT prefix.
 const kernSOH = '\001'
 
+// prefixBufLen is how much of a message vprintk_store() formats first to
+// find its level: prefix_buf[8] less the NUL.
+const prefixBufLen = 7
+
 // Record is one entry of the kernel log.
 type Record struct {
 	Seq      uint64
@@ -91,16 +95,18 @@ func (l *Log) Printk(timeNS uint64, text []byte) int {
 // caller's open record (KERN_CONT) or starts a new one. It returns the
 // number of text bytes stored.
 func (l *Log) Store(m Message, text []byte) int {
+	// The kernel reads the level and KERN_CONT from the first 7 bytes of
+	// the output (its prefix_buf), and reserves room for the whole text
+	// and a NUL, at most LineMax.
 	level, cont := m.Level, false
 	if m.Facility == 0 {
-		_, level, cont = parsePrefix(text, level)
+		_, level, cont = parsePrefix(text[:min(len(text), prefixBufLen)], level)
 	}
 	if level == LevelDefault {
 		level = DefaultMessageLevel
 	}
-	if len(text) > LineMax-1 {
-		text = text[:LineMax-1]
-	}
+	reserve := min(len(text)+1, LineMax)
+	text = text[:reserve-1]
 	final := m.Dev
 	if n := len(text); n > 0 && text[n-1] == '\n' {
 		text = text[:n-1]
@@ -113,7 +119,7 @@ func (l *Log) Store(m Message, text []byte) int {
 
 	if cont {
 		if last := l.last(); last != nil && !last.Final && last.Caller == m.Caller &&
-			len(last.Text)+len(text) <= LineMax-1 {
+			len(last.Text)+reserve <= LineMax {
 			last.Text += string(text)
 			last.Final = final
 			l.bytes += len(text)

@@ -45,6 +45,8 @@ func TestLogRecords(t *testing.T) {
 			[]Record{{Level: 4, TimeNS: 1, Text: "a\n", Final: true}}},
 		{"unknown SOH stays in the text", []call{{1, 0, "\001xz\n"}},
 			[]Record{{Level: 4, TimeNS: 1, Text: "\001xz", Final: true}}},
+		{"level beyond the first 7 bytes is stripped but not read", []call{{1, 0, "\001c\001c\001c\0013x\n"}},
+			[]Record{{Level: 4, TimeNS: 1, Text: "x", Final: true}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,6 +65,19 @@ func TestLogTruncatesToLineMax(t *testing.T) {
 	require.Len(t, r, 1)
 	assert.Len(t, r[0].Text, LineMax-1)
 	assert.False(t, r[0].Final, "the newline was cut off with the rest")
+}
+
+func TestContinuationStopsAtLineMax(t *testing.T) {
+	var l Log
+	first := strings.Repeat("a", LineMax-10)
+	l.Printk(1, []byte(first))
+	// 2 prefix bytes + 7 + NUL fit exactly; one more byte does not.
+	l.Printk(2, []byte("\001cbbbbbbb"))
+	l.Printk(3, []byte("\001cc"))
+	r := l.Records()
+	require.Len(t, r, 2)
+	assert.Equal(t, first+"bbbbbbb", r[0].Text)
+	assert.Equal(t, "c", r[1].Text)
 }
 
 func TestLogDropsOldest(t *testing.T) {
