@@ -29,8 +29,10 @@ const (
 	// with CONFIG_PRINTK_CALLER off). A record's text is at most
 	// LineMax-1 bytes.
 	LineMax = 1024 - 32
-	// DefaultBufferBytes is 1 << CONFIG_LOG_BUF_SHIFT (18).
-	DefaultBufferBytes = 1 << 18
+	// DefaultBufferBytes is 1 << CONFIG_LOG_BUF_SHIFT (17 in Debian's
+	// 6.1 config, which also has CONFIG_PRINTK_CALLER and
+	// CONFIG_STACKTRACE_BUILD_ID off and CONFIG_SYMBOLIC_ERRNAME on).
+	DefaultBufferBytes = 1 << 17
 )
 
 // kernSOH starts a KERN_<level> or KERN_CONT prefix.
