@@ -160,14 +160,14 @@ type CheckResult struct {
 }
 
 // CheckFiles links every file, in the given order, into k, marking each successful one LIVE so that
-// later modules can use its exports. Files are read and decompressed by workers goroutines ahead of
-// the (sequential) linker. fn receives each result in order.
+// later modules can use its exports. Files are read and prepared (decompressed, signature-checked,
+// ELF-validated) by workers goroutines ahead of the sequential linker. fn receives each result in order.
 func (k *Kernel) CheckFiles(files []string, workers int, fn func(CheckResult)) {
 	if workers < 1 {
 		workers = 1
 	}
 	type read struct {
-		img []byte
+		p   *Prepared
 		err error
 	}
 	slots := make([]chan read, len(files))
@@ -189,7 +189,11 @@ func (k *Kernel) CheckFiles(files []string, workers int, fn func(CheckResult)) {
 		go func() {
 			for i := range next {
 				img, err := ReadFile(files[i])
-				slots[i] <- read{img, err}
+				var p *Prepared
+				if err == nil {
+					p, err = k.Prepare(img, LoadOptions{Path: files[i]})
+				}
+				slots[i] <- read{p, err}
 			}
 		}()
 	}
@@ -198,7 +202,7 @@ func (k *Kernel) CheckFiles(files []string, workers int, fn func(CheckResult)) {
 		<-ahead
 		res := CheckResult{Path: f, Err: r.err}
 		if r.err == nil {
-			res.Module, res.Err = k.Load(r.img, LoadOptions{Path: f})
+			res.Module, res.Err = k.LoadPrepared(r.p)
 			if res.Err == nil {
 				res.Err = k.MarkLive(res.Module, 0)
 			}

@@ -61,7 +61,27 @@ type placed struct {
 // regions hold the relocated bytes and its parameters are applied. The caller maps the regions, runs
 // InitFunc and reports the outcome with MarkLive or FailInit. On failure nothing stays allocated or
 // registered and the error is an *Error with the kernel's errno and message.
-func (k *Kernel) Load(image []byte, opts LoadOptions) (mod *Module, err error) {
+func (k *Kernel) Load(image []byte, opts LoadOptions) (*Module, error) {
+	p, err := k.Prepare(image, opts)
+	if err != nil {
+		return nil, err
+	}
+	return k.LoadPrepared(p)
+}
+
+// Prepared is a module file taken as far as load_module() goes without the registry: decompressed,
+// its signature checked, the ELF validated and setup_load_info() done. It is used by one LoadPrepared.
+type Prepared struct {
+	info *loadInfo
+}
+
+// Name is the module's name as setup_load_info() found it.
+func (p *Prepared) Name() string { return p.info.name }
+
+// Prepare does the registry-independent first steps of Load (flags, decompression, module_sig_check,
+// elf_validity_check, setup_load_info). It only reads the Kernel's configuration, so several
+// goroutines may prepare files while one loads them.
+func (k *Kernel) Prepare(image []byte, opts LoadOptions) (*Prepared, error) {
 	if opts.Flags&^(IgnoreModversions|IgnoreVermagic|CompressedFile) != 0 {
 		return nil, &Error{Errno: syscall.EINVAL, Detail: fmt.Sprintf("finit_module flags %#x", opts.Flags)}
 	}
@@ -70,12 +90,6 @@ func (k *Kernel) Load(image []byte, opts LoadOptions) (mod *Module, err error) {
 		return nil, err
 	}
 	info := &loadInfo{k: k, opts: opts}
-	defer func() {
-		if err != nil {
-			info.cleanup()
-			mod = nil
-		}
-	}()
 	if img, err = info.sigCheck(img); err != nil {
 		return nil, err
 	}
@@ -85,6 +99,22 @@ func (k *Kernel) Load(image []byte, opts LoadOptions) (mod *Module, err error) {
 	if err = info.setup(); err != nil {
 		return nil, err
 	}
+	return &Prepared{info: info}, nil
+}
+
+// LoadPrepared finishes what Prepare began; see Load.
+func (k *Kernel) LoadPrepared(p *Prepared) (mod *Module, err error) {
+	info := p.info
+	if info == nil || info.k != k {
+		return nil, fmt.Errorf("loader: module prepared for another kernel or already loaded")
+	}
+	p.info = nil
+	defer func() {
+		if err != nil {
+			info.cleanup()
+			mod = nil
+		}
+	}()
 	for _, b := range k.cfg.Blacklist {
 		if b == info.name {
 			return nil, kerr(syscall.EPERM, "Module %s is blacklisted", info.name)
