@@ -8,6 +8,7 @@
 package modinfo
 
 import (
+	"slices"
 	"strings"
 
 	"kemu/modsign"
@@ -54,7 +55,8 @@ var (
 // signature. PKCS#7 details come from the message (the issuer's name and serial of the first
 // signer, its digest and signature); a message OpenSSL cannot read, which includes signers named
 // by subjectKeyIdentifier, shows no signature at all. Legacy id types take signer, key id and
-// signature from the bytes before the trailer.
+// signature from the bytes before the trailer. A PKCS#7 digest outside kmod's table (streebog,
+// say) hides the signature, as in the kmod snapshot Debian ships (commit d5950b0 on top of v30).
 func signatureEntries(data []byte) []Entry {
 	t, rest, ok := modsign.ParseTrailer(data)
 	if !ok || int(t.Algo) >= len(pkeyAlgoNames) || int(t.Hash) >= len(hashAlgoNames) || int(t.IDType) >= len(idTypeNames) {
@@ -71,10 +73,9 @@ func signatureEntries(data []byte) []Entry {
 		if err != nil || len(s.Signers) == 0 || s.Signers[0].Serial == nil {
 			return nil
 		}
-		signer, keyID, sig = s.Signer(), s.KeyID(), s.Bytes()
-		if hashAlgo = s.HashAlgo(); hashAlgo == "" {
-			// libkmod indexes its table with -1 here; print what its OpenSSL-less build prints.
-			hashAlgo = "unknown"
+		signer, keyID, sig, hashAlgo = s.Signer(), s.KeyID(), s.Bytes(), s.HashAlgo()
+		if !slices.Contains(hashAlgoNames, hashAlgo) {
+			return nil // a digest kmod has no name for: Debian's kmod shows no signature
 		}
 	} else {
 		keyStart := sigStart - int(t.KeyIDLen)

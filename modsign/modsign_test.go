@@ -463,3 +463,29 @@ func BenchmarkSplitVerify(b *testing.B) {
 		}
 	}
 }
+
+func TestValidString(t *testing.T) {
+	raw := func(tag int, compound bool, b string) asn1.RawValue {
+		return asn1.RawValue{Class: asn1.ClassUniversal, Tag: tag, IsCompound: compound, Bytes: []byte(b)}
+	}
+	tests := []struct {
+		name string
+		v    asn1.RawValue
+		want bool
+	}{
+		{"UTF8String", raw(asn1.TagUTF8String, false, "kemü"), true},
+		{"UTF8String invalid", raw(asn1.TagUTF8String, false, "ke\xffmu"), false},
+		{"PrintableString", raw(asn1.TagPrintableString, false, "kemu"), true},
+		{"IA5String with high bytes", raw(asn1.TagIA5String, false, "k\xe9mu"), true},
+		{"BMPString even", raw(asn1.TagBMPString, false, "\x00k\x00e"), true},
+		{"BMPString odd", raw(asn1.TagBMPString, false, "\x00k\x00"), false},
+		{"OCTET STRING", raw(asn1.TagOctetString, false, "kemu"), false},
+		{"UTCTime", raw(asn1.TagUTCTime, false, "kemu"), false},
+		{"constructed UTF8String", raw(asn1.TagUTF8String, true, "kemu"), false},
+		{"SEQUENCE", raw(asn1.TagSequence, true, "kemu"), true},
+		{"context class", asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, Bytes: []byte("x")}, false},
+	}
+	for _, tc := range tests {
+		assert.Equal(t, tc.want, validString(tc.v), tc.name)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/big"
 	"syscall"
+	"unicode/utf8"
 
 	_ "crypto/md5" // digests a module signature may name; registered for crypto.Hash.New
 	_ "crypto/sha1"
@@ -112,6 +113,8 @@ type Signature struct {
 	version    int
 	dataType   asn1.ObjectIdentifier
 	hasContent bool
+	// digestAlgos is the raw digestAlgorithms SET, checked only by DecodeSignature.
+	digestAlgos []byte
 }
 
 // Signer is one SignerInfo of the message.
@@ -157,10 +160,26 @@ func ParseSignature(der []byte) (*Signature, error) {
 // DecodeSignature decodes the structure of a PKCS#7 SignedData message without the kernel's
 // policy checks, the way a display tool (kmod's modinfo, through OpenSSL's d2i_PKCS7) reads it:
 // bytes after the message are ignored, any version and algorithm is accepted, and a message may
-// have no signers. Use ParseSignature for anything that decides whether a module loads.
+// have no signers; but the digest algorithm set and signer names must decode, as OpenSSL decodes
+// them. Use ParseSignature for anything that decides whether a module loads.
 func DecodeSignature(der []byte) (*Signature, error) {
 	sig, _, err := decode(der)
-	return sig, err
+	if err != nil {
+		return nil, err
+	}
+	var algos []algorithmIdentifier
+	if rest, err := asn1.UnmarshalWithParams(sig.digestAlgos, &algos, "set"); err != nil || len(rest) != 0 {
+		return nil, sigErr(syscall.EBADMSG, "PKCS#7 digestAlgorithms: not a SET of algorithm identifiers")
+	}
+	for i, s := range sig.Signers {
+		if s.Issuer == nil {
+			continue
+		}
+		if _, err := parseName(s.Issuer); err != nil {
+			return nil, sigErr(syscall.EBADMSG, "PKCS#7 signer %d issuer: %v", i, err)
+		}
+	}
+	return sig, nil
 }
 
 // decode unmarshals ContentInfo{SignedData} and its signer infos; errors are EBADMSG or, for a
@@ -186,6 +205,8 @@ func decode(der []byte) (*Signature, []byte, error) {
 		version:    sd.Version,
 		dataType:   sd.ContentInfo.ContentType,
 		hasContent: len(sd.ContentInfo.Content.FullBytes) != 0,
+
+		digestAlgos: sd.DigestAlgorithms.FullBytes,
 	}
 	for i, si := range sd.SignerInfos {
 		s, err := decodeSigner(si)
@@ -306,33 +327,79 @@ func (s *Signature) HashAlgo() string { return digestName(s.first().DigestOID) }
 // Bytes returns the first signer's signature value.
 func (s *Signature) Bytes() []byte { return s.first().Sig }
 
-// issuerDisplayName walks an RDNSequence (SEQUENCE OF SET OF AttributeTypeAndValue) the way kmod's
-// x509_name_to_str does with OpenSSL.
-func issuerDisplayName(name []byte) string {
+// nameEntry is one AttributeTypeAndValue of a distinguished name.
+type nameEntry struct {
+	Type  asn1.ObjectIdentifier
+	Value asn1.RawValue
+}
+
+// parseName decodes an RDNSequence (SEQUENCE OF SET OF AttributeTypeAndValue) strictly, the way
+// OpenSSL's X509_NAME decoder does: every RDN a SET, every entry an OID and a value, and string
+// values valid for their type (UTF-8 for UTF8String, whole code units for BMPString and
+// UniversalString), since OpenSSL converts them all to UTF-8 while decoding.
+func parseName(der []byte) ([]nameEntry, error) {
 	var rdns []asn1.RawValue
-	if rest, err := asn1.Unmarshal(name, &rdns); err != nil || len(rest) != 0 {
-		return ""
+	if rest, err := asn1.Unmarshal(der, &rdns); err != nil || len(rest) != 0 {
+		return nil, errors.New("malformed name")
 	}
-	var last []byte
+	var entries []nameEntry
 	for _, rdn := range rdns {
-		set := rdn.Bytes
-		for len(set) > 0 {
-			var atv struct {
-				Type  asn1.ObjectIdentifier
-				Value asn1.RawValue
-			}
-			rest, err := asn1.Unmarshal(set, &atv)
+		if rdn.Class != asn1.ClassUniversal || rdn.Tag != asn1.TagSet || !rdn.IsCompound {
+			return nil, errors.New("name component is not a SET")
+		}
+		for set := rdn.Bytes; len(set) > 0; {
+			var e nameEntry
+			rest, err := asn1.Unmarshal(set, &e)
 			if err != nil {
-				return cString(last)
+				return nil, fmt.Errorf("name attribute: %w", err)
 			}
+			if !validString(e.Value) {
+				return nil, fmt.Errorf("name attribute %v: invalid string", e.Type)
+			}
+			entries = append(entries, e)
 			set = rest
-			if atv.Type.Equal(oidCommonName) {
-				return cString(atv.Value.Bytes)
-			}
-			last = atv.Value.Bytes
 		}
 	}
-	return cString(last)
+	return entries, nil
+}
+
+// validString reports whether OpenSSL's X509_NAME decoder takes an attribute value. The value is
+// an ASN1_PRINTABLE multi-string: universal class, primitive, and a tag from its set (the
+// string types plus tags OpenSSL calls unknown), or a SEQUENCE kept as raw bytes; and the
+// string types it canonicalises must convert to UTF-8. The set was checked against Debian's
+// kmod/OpenSSL one tag at a time.
+func validString(v asn1.RawValue) bool {
+	if v.Class != asn1.ClassUniversal {
+		return false
+	}
+	if v.IsCompound {
+		return v.Tag == asn1.TagSequence
+	}
+	switch v.Tag {
+	case asn1.TagUTF8String:
+		return utf8.Valid(v.Bytes)
+	case asn1.TagBMPString:
+		return len(v.Bytes)%2 == 0
+	case 7, 8, 9, 11, 13, 14, 15, 29, // tags OpenSSL maps to "unknown"
+		asn1.TagNumericString, asn1.TagPrintableString, asn1.TagT61String, asn1.TagIA5String:
+		return true
+	}
+	return false
+}
+
+// issuerDisplayName picks the name kmod's x509_name_to_str shows: the first commonName, or the
+// last attribute when there is none, as raw bytes cut at the first NUL.
+func issuerDisplayName(name []byte) string {
+	entries, err := parseName(name)
+	if err != nil || len(entries) == 0 {
+		return ""
+	}
+	for _, e := range entries {
+		if e.Type.Equal(oidCommonName) {
+			return cString(e.Value.Bytes)
+		}
+	}
+	return cString(entries[len(entries)-1].Value.Bytes)
 }
 
 func cString(b []byte) string {
