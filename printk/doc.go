@@ -23,15 +23,19 @@
 // The kernel keys the hash with random bytes at boot; kemu takes the key from
 // Options.PointerKey so output is reproducible per machine seed.
 //
+// %pd and %pD (dentry and file names) need struct offsets: they work when
+// the Env also implements Layout, and print the hashed pointer otherwise.
+// %pSb and %pBb print no build ID, as Debian's CONFIG_STACKTRACE_BUILD_ID=n.
+//
+// Not done (they print the hashed pointer, as %p would): %pg (block
+// device), %pC (clock), %pG (page, gfp and vma flags), %pOF (device tree
+// node), %pfw (fwnode). They need more kernel structures and tables than
+// this package models.
+//
 // # The log
 //
 // Log models the printk ring buffer: levels and KERN_CONT taken from the SOH
 // prefix of the formatted text, default level 4, pr_cont merging into the
 // caller's open record, the LOG_LINE_MAX truncation, and dmesg's default and
 // raw (-r) renderings.
-//
-// Not done (they print the hashed pointer, as %p would): %pd/%pD (dentry, file), %pg (block device), %pC (clock), %pG
-// (flags), %pOF (device tree), %pfw (fwnode). Those need kernel struct
-// layouts that this package does not have. %pSb and %pBb print no build ID,
-// as with Debian's CONFIG_STACKTRACE_BUILD_ID=n.
 package printk

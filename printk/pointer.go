@@ -38,6 +38,10 @@ func (f *Formatter) pointer(o *output, ext []byte, ptr uint64, sp spec, depth in
 		f.addressValue(o, ptr, sp, at(1))
 	case 't':
 		f.timeAndDate(o, ptr, sp, ext)
+	case 'd':
+		f.dentryName(o, ptr, sp, ext)
+	case 'D':
+		f.fileDentry(o, ptr, sp, ext)
 	case '4':
 		f.fourCC(o, ptr, sp, ext)
 	case 'A':
