@@ -50,11 +50,11 @@ type Machine struct {
 	opts Options
 	cpu  uc.Unicorn
 
-	mem     *mmu.Kernel       // RAM, frames and page tables: the source of truth the CPU mirrors
-	vmalloc *vmalloc.Allocator // vmalloc and module areas
-	slab    *slab.Allocator    // kmalloc and kmem_cache
-	lastFault Fault         // the access that stopped the CPU, from the invalid-memory hook
-	faulted   bool          // lastFault belongs to the current stop
+	mem       *mmu.Kernel        // RAM, frames and page tables: the source of truth the CPU mirrors
+	vmalloc   *vmalloc.Allocator // vmalloc and module areas
+	slab      *slab.Allocator    // kmalloc and kmem_cache
+	lastFault Fault              // the access that stopped the CPU, from the invalid-memory hook
+	faulted   bool               // lastFault belongs to the current stop
 
 	layout   layout
 	image    *kernelImage

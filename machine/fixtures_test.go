@@ -158,12 +158,12 @@ func TestFixturesInitAndExit(t *testing.T) {
 
 // oopsExpect is what an oops fixture's report must contain.
 type oopsExpect struct {
-	fixture  string
-	lines    []string // lines that must appear exactly
-	ripSym   string   // function the RIP line names
-	killed   bool     // insmod dies (the module stays, COMING)
-	idle     uint64
-	postLine string // a later line that must appear (the machine went on)
+	fixture string
+	lines   []string // lines that must appear exactly
+	ripSym  string   // function the RIP line names
+	killed  bool     // insmod dies (the module stays, COMING)
+	idle    uint64
+	pgd     bool // a page fault on an address with no page tables at all
 }
 
 func TestFaultFixtures(t *testing.T) {
@@ -171,7 +171,7 @@ func TestFaultFixtures(t *testing.T) {
 		t.Skip("boots the full Debian profile per case")
 	}
 	cases := []oopsExpect{
-		{fixture: "fault_null", ripSym: "fault_null_init", killed: true, lines: []string{
+		{fixture: "fault_null", ripSym: "fault_null_init", killed: true, pgd: true, lines: []string{
 			"fault_null: looking up record 1",
 			"BUG: kernel NULL pointer dereference, address: 0000000000000008",
 			"#PF: supervisor write access in kernel mode",
@@ -237,6 +237,11 @@ func TestFaultFixtures(t *testing.T) {
 				require.NoError(t, err)
 			}
 			msgs := m.Messages()
+			if c.pgd {
+				// 6.1 prints "PGD 0 P4D 0 ": with 4-level paging pgd_present() is always true and
+				// the folded P4D repeats the entry (mmu.DumpEntries stops after the PGD for now).
+				assert.Contains(t, msgs[indexOf(msgs, "#PF: error_code(0x0002) - not-present page")+1], "PGD 0 ")
+			}
 			for _, want := range c.lines {
 				assert.Contains(t, msgs, want, m.Dmesg())
 			}

@@ -51,7 +51,9 @@ func (mm moduleMemory) KernelAlloc(data []byte) (uint64, error) {
 	return p, mm.m.WriteAt(data, p)
 }
 
-func (mm moduleMemory) KernelFree(addr uint64) { _ = mm.m.slab.Kfree(addr, mmu.Caller{Label: "module parameter"}) }
+func (mm moduleMemory) KernelFree(addr uint64) {
+	_ = mm.m.slab.Kfree(addr, mmu.Caller{Label: "module parameter"})
+}
 
 // Registry is the machine's loaded-module registry (states, uses, /proc/modules).
 func (m *Machine) Registry() *loader.Kernel { return m.registry }

@@ -2,6 +2,7 @@ package machine
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 
 	"kemu/mmu"
@@ -27,14 +28,15 @@ type kernelState struct {
 	objects            []string // kernel objects created for modules (classes, devices, proc entries)
 
 	timers map[uint64]uint64 // armed timer_list addresses -> expiry in jiffies
+	rng    *rand.Rand        // get_random_bytes and friends, seeded: runs are reproducible
 	work   []uint64          // queued work_struct addresses, in order
 }
 
 func newKernelState(m *Machine) *kernelState {
 	return &kernelState{
-		m:       m,
-		caches:  map[uint64]*kmemCache{},
-		locks:   map[uint64]*lockState{},
+		m:      m,
+		caches: map[uint64]*kmemCache{},
+		locks:  map[uint64]*lockState{},
 	}
 }
 

@@ -9,11 +9,11 @@ import (
 // kmemCache is the emulated kernel's side of a struct kmem_cache whose guest address modules hold
 // (kmalloc_caches[type][index] for kmalloc, or what kmem_cache_create returned).
 type kmemCache struct {
-	name  string
-	size  uint64
-	ctor  uint64      // guest constructor, 0 for none
-	addr  uint64      // the guest struct kmem_cache
-	slab  *slab.Cache // the allocator's cache; nil for the kmalloc caches (kmalloc serves those)
+	name string
+	size uint64
+	ctor uint64      // guest constructor, 0 for none
+	addr uint64      // the guest struct kmem_cache
+	slab *slab.Cache // the allocator's cache; nil for the kmalloc caches (kmalloc serves those)
 }
 
 // kmallocSizes maps kmalloc_index() to the size class, as SLUB's kmalloc_info table: index 1 and 2 are

@@ -15,22 +15,22 @@ import (
 // A small kernel: just the symbols the tests' hand-assembled module code uses, at addresses laid
 // out as in a real System.map (text, then data, per-CPU offsets from 0).
 const (
-	kText               = 0xffffffff81000000
-	kFentry             = kText + 0x100
-	kPrintk             = kText + 0x200
-	kKmallocTr          = kText + 0x300
-	kKfree              = kText + 0x400
-	kMsleep             = kText + 0x500
-	kUnhandled          = kText + 0x600
-	kMutexLock          = kText + 0x700
-	kMutexUnlock        = kText + 0x800
-	kInitcall           = kText + 0x1000
-	kReturnThunk        = kText + 0x2000
-	kThunkRAX           = kText + 0x2010
-	kEtext              = kText + 0x400000
-	kJiffies            = 0xffffffff82000000
-	kCaches             = 0xffffffff82001000
-	kEnd                = 0xffffffff82100000
+	kText        = 0xffffffff81000000
+	kFentry      = kText + 0x100
+	kPrintk      = kText + 0x200
+	kKmallocTr   = kText + 0x300
+	kKfree       = kText + 0x400
+	kMsleep      = kText + 0x500
+	kUnhandled   = kText + 0x600
+	kMutexLock   = kText + 0x700
+	kMutexUnlock = kText + 0x800
+	kInitcall    = kText + 0x1000
+	kReturnThunk = kText + 0x2000
+	kThunkRAX    = kText + 0x2010
+	kEtext       = kText + 0x400000
+	kJiffies     = 0xffffffff82000000
+	kCaches      = 0xffffffff82001000
+	kEnd         = 0xffffffff82100000
 )
 
 func testProfile() *profile.Profile {
@@ -327,7 +327,7 @@ func TestIndirectThunkAndHostSafety(t *testing.T) {
 	tm := newModule(t, m)
 	a := tm.asm()
 	a.leaRDI(tm.data) // format
-	a.raw(0x48, 0xb8)            // movabs rax, _printk
+	a.raw(0x48, 0xb8) // movabs rax, _printk
 	a.code = binary.LittleEndian.AppendUint64(a.code, kPrintk)
 	a.call(kThunkRAX) // indirect call through the retpoline thunk
 	a.raw(0xc3)
@@ -361,3 +361,4 @@ func BenchmarkTrap(b *testing.B) {
 	}
 }
 
+var callerForTest = mmu.Caller{Label: "test"}

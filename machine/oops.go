@@ -93,17 +93,13 @@ func (m *Machine) pageFaultOops(f *Fault) error {
 		why = "permissions violation"
 	}
 	m.logf(levelAlert, "#PF: error_code(0x%04x) - %s", code, why)
-	if line := m.pageTableLine(f.Addr); line != "" {
-		m.logf(levelAlert, "%s", line)
+	if line := m.mem.Tables.DumpEntries(f.Addr); line != "" {
+		m.logf(levelInfo, "%s", line) // dump_pagetable(): pr_info and pr_cont, trailing space kept
 	}
 	m.die("Oops", code, &regs)
 	m.logf(levelWarning, "CR2: %016x", f.Addr)
 	return m.oopsEnd(&regs)
 }
-
-// pageTableLine is dump_pagetable()'s "PGD ... P4D ... PTE ..." line; empty until the machine's
-// page tables come from the mmu.
-func (m *Machine) pageTableLine(addr uint64) string { return "" }
 
 // exceptionOops reports a CPU exception in kernel mode other than a page fault or ud2: a general
 // protection fault (non-canonical address), a divide error, an int3 in module code.
@@ -151,11 +147,7 @@ func (m *Machine) showRegs(regs *regsSnapshot) {
 }
 
 func (m *Machine) printTaskInfo() {
-	version := m.prof.Version
-	if i := strings.IndexByte(version, ' '); i >= 0 {
-		version = version[:i]
-	}
-	m.logf(levelWarning, "CPU: 0 PID: %d Comm: %.20s %s %s %s", m.pid, m.comm, m.kernelTaint().KernelString(), m.prof.Release, version)
+	m.logf(levelWarning, "CPU: 0 PID: %d Comm: %.20s %s %s %s", m.pid, m.comm, m.kernelTaint().KernelString(), m.prof.Release, firstWord(m.prof.Version))
 	m.logf(levelWarning, "Hardware name: %s", m.opts.Hardware)
 }
 

@@ -230,4 +230,3 @@ func (m *Machine) handlerFailed(addr uint64, err error) error {
 	}
 	return fmt.Errorf("kernel function at %#x: %w", addr, err)
 }
-
