@@ -323,6 +323,14 @@ func TestPrecisionWrapsIn16Bits(t *testing.T) {
 	assert.Equal(t, "005", string(got[len(got)-3:]))
 }
 
+func TestHugeWidthsAreCountedNotWritten(t *testing.T) {
+	f := Formatter{Env: testEnv()}
+	format := []byte(strings.Repeat("%8388607d", 1000))
+	text, n := f.Snprintf(16, format, &SliceArgs{})
+	assert.Equal(t, strings.Repeat(" ", 15), string(text))
+	assert.Equal(t, 1000*8388607, n)
+}
+
 func TestHexStringCapsAt64Bytes(t *testing.T) {
 	env := testEnv()
 	env.put(0xffff888000003000, make([]byte, 100))

@@ -29,9 +29,14 @@ func write[S string | []byte](o *output, s S) {
 	o.n += len(s)
 }
 
-// repeat writes c count times; a count below 1 writes nothing.
+// repeat writes c count times; a count below 1 writes nothing. Past the
+// limit it only counts, so a huge field width costs no time.
 func (o *output) repeat(c byte, count int32) {
-	for ; count > 0; count-- {
-		o.byte(c)
+	if count <= 0 {
+		return
 	}
+	for keep := min(int(count), o.limit-len(o.b)); keep > 0; keep-- {
+		o.b = append(o.b, c)
+	}
+	o.n += int(count)
 }
