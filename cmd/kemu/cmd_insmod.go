@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -13,16 +14,23 @@ import (
 	"kemu/machine"
 )
 
+// insmodIdle is how long the machine runs after init returns, so queued work and timers the
+// module armed show up in the log.
+var insmodIdle time.Duration
+
 func init() {
-	addCommand(&cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "insmod FILE [name=value ...]",
 		Short: "Boot a fresh machine, load a module, run its init and print the kernel log",
 		Long: `insmod boots a fresh emulated machine, loads FILE with the given parameters as finit_module() does,
-runs the module's init function and prints the kernel log (dmesg) with any oops. On failure it prints
-kmod insmod's message and exits 1; if init crashes, the task is killed (exit 137), as the shell shows it.`,
+runs the module's init function, lets --idle of virtual time pass (work items and timers run) and
+prints the kernel log (dmesg) with any oops. On failure it prints kmod insmod's message and exits 1;
+if init crashes, the task is killed (exit 137), as the shell shows it.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: runInsmod,
-	})
+	}
+	cmd.Flags().DurationVar(&insmodIdle, "idle", time.Second, "virtual time to let pass after init (timers, work)")
+	addCommand(cmd)
 }
 
 // insmodReport is the --json output.
@@ -58,6 +66,11 @@ func runInsmod(cmd *cobra.Command, args []string) error {
 	}
 	// kmod's insmod joins the parameters with spaces into one string for finit_module.
 	_, insErr := m.Insmod(image, strings.Join(args[1:], " "), file)
+	if insErr == nil && insmodIdle > 0 {
+		if _, err := m.Idle(uint64(insmodIdle)); err != nil {
+			return err
+		}
+	}
 
 	out := cmd.OutOrStdout()
 	if global.json {
