@@ -62,7 +62,8 @@ func (b *builder) addHeader(h header, l logLine, text string) {
 func (b *builder) close(atEOF bool) *Report {
 	r := b.r
 	if !b.ended {
-		hasEnd := r.Kind != KindSoftLockup && r.Kind != KindPanic && r.Kind != KindBug
+		// Reports that end with "---[ end trace": all but lockups, panics and "BUG: <something>" warnings.
+		hasEnd := r.Kind != KindSoftLockup && r.Kind != KindPanic && (r.Kind != KindBug || r.BugAt != "")
 		switch {
 		case len(b.context) > 0 && b.stack != nil:
 			r.Truncated = true // inside <TASK> or <IRQ>

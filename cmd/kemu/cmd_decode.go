@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -33,7 +34,8 @@ file:line and inlined functions from DWARF, registers with the symbols they poin
 disassembled with the trapping instruction marked.
 
 Frames printed as name+off/size [mod] resolve by name against the module file given with --ko (no load
-address needed). Bare addresses need --kallsyms, --system-map, --modules or --vmlinux. A log written by
+address needed); without --ko, /usr/lib/debug/lib/modules/<release> and /lib/modules/<release> of the
+release the report names are searched when they exist. Bare addresses need --kallsyms, --system-map, --modules or --vmlinux. A log written by
 kemu has a sidecar FILE` + oops.ContextSuffix + ` that supplies all of this, and is read automatically.
 
 Exit status: 0 when a report was decoded, 2 when the log holds none, 1 on error.`,
@@ -72,6 +74,9 @@ func runDecode(stdout, stderr io.Writer, stdin io.Reader, args []string, f decod
 	}
 	if len(reports) == 0 {
 		return &exitError{code: 2, msg: fmt.Sprintf("kemu decode: no kernel crash report (Oops, BUG, WARNING, general protection fault, soft lockup, KASAN, panic) found in %s", name)}
+	}
+	if len(f.ko) == 0 && f.context == "" {
+		f.ko = installedModuleDirs(reports)
 	}
 	sym, err := newSymbolizer(f)
 	if err != nil {
@@ -125,6 +130,27 @@ func newSymbolizer(f decodeFlags) (*oops.Symbolizer, error) {
 		errs = append(errs, wrapFlag("--vmlinux", s.LoadVmlinux(f.vmlinux)))
 	}
 	return s, errors.Join(errs...)
+}
+
+// installedModuleDirs are the module trees of the kernel releases the reports name, when this machine
+// has them: /lib/modules/<release> and its detached debug info under /usr/lib/debug. They are the
+// default when neither --ko nor a context says where modules are, so a host's own oops decodes as is.
+func installedModuleDirs(reports []*oops.Report) []string {
+	var dirs []string
+	seen := map[string]bool{}
+	for _, r := range reports {
+		if r.Version == "" || seen[r.Version] || strings.ContainsAny(r.Version, "/\\") {
+			continue
+		}
+		seen[r.Version] = true
+		// The debug tree first: its files carry DWARF; the first file found for a module name wins.
+		for _, d := range []string{"/usr/lib/debug/lib/modules/" + r.Version, "/lib/modules/" + r.Version} {
+			if info, err := os.Stat(d); err == nil && info.IsDir() {
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	return dirs
 }
 
 func wrapFlag(flag string, err error) error {
