@@ -95,3 +95,39 @@ func TestGuestFaultsAreErrorsNotPanics(t *testing.T) {
 		require.ErrorAs(t, err, &f, "%#x", addr)
 	}
 }
+
+func TestDelayedWorkRunsAfterItsDelay(t *testing.T) {
+	m := bootDefault(t, Options{})
+	tm := newModule(t, m)
+	counter, dwork := tm.data, tm.data+0x100
+	// work fn(work): counter++ through the work pointer (inc dword [rdi-0x100]); ret
+	fn := tm.load(t, m, "delayed", []byte{0xff, 0x87, 0x00, 0xff, 0xff, 0xff, 0xc3}, nil)
+	off, ok := m.fieldOffset("work_struct", "func")
+	require.True(t, ok)
+	require.NoError(t, m.WriteU64(dwork+off, fn))
+	read := func() uint32 { v, err := m.ReadU32(counter); require.NoError(t, err); return v }
+
+	queue := &Trap{Name: "queue_delayed_work_on", m: m, regs: [6]uint64{8, 0, dwork, 25}} // 25 jiffies: 100 ms
+	got, err := hQueueDelayedWorkOn(m, queue)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), got)
+	got, err = hQueueDelayedWorkOn(m, queue)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(0), got, "already pending")
+
+	_, err = m.Idle(50e6)
+	require.NoError(t, err)
+	assert.Equal(t, uint32(0), read(), "50 ms in: still waiting")
+	_, err = m.Idle(60e6)
+	require.NoError(t, err)
+	assert.Equal(t, uint32(1), read(), "ran once the 100 ms passed")
+
+	_, err = hQueueDelayedWorkOn(m, queue)
+	require.NoError(t, err)
+	got, err = hCancelDelayedWork(m, &Trap{m: m, regs: [6]uint64{dwork}})
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), got)
+	_, err = m.Idle(1e9)
+	require.NoError(t, err)
+	assert.Equal(t, uint32(1), read(), "cancelled work does not run")
+}

@@ -27,9 +27,10 @@ type kernelState struct {
 	majors, miscMinors int      // dynamic device numbers handed out
 	objects            []string // kernel objects created for modules (classes, devices, proc entries)
 
-	timers map[uint64]uint64 // armed timer_list addresses -> expiry in jiffies
-	rng    *rand.Rand        // get_random_bytes and friends, seeded: runs are reproducible
-	work   []uint64          // queued work_struct addresses, in order
+	timers  map[uint64]uint64 // armed timer_list (or delayed_work) addresses -> expiry in jiffies
+	delayed map[uint64]bool   // which timers entries are delayed work rather than timer_lists
+	rng     *rand.Rand        // get_random_bytes and friends, seeded: runs are reproducible
+	work    []uint64          // queued work_struct addresses, in order
 }
 
 func newKernelState(m *Machine) *kernelState {

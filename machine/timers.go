@@ -24,6 +24,10 @@ func init() {
 	register("flush_work", hFlushWork)
 	register("__flush_workqueue", hFlushWorkqueue)
 	register("flush_workqueue", hFlushWorkqueue)
+	register("queue_delayed_work_on", hQueueDelayedWorkOn)
+	register("mod_delayed_work_on", hQueueDelayedWorkOn)
+	register("cancel_delayed_work", hCancelDelayedWork)
+	register("cancel_delayed_work_sync", hCancelDelayedWork)
 	register("alloc_workqueue", hNewObject("workqueue_struct"))
 	register("destroy_workqueue", hFlushWorkqueue)
 }
@@ -37,6 +41,7 @@ var systemWorkqueues = []string{
 // initWorkqueues creates the system workqueues.
 func (k *kernelState) initWorkqueues() error {
 	k.timers = map[uint64]uint64{}
+	k.delayed = map[uint64]bool{}
 	for _, name := range systemWorkqueues {
 		size, ok := k.m.structSize("workqueue_struct")
 		if !ok {
@@ -95,6 +100,38 @@ func hAddTimer(m *Machine, t *Trap) (uint64, error) {
 func hDelTimer(m *Machine, t *Trap) (uint64, error) {
 	if _, pending := m.kernel.timers[t.Arg(0)]; pending {
 		delete(m.kernel.timers, t.Arg(0))
+		return 1, nil
+	}
+	return 0, nil
+}
+
+// queue_delayed_work_on(cpu, wq, dwork, delay): the work (at the start of struct delayed_work) is
+// queued once delay jiffies have passed; with no delay at once. mod_delayed_work_on re-arms.
+func hQueueDelayedWorkOn(m *Machine, t *Trap) (uint64, error) {
+	k, dwork, delay := m.kernel, t.Arg(2), t.Arg(3)
+	_, armed := k.timers[dwork]
+	if armed && t.Name == "queue_delayed_work_on" {
+		return 0, nil
+	}
+	if delay == 0 {
+		delete(k.timers, dwork)
+		delete(k.delayed, dwork)
+		return hQueueWorkOn(m, t)
+	}
+	k.timers[dwork] = k.clock.jiffies() + delay
+	k.delayed[dwork] = true
+	if t.Name == "mod_delayed_work_on" && !armed {
+		return 0, nil // mod_delayed_work_on: false when the work was idle
+	}
+	return 1, nil
+}
+
+func hCancelDelayedWork(m *Machine, t *Trap) (uint64, error) {
+	k, dwork := m.kernel, t.Arg(0)
+	_, armed := k.timers[dwork]
+	delete(k.timers, dwork)
+	delete(k.delayed, dwork)
+	if k.dequeueWork(dwork) || armed {
 		return 1, nil
 	}
 	return 0, nil
@@ -212,6 +249,12 @@ func (m *Machine) Idle(ns uint64) (int, error) {
 		}
 		delete(k.timers, timer)
 		events++
+		if k.delayed[timer] {
+			// delayed_work_timer_fn: the delay is over, the work joins its queue.
+			delete(k.delayed, timer)
+			k.work = append(k.work, timer)
+			continue
+		}
 		fn, err := m.structWord("timer_list", "function", timer)
 		if err != nil {
 			return events, err
