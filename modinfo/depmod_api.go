@@ -272,3 +272,7 @@ func (f *elfFile) sectionRange(name string) (off, size uint64, err error) {
 	}
 	return 0, 0, syscall.ENOENT
 }
+
+// Strerror renders an error as glibc's strerror renders its errno, for tools that print kmod's
+// messages (depmod).
+func Strerror(err error) string { return strerror(err) }
