@@ -142,7 +142,10 @@ func symbolString(f Frame) string {
 		}
 		return "??"
 	}
-	s := fmt.Sprintf("%s+%#x/%#x", f.Symbol, f.Offset, f.Size)
+	s := fmt.Sprintf("%s+%#x", f.Symbol, f.Offset)
+	if f.Size != 0 { // unknown for the last symbol of a kallsyms owner
+		s += fmt.Sprintf("/%#x", f.Size)
+	}
 	if f.Module != "" {
 		s += " [" + f.Module + "]"
 	}
