@@ -124,3 +124,28 @@ func TestDevMessage(t *testing.T) {
 	assert.Equal(t, "cont", r[1].Text)
 	assert.Equal(t, Record{Seq: 2, Level: 4, TimeNS: 7000, Text: "(NULL device *): no dev", Final: true}, r[2])
 }
+
+func TestNetdevMessage(t *testing.T) {
+	tests := []struct {
+		name string
+		dev  *NetDevice
+		want Record
+	}{
+		{"with a parent", &NetDevice{Name: "eth0", RegState: NetregRegistered, Parent: true, ParentDriver: "e1000e", ParentName: "0000:00:19.0"},
+			Record{Level: 3, Text: "e1000e 0000:00:19.0 eth0: link down", Final: true}},
+		{"unregistered, templated name", &NetDevice{Name: "eth%d", RegState: NetregUninitialized, Parent: true, ParentDriver: "e1000e", ParentName: "0000:00:19.0"},
+			Record{Level: 3, Text: "e1000e 0000:00:19.0 (unnamed net_device) (uninitialized): link down", Final: true}},
+		{"no parent", &NetDevice{Name: "dummy0", RegState: NetregDummy},
+			Record{Level: 3, Text: "dummy0 (dummy): link down", Final: true}},
+		{"unknown state", &NetDevice{Name: "x", RegState: 9},
+			Record{Level: 3, Text: "x (unknown): link down", Final: true}},
+		{"NULL", nil, Record{Level: 3, Text: "(NULL net_device): link down", Final: true}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var l Log
+			l.Store(NetdevMessage(LevelErr, tc.dev, []byte("link down\n"), 0, 0))
+			assert.Equal(t, []Record{tc.want}, l.Records())
+		})
+	}
+}
