@@ -178,6 +178,7 @@ func TestFaultFixtures(t *testing.T) {
 			"#PF: error_code(0x0002) - not-present page",
 			"Oops: 0002 [#1] PREEMPT SMP NOPTI",
 			"CPU: 0 PID: 1000 Comm: insmod Tainted: G           OE      6.1.0-56-amd64 #1",
+			" do_one_initcall+0x41/0x220", // the ORC unwinder vouches for init's return address
 			"Modules linked in: fault_null(OE+)",
 			"CR2: 0000000000000008",
 			"---[ end trace 0000000000000000 ]---",
@@ -204,6 +205,7 @@ func TestFaultFixtures(t *testing.T) {
 		{fixture: "fault_recursion", ripSym: "fault_recurse", killed: true, lines: []string{
 			"fault_recursion: recursing, limit -1",
 			"stack guard page: 0000 [#1] PREEMPT SMP NOPTI",
+			" fault_recurse+0x44/0x6b [fault_recursion]",
 			"Modules linked in: fault_recursion(OE+)",
 		}},
 		{fixture: "fault_uaf_init", ripSym: "fault_uaf_timer_fn", idle: 1e9, lines: []string{

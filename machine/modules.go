@@ -179,19 +179,24 @@ func (m *Machine) isText(addr uint64) bool {
 	return ok && m.isFunction(s)
 }
 
-// printCallTrace is show_trace_log_lvl() without an unwinder: every word on the stack between RSP and
-// the top that points into code is printed as an unreliable ("? ") return address, as the kernel's
-// stack scan does for what the ORC unwinder cannot vouch for.
+// printCallTrace is show_trace_log_lvl(): every code address on the stack between RSP and the top,
+// without "? " where the ORC unwinder vouches for it as a return address (orc.go).
 func (m *Machine) printCallTrace(r *regsSnapshot) {
 	m.logf(levelWarning, "Call Trace:")
 	m.logf(levelWarning, " <TASK>")
 	if r.rsp <= m.stackTop && r.rsp >= m.stackTop-threadSize {
+		reliable := m.reliableSlots(r.rip, r.rsp, r.gp[6])
 		for sp := r.rsp &^ 7; sp < m.stackTop; sp += 8 {
 			v, err := m.ReadU64(sp)
 			if err != nil {
 				break
 			}
-			if m.isText(v) {
+			if !m.isText(v) {
+				continue
+			}
+			if reliable[sp] {
+				m.logf(levelWarning, " %s", m.formatB(v))
+			} else {
 				m.logf(levelWarning, " ? %s", m.formatB(v))
 			}
 		}
