@@ -38,6 +38,7 @@ type Kernel struct {
 	modules []*Module            // in load order; the kernel's list is the reverse (list_add_rcu at the head)
 	byName  map[string]*Module   // every registered module, formed or not
 	exports map[string][]*Export // the exports of registered modules by name, for find_symbol
+	vmlinux map[string]int       // index into the profile's Exports of each vmlinux export, built on first use
 	taint   Taint
 	once    map[string]bool // pr_*_once() sites already printed
 	params  *paramLayout    // struct kernel_param & co, from BTF on first use

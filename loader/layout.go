@@ -115,12 +115,11 @@ func (info *loadInfo) layoutSymtab() error {
 	}
 	info.place[info.idxSym] = placed{ok: true, region: InitRegion, off: off}
 
-	strtab := f.sectionData(info.idxStr)
 	var ndst, strtabSize uint64
 	livepatch := info.mod.Taints&TaintLivepatch != 0
 	for i := range info.syms {
 		if i == 0 || livepatch || info.isCoreSymbol(&info.syms[i]) {
-			strtabSize += uint64(len(cstring(strtab, uint64(info.syms[i].NameOff)))) + 1
+			strtabSize += uint64(len(info.syms[i].Name)) + 1
 			ndst++
 		}
 	}

@@ -2,8 +2,6 @@ package loader
 
 import (
 	"fmt"
-	"cmp"
-	"slices"
 	"strings"
 	"syscall"
 )
@@ -442,14 +440,4 @@ func (info *loadInfo) completeFormation() error {
 	m.State = Coming
 	m.refcnt = 1 // the init reference: module_refcount() reads 1 until init finishes
 	return nil
-}
-
-// sortedSymbols orders kallsyms symbols by address, then name.
-func sortedSymbols(s []Symbol) {
-	slices.SortFunc(s, func(a, b Symbol) int {
-		if c := cmp.Compare(a.Addr, b.Addr); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Name, b.Name)
-	})
 }

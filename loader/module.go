@@ -183,7 +183,7 @@ type Module struct {
 	InitFunc   uint64 // init_module(), 0 when the module has none
 	ExitFunc   uint64 // cleanup_module(), 0 when the module has none
 
-	Symbols  []Symbol // kallsyms view: core and init symbols sorted by address
+	Symbols  []Symbol // kallsyms view, in symbol-table order as /proc/kallsyms lists them
 	Exports  []Export // what it exports, sorted by name
 	ExTable  []ExTableEntry
 	BugTable []BugEntry

@@ -1,8 +1,8 @@
 package loader
 
 import (
-	"fmt"
 	"cmp"
+	"fmt"
 	"slices"
 	"sort"
 	"syscall"
@@ -213,7 +213,6 @@ func (info *loadInfo) buildKallsyms() {
 		}
 		m.Symbols = append(m.Symbols, Symbol{Name: s.Name, Addr: s.Value, Size: s.Size, Type: typ, Init: p.ok && p.region == InitRegion})
 	}
-	sortedSymbols(m.Symbols)
 }
 
 var _ = fmt.Sprintf

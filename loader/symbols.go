@@ -9,7 +9,16 @@ import (
 // exports when gplok is false. vmlinux exports come from the profile (Module.symvers rows owned by
 // vmlinux), with their addresses from System.map.
 func (k *Kernel) findSymbol(name string, gplok bool) (Export, bool) {
-	if e, ok := k.prof.Export(name); ok && e.Module == "vmlinux" && (gplok || !e.GPLOnly) {
+	if k.vmlinux == nil {
+		k.vmlinux = make(map[string]int, len(k.prof.Exports))
+		for i, e := range k.prof.Exports {
+			if e.Module == "vmlinux" {
+				k.vmlinux[e.Name] = i
+			}
+		}
+	}
+	if i, ok := k.vmlinux[name]; ok && (gplok || !k.prof.Exports[i].GPLOnly) {
+		e := &k.prof.Exports[i]
 		out := Export{Name: name, CRC: e.CRC, HasCRC: e.HasCRC, GPLOnly: e.GPLOnly, Namespace: e.Namespace}
 		s, ok := k.prof.Lookup(name)
 		out.Addr, out.addrKnown = s.Addr, ok
