@@ -63,7 +63,8 @@ func (b *builder) close(atEOF bool) *Report {
 	r := b.r
 	if !b.ended {
 		// Reports that end with "---[ end trace": all but lockups, panics and "BUG: <something>" warnings.
-		hasEnd := r.Kind != KindSoftLockup && r.Kind != KindPanic && (r.Kind != KindBug || r.BugAt != "")
+		hasEnd := r.Kind != KindSoftLockup && r.Kind != KindPanic && r.Kind != KindHungTask && r.Kind != KindRCUStall &&
+			(r.Kind != KindBug || r.BugAt != "")
 		switch {
 		case len(b.context) > 0 && b.stack != nil:
 			r.Truncated = true // inside <TASK> or <IRQ>

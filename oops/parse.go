@@ -141,6 +141,10 @@ var headerPatterns = []headerPattern{
 	{re: regexp.MustCompile(`^WARNING: `), kind: KindWarning},
 	{re: regexp.MustCompile(`^general protection fault(?:, probably for non-canonical address 0x([0-9a-f]+))?`), kind: KindGPF, fields: setGPF},
 	{re: regexp.MustCompile(`^BUG: `), kind: KindBug},
+	{re: regexp.MustCompile(`^INFO: task (.*):(\d+) blocked for more than \d+ seconds`), kind: KindHungTask,
+		fields: func(r *Report, m []string) { r.Comm, r.PID = m[1], atoiPtr(m[2]) }},
+	{re: regexp.MustCompile(`^(?:rcu: )?INFO: rcu_\w+ (?:self-)?detected stalls? on CPUs?`), kind: KindRCUStall},
+	{re: regexp.MustCompile(`^UBSAN: \S+ in ([^\s:]+:\d+)`), kind: KindUBSAN, fields: func(r *Report, m []string) { r.BugAt = m[1] }},
 	{re: regexp.MustCompile(`^Kernel panic - not syncing: ?(.*)`), kind: KindPanic, fields: func(r *Report, m []string) { r.Panic = m[1] }},
 	{re: regexp.MustCompile(`^(?:Oops|invalid opcode|divide error|int3|stack segment|double fault|alignment check|bounds)(?:: [0-9a-f]{4})? \[#\d+\]`), kind: KindOops, oopsLine: true},
 }

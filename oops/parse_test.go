@@ -383,6 +383,21 @@ func TestParseMore(t *testing.T) {
 			},
 		},
 		{
+			name: "hung task, RCU stall, UBSAN",
+			log: "[ 1.0] INFO: task kworker/0:1:42 blocked for more than 120 seconds.\n[ 1.1] Call Trace:\n[ 1.2]  schedule+0x1/0x2\n" +
+				"[ 2.0] rcu: INFO: rcu_preempt self-detected stall on CPU\n[ 2.1] RIP: 0010:spin+0x1/0x2 [m]\n" +
+				"[ 3.0] UBSAN: array-index-out-of-bounds in drivers/x/y.c:12:5\n[ 3.1] Call Trace:\n[ 3.2]  f+0x1/0x2\n",
+			titles: []string{"INFO: task kworker/0:1:42 blocked for more than 120 seconds.", "rcu: INFO: rcu_preempt self-detected stall on CPU",
+				"UBSAN: array-index-out-of-bounds in drivers/x/y.c:12:5"},
+			kinds: []Kind{KindHungTask, KindRCUStall, KindUBSAN},
+			check: func(t *testing.T, rs []*Report) {
+				assert.Equal(t, "kworker/0:1", rs[0].Comm)
+				assert.Equal(t, 42, *rs[0].PID)
+				assert.False(t, rs[0].Truncated)
+				assert.Equal(t, "drivers/x/y.c:12", rs[2].BugAt)
+			},
+		},
+		{
 			name: "Code: line wrapped in an unstamped log",
 			log: "kernel BUG at lib/x.c:1!\ninvalid opcode: 0000 [#1] SMP\nRIP: 0010:f+0x4/0x10\n" +
 				"Code: 90 90 90 90 f3 0f 1e fa\n<0f> 0b c3\nCall Trace:\n g+0x1/0x2\n---[ end trace 0 ]---\n",

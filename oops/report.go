@@ -12,6 +12,9 @@ const (
 	KindGPF        Kind = "gpf"         // "general protection fault"
 	KindSoftLockup Kind = "soft-lockup" // "watchdog: BUG: soft lockup"
 	KindKASAN      Kind = "kasan"       // "BUG: KASAN: ..."
+	KindHungTask   Kind = "hung-task"   // "INFO: task x:123 blocked for more than 120 seconds."
+	KindRCUStall   Kind = "rcu-stall"   // "rcu: INFO: rcu_preempt self-detected stall on CPU"
+	KindUBSAN      Kind = "ubsan"       // "UBSAN: array-index-out-of-bounds in file:line"
 	KindPanic      Kind = "panic"       // "Kernel panic - not syncing" with no report before it
 	KindOops       Kind = "oops"        // an "Oops:"/"invalid opcode:"-style line whose header was lost
 )
