@@ -1,0 +1,315 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+
+	"kemu/loader"
+	"kemu/machine"
+)
+
+// insmod, rmmod, lsmod and modprobe with kmod's messages and exit statuses. kmod prints its errors
+// as "<tool>: ERROR: ..." (or "FATAL:" for modprobe's lookups) on standard error and exits 1; a tool
+// whose task died in module code is killed, which the shell reports as "Killed", status 137.
+
+// Exit statuses.
+const (
+	statusOK     = 0
+	statusFailed = 1
+	statusKilled = 137 // 128 + SIGKILL: the shell's status for a task killed by an oops
+)
+
+// InsmodError is kmod insmod's report of a failed load of file and the exit status: "insmod: ERROR:
+// could not insert module FILE: REASON" (mod_strerror's reason for the errno), or "Killed" when the
+// module's init oopsed and took the task with it.
+func InsmodError(file string, err error) (string, int) {
+	if errors.Is(err, machine.ErrKilled) {
+		return "Killed", statusKilled
+	}
+	if errno := loader.Errno(err); errno != 0 {
+		return fmt.Sprintf("insmod: ERROR: could not insert module %s: %s", file, loader.InsmodReason(errno)), statusFailed
+	}
+	return fmt.Sprintf("insmod: ERROR: could not insert module %s: %v", file, err), statusFailed
+}
+
+// strerror is the C library's message for an error: "No such file or directory".
+func strerror(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		err = errno
+	} else if e := loader.Errno(err); e != 0 {
+		err = e
+	} else {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+	}
+	s := err.Error()
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// readHostModule reads a module file from the host, decompressing it.
+func readHostModule(path string) ([]byte, error) { return loader.ReadFile(path) }
+
+func (s *Session) insmod(out *output, args []string) int {
+	if len(args) == 0 {
+		out.printf("insmod: ERROR: missing filename.\n")
+		return statusFailed
+	}
+	file := args[0]
+	image, err := s.readModuleFile(file)
+	if err != nil {
+		out.printf("insmod: ERROR: could not load module %s: %s\n", file, strerror(err))
+		return statusFailed
+	}
+	if _, err := s.m.Insmod(image, joinParams(args[1:]), file); err != nil {
+		msg, status := InsmodError(file, err)
+		out.printf("%s\n", msg)
+		return status
+	}
+	return statusOK
+}
+
+// rmmod is kmod's rmmod: for each name, the checks kmod makes before calling delete_module (loaded,
+// holders, reference count; skipped with -f), then delete_module itself.
+func (s *Session) rmmod(out *output, args []string) int {
+	force := false
+	var names []string
+	for _, a := range args {
+		switch {
+		case a == "-f" || a == "--force":
+			force = true
+		case a == "-v" || a == "--verbose" || a == "-s" || a == "--syslog":
+		case strings.HasPrefix(a, "-"):
+			out.printf("rmmod: invalid option -- '%s'\n", strings.TrimLeft(a, "-"))
+			return statusFailed
+		default:
+			names = append(names, a)
+		}
+	}
+	if len(names) == 0 {
+		out.printf("rmmod: ERROR: missing module name.\n")
+		return statusFailed
+	}
+	status := statusOK
+	for _, arg := range names {
+		name := loader.ModuleName(arg)
+		if !force {
+			if msg := s.inUse(name); msg != "" {
+				out.printf("rmmod: ERROR: %s\n", msg)
+				status = statusFailed
+				continue
+			}
+		}
+		if st := s.remove(out, name, force, "rmmod: ERROR: could not remove module "+arg); st != statusOK {
+			status = max(status, st)
+		}
+	}
+	return status
+}
+
+// inUse is kmod rmmod's check_module_inuse(): why name cannot be removed, "" when it can.
+func (s *Session) inUse(name string) string {
+	mod, ok := s.m.Registry().Find(name)
+	if !ok {
+		return fmt.Sprintf("Module %s is not currently loaded", name)
+	}
+	if holders := mod.UsedBy(); len(holders) > 0 {
+		names := make([]string, len(holders))
+		for i, h := range holders {
+			names[i] = h.Name
+		}
+		return fmt.Sprintf("Module %s is in use by: %s", name, strings.Join(names, " "))
+	}
+	if mod.Refcount() != 0 {
+		return fmt.Sprintf("Module %s is in use", name)
+	}
+	return ""
+}
+
+// remove calls delete_module for name (with O_TRUNC when forced) and reports a failure as
+// prefix + ": " + strerror. After a successful unload it records what the module left on the heap.
+func (s *Session) remove(out *output, name string, force bool, prefix string) int {
+	err := s.m.Rmmod(name, force)
+	switch {
+	case err == nil:
+		s.removed = append(s.removed, name)
+		s.noteLeaks(name)
+		return statusOK
+	case errors.Is(err, machine.ErrKilled):
+		out.printf("Killed\n")
+		return statusKilled
+	}
+	out.printf("%s: %s\n", prefix, strerror(err))
+	return statusFailed
+}
+
+func (s *Session) lsmod(out *output, args []string) int {
+	if len(args) != 0 {
+		out.printf("Usage: lsmod\n")
+		return statusFailed
+	}
+	out.write(s.m.Registry().Lsmod())
+	return statusOK
+}
+
+// modprobe is kmod's modprobe over the session's tree: load a module and its dependencies (those not
+// loaded yet, deepest first, the parameters going to the module asked for), or with -r remove it and
+// then every dependency nothing uses any more.
+func (s *Session) modprobe(out *output, args []string) int {
+	var remove, verbose, quiet bool
+	var rest []string
+	for i, a := range args {
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			rest = args[i:]
+			break
+		}
+		switch a {
+		case "-r", "--remove":
+			remove = true
+		case "-v", "--verbose":
+			verbose = true
+		case "-q", "--quiet":
+			quiet = true
+		default:
+			out.printf("modprobe: unrecognized option '%s'\n", a)
+			return statusFailed
+		}
+	}
+	if len(rest) == 0 {
+		out.printf("modprobe: ERROR: missing parameters. See -h.\n")
+		return statusFailed
+	}
+	log := func(format string, a ...any) {
+		if !quiet {
+			out.printf(format, a...)
+		}
+	}
+	if remove {
+		status := statusOK
+		for _, name := range rest {
+			status = max(status, s.modprobeRemove(out, log, name, verbose))
+		}
+		return status
+	}
+	return s.modprobeInsert(out, log, rest[0], joinParams(rest[1:]), verbose)
+}
+
+// modprobeInsert is modprobe's insmod(): look the name up, then insert each module of every match.
+func (s *Session) modprobeInsert(out *output, log func(string, ...any), name, params string, verbose bool) int {
+	matches := s.tree.Lookup(name)
+	if len(matches) == 0 {
+		log("modprobe: FATAL: Module %s not found in directory %s\n", name, s.tree.Dir())
+		return statusFailed
+	}
+	status := statusOK
+	for _, mod := range matches {
+		status = s.probeInsert(out, log, mod, params, verbose)
+	}
+	return status
+}
+
+// probeInsert is kmod_module_probe_insert_module(): the dependencies from the deepest, then the module
+// with its parameters, skipping what is loaded already. A failure is reported for mod, whichever
+// module of the chain failed, as modprobe does.
+func (s *Session) probeInsert(out *output, log func(string, ...any), mod, params string, verbose bool) int {
+	deps := s.tree.Deps(mod)
+	chain := make([]string, 0, len(deps)+1)
+	for i := len(deps) - 1; i >= 0; i-- {
+		chain = append(chain, deps[i])
+	}
+	chain = append(chain, mod)
+	for _, name := range chain {
+		if s.inKernel(name) {
+			continue
+		}
+		opts := ""
+		if name == mod {
+			opts = params
+		}
+		if verbose {
+			out.printf("insmod %s %s\n", s.tree.Path(name), opts)
+		}
+		err := s.insertFromTree(name, opts)
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, machine.ErrKilled) {
+			out.printf("Killed\n")
+			return statusKilled
+		}
+		switch loader.Errno(err) {
+		case syscall.EEXIST:
+			log("modprobe: ERROR: could not insert '%s': Module already in kernel\n", mod)
+		case syscall.ENOENT:
+			log("modprobe: ERROR: could not insert '%s': Unknown symbol in module, or unknown parameter (see dmesg)\n", mod)
+		default:
+			log("modprobe: ERROR: could not insert '%s': %s\n", mod, strerror(err))
+		}
+		return statusFailed
+	}
+	return statusOK
+}
+
+func (s *Session) insertFromTree(name, params string) error {
+	image, err := s.tree.Read(name)
+	if err != nil {
+		return err
+	}
+	_, err = s.m.Insmod(image, params, s.tree.Path(name))
+	return err
+}
+
+// inKernel is kmod's module_is_inkernel(): loaded, live or still in its init.
+func (s *Session) inKernel(name string) bool {
+	mod, ok := s.m.Registry().Find(name)
+	return ok && (mod.State == loader.Live || mod.State == loader.Coming)
+}
+
+// modprobeRemove is modprobe -r for one name: nothing to do when it is not loaded; refused while it
+// is in use; otherwise removed, then each of its dependencies nothing else uses (errors there are
+// not fatal).
+func (s *Session) modprobeRemove(out *output, log func(string, ...any), name string, verbose bool) int {
+	matches := s.tree.Lookup(name)
+	if len(matches) == 0 {
+		if _, loaded := s.m.Registry().Find(loader.ModuleName(name)); !loaded {
+			log("modprobe: FATAL: Module %s not found.\n", name)
+			return statusFailed
+		}
+		matches = []string{loader.ModuleName(name)}
+	}
+	for _, mod := range matches {
+		m, ok := s.m.Registry().Find(mod)
+		if !ok {
+			continue
+		}
+		if m.Refcount() > 0 {
+			log("modprobe: FATAL: Module %s is in use.\n", mod)
+			return statusFailed
+		}
+		if st := s.modprobeRemoveOne(out, mod, verbose); st != statusOK {
+			return st
+		}
+		for _, dep := range s.tree.Deps(mod) {
+			if d, ok := s.m.Registry().Find(dep); ok && d.Refcount() == 0 {
+				s.modprobeRemoveOne(out, dep, verbose)
+			}
+		}
+	}
+	return statusOK
+}
+
+// modprobeRemoveOne is rmmod_do_remove_module(); libkmod reports a failed delete_module.
+func (s *Session) modprobeRemoveOne(out *output, name string, verbose bool) int {
+	if verbose {
+		out.printf("rmmod %s\n", name)
+	}
+	return s.remove(out, name, false, fmt.Sprintf("modprobe: ERROR: could not remove '%s'", name))
+}

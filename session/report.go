@@ -1,0 +1,221 @@
+package session
+
+import (
+	"regexp"
+	"strings"
+
+	"kemu/machine"
+	"kemu/printk"
+	"kemu/slab"
+)
+
+// Report is the behaviour report of a session (kemu run/shell/insmod/modprobe --report FILE): what
+// the modules asked of the kernel and what they left behind. Fields the machine cannot observe yet
+// are listed in NotObserved rather than reported empty.
+type Report struct {
+	// Kernel is the release the machine ran (uname -r).
+	Kernel string `json:"kernel"`
+	// Commands is every command of the session with its output and exit status, in order.
+	Commands []Record `json:"commands"`
+	// Calls counts the calls module code made into each kernel function, most called first, with the
+	// first call site; Unimplemented is the subset kemu has no handler for (each returned 0).
+	Calls         []machine.CallStat `json:"calls"`
+	Unimplemented []machine.CallStat `json:"unimplemented"`
+	// Modules is the modules still loaded when the report was made, as /proc/modules lists them.
+	Modules []ModuleState `json:"modules"`
+	// Unloaded is the modules the session unloaded, in order.
+	Unloaded []string `json:"unloaded"`
+	// Registrations is the kernel objects the kernel created on modules' behalf and still holds
+	// (classes, devices, proc entries), as "struct@address from module:function+offset".
+	Registrations []string `json:"registrations"`
+	// PendingTimers and QueuedWork count the timers still armed and work items not yet run.
+	PendingTimers int `json:"pending_timers"`
+	QueuedWork    int `json:"queued_work"`
+	// Problems is every oops, warning, soft lockup and panic the kernel logged, with the command
+	// that was running.
+	Problems []Problem `json:"problems"`
+	// Taint is the kernel's taint flags as an oops header prints them ("Not tainted" or
+	// "Tainted: P  O E"), TaintLetters the set letters alone.
+	Taint        string `json:"taint"`
+	TaintLetters string `json:"taint_letters"`
+	// Leaks is every heap allocation a module made that was still allocated after the module was
+	// unloaded, with the code that allocated it.
+	Leaks []Leak `json:"leaks"`
+	// HeapLive is every heap allocation module code made that is still allocated (loaded modules'
+	// memory in use, and leaks), by caller.
+	HeapLive []Leak `json:"heap_live"`
+	// VirtualTimeNS is the machine's virtual clock at the end: nanoseconds since boot.
+	VirtualTimeNS uint64 `json:"virtual_time_ns"`
+	// NotObserved names what the report cannot say yet because the machine does not record it.
+	NotObserved []string `json:"not_observed"`
+}
+
+// ModuleState is one loaded module.
+type ModuleState struct {
+	Name     string   `json:"name"`
+	State    string   `json:"state"` // the module's state (loader.State's name)
+	Size     uint64   `json:"size"`  // core size in bytes
+	Refcount int      `json:"refcount"`
+	UsedBy   []string `json:"used_by"`
+	Taints   string   `json:"taints"` // the module's taint letters ("OE")
+}
+
+// Problem is one oops, warning, lockup or panic in the kernel log.
+type Problem struct {
+	Kind    string `json:"kind"`             // oops, warning, soft_lockup, panic, unimplemented
+	Command string `json:"command"`          // the session command during which it was logged
+	Title   string `json:"title"`            // the first line of the report ("BUG: kernel NULL pointer dereference, ...")
+	Marker  string `json:"marker,omitempty"` // the oops line with its number ("Oops: 0002 [#1] PREEMPT SMP NOPTI")
+	RIP     string `json:"rip,omitempty"`    // "RIP: 0010:function+0x../0x.. [module]"
+}
+
+// Leak is one live heap allocation.
+type Leak struct {
+	Module string `json:"module"` // the module whose code allocated it
+	Addr   uint64 `json:"addr"`
+	Size   uint64 `json:"size"`   // bytes requested
+	Cache  string `json:"cache"`  // the slab cache it came from ("kmalloc-4k")
+	Caller string `json:"caller"` // module:function+offset of the allocating call
+}
+
+// notObserved is what the machine cannot report yet.
+var notObserved = []string{
+	"memory written outside the module's own memory: the machine does not track writes to kernel data",
+	"TLB statistics: the machine does not run a TLB model during sessions",
+}
+
+// Report summarises the session so far.
+func (s *Session) Report() *Report {
+	reg := s.m.Registry()
+	taint := s.m.Tainted()
+	timers, work := s.m.Pending()
+	r := &Report{
+		Kernel:        s.prof.Release,
+		Commands:      nonNil(s.records),
+		Calls:         nonNil(s.m.CallStats()),
+		Unimplemented: nonNil(s.m.Unimplemented()),
+		Unloaded:      nonNil(s.removed),
+		Registrations: nonNil(s.m.KernelObjects()),
+		PendingTimers: timers,
+		QueuedWork:    work,
+		Problems:      nonNil(s.problems),
+		Taint:         taint.KernelString(),
+		TaintLetters:  taint.String(),
+		Leaks:         nonNil(s.leaks),
+		HeapLive:      nonNil(moduleHeap(s.m.HeapObjects(), s.kernelObjectAddrs(), "")),
+		VirtualTimeNS: s.m.Now(),
+		NotObserved:   notObserved,
+	}
+	r.Modules = []ModuleState{}
+	for _, mod := range reg.Modules() {
+		ms := ModuleState{Name: mod.Name, State: mod.State.String(), Size: mod.Core.Size, Refcount: mod.Refcount(),
+			UsedBy: []string{}, Taints: mod.Taints.String()}
+		for _, h := range mod.UsedBy() {
+			ms.UsedBy = append(ms.UsedBy, h.Name)
+		}
+		r.Modules = append(r.Modules, ms)
+	}
+	return r
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// noteLeaks records what module name left on the heap once it was unloaded: allocations whose
+// allocating call was in its code. Objects the kernel created for it (devices, proc entries) are the
+// kernel's to free and not counted.
+func (s *Session) noteLeaks(name string) {
+	s.leaks = append(s.leaks, moduleHeap(s.m.HeapObjects(), s.kernelObjectAddrs(), name)...)
+}
+
+// moduleHeap is the allocations made by module code (of module only, unless it is ""), minus the
+// kernel objects at skip.
+func moduleHeap(objs []slab.Allocation, skip map[uint64]bool, module string) []Leak {
+	var out []Leak
+	for _, a := range objs {
+		mod, _, ok := strings.Cut(a.Caller.Label, ":")
+		if !ok || a.Caller.Addr == 0 || skip[a.Addr] || (module != "" && mod != module) {
+			continue
+		}
+		out = append(out, Leak{Module: mod, Addr: a.Addr, Size: a.Requested, Cache: a.Cache, Caller: a.Caller.Label})
+	}
+	return out
+}
+
+// kernelObjectAddrs is the addresses of the kernel objects the machine created for modules, parsed
+// from its "struct@0xaddr from caller" descriptions.
+func (s *Session) kernelObjectAddrs() map[uint64]bool {
+	addrs := map[uint64]bool{}
+	for _, o := range s.m.KernelObjects() {
+		_, rest, ok := strings.Cut(o, "@")
+		if !ok {
+			continue
+		}
+		hex, _, _ := strings.Cut(rest, " ")
+		if v, err := parseInt(hex); err == nil {
+			addrs[v] = true
+		}
+	}
+	return addrs
+}
+
+// Patterns of the first lines of the kernel's problem reports.
+var (
+	oopsMarker = regexp.MustCompile(`^[A-Za-z][^:]*: [0-9a-f]{4} \[#\d+\]`)
+	oopsTitle  = regexp.MustCompile(`^(BUG: |kernel BUG at |Kernel BUG at |kernel tried to execute )`)
+)
+
+// noteOopses collects the problem reports the kernel logged while command ran.
+func (s *Session) noteOopses(command string) {
+	var recs []printk.Record
+	for _, r := range s.m.LogRecords() {
+		if r.Seq >= s.logSeq {
+			recs = append(recs, r)
+		}
+	}
+	title := ""
+	for i, r := range recs {
+		text := r.Text
+		p := Problem{Command: command, Title: text}
+		switch {
+		case strings.HasPrefix(text, "watchdog: BUG: soft lockup"):
+			p.Kind = "soft_lockup"
+		case oopsTitle.MatchString(text):
+			title = text
+			continue
+		case oopsMarker.MatchString(text):
+			p.Kind, p.Marker = "oops", text
+			if title != "" {
+				p.Title = title
+			}
+		case strings.HasPrefix(text, "WARNING: CPU: "):
+			p.Kind = "warning"
+		case strings.HasPrefix(text, "Kernel panic - not syncing"):
+			p.Kind = "panic"
+		case strings.HasPrefix(text, "kemu: unimplemented kernel function"):
+			p.Kind = "unimplemented"
+		default:
+			continue
+		}
+		title = ""
+		p.RIP = ripAfter(recs[i+1:])
+		s.problems = append(s.problems, p)
+	}
+}
+
+// ripAfter is the RIP line of the register dump that follows a report's first line.
+func ripAfter(recs []printk.Record) string {
+	for _, r := range recs {
+		if strings.HasPrefix(r.Text, "RIP: ") {
+			return r.Text
+		}
+		if strings.HasPrefix(r.Text, "---[ end trace") {
+			break
+		}
+	}
+	return ""
+}

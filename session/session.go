@@ -1,0 +1,208 @@
+// Package session drives one emulated machine with the commands a user types at a root shell to
+// load, exercise and unload kernel modules: insmod, rmmod, lsmod, modprobe, dmesg, cat, echo > FILE,
+// ioctl and sleep. Each command prints exactly what the real tool prints on Linux (kmod's messages
+// and formats, the kernel's /proc files, dmesg's time stamps), so a session script reads like a
+// transcript of a real machine and its output can be compared with one.
+//
+// A Session executes one command line at a time (Exec) and keeps a Record of each: the command,
+// what it printed (standard output and standard error interleaved, as a terminal shows them) and its
+// exit status. A failing command does not end the session, as in a shell. Script runs a whole script
+// and writes the transcript ("# command" lines followed by their output). Report summarises what the
+// modules did to the kernel: API calls, registrations, oopses, taints and leaks.
+//
+// The files of the package, top-down: session.go (the Session, scripts and the command table),
+// kmod.go (insmod, rmmod, lsmod, modprobe and kmod's messages), files.go (cat, echo, ioctl and the
+// files the session serves), dmesg.go (dmesg and sleep), words.go (the command-line syntax),
+// tree.go (the module directory modprobe searches) and report.go (the behaviour report).
+package session
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"kemu/machine"
+	"kemu/profile"
+)
+
+// Options are the choices made when a session starts.
+type Options struct {
+	// Machine configures the machine the session boots.
+	Machine machine.Options
+	// Tree is the module directory modprobe searches; nil means the fixtures embedded in kemu, as the
+	// module directory of the profile's release.
+	Tree *Tree
+	// ReadFile reads the module files insmod is given. nil means the host file system, falling back to
+	// the tree's file of that name for a bare file name ("insmod hello.ko" finds the embedded fixture).
+	ReadFile func(path string) ([]byte, error)
+}
+
+// Record is one command the session executed.
+type Record struct {
+	Command string `json:"command"` // the line as typed
+	Output  string `json:"output"`  // what it printed, standard output and error interleaved
+	Status  int    `json:"status"`  // exit status: 0 success, 1 failure, 137 killed (the task oopsed)
+}
+
+// Session is one machine driven by commands. It is not safe for concurrent use.
+type Session struct {
+	m    *machine.Machine
+	prof *profile.Profile
+	tree *Tree
+	opts Options
+
+	records   []Record
+	dmesgSeq  uint64 // dmesg -c cleared every record before this sequence number
+	logSeq    uint64 // the first log record the current command may have produced
+	problems  []Problem
+	leaks     []Leak
+	removed   []string // modules unloaded during the session, in order
+	commandNo int
+}
+
+// New boots a machine for prof and returns a session driving it.
+func New(prof *profile.Profile, opts Options) (*Session, error) {
+	if opts.Tree == nil {
+		t, err := EmbeddedTree(prof.Release)
+		if err != nil {
+			return nil, fmt.Errorf("session: embedded modules: %w", err)
+		}
+		opts.Tree = t
+	}
+	m, err := machine.New(prof, opts.Machine)
+	if err != nil {
+		return nil, fmt.Errorf("session: %w", err)
+	}
+	return &Session{m: m, prof: prof, tree: opts.Tree, opts: opts}, nil
+}
+
+// Close releases the machine.
+func (s *Session) Close() error { return s.m.Close() }
+
+// Machine is the machine the session drives, for callers that inspect it further.
+func (s *Session) Machine() *machine.Machine { return s.m }
+
+// Records is every command executed so far, oldest first.
+func (s *Session) Records() []Record { return s.records }
+
+// command is one built-in: it writes what the tool prints to out and returns the exit status.
+type command struct {
+	run   func(s *Session, out *output, args []string) int
+	usage string // the synopsis help prints
+}
+
+// commands is the session's command table; help lists it.
+var commands map[string]command
+
+func init() {
+	commands = map[string]command{
+		"insmod":   {(*Session).insmod, "insmod FILE [name=value ...]"},
+		"rmmod":    {(*Session).rmmod, "rmmod [-f] NAME ..."},
+		"lsmod":    {(*Session).lsmod, "lsmod"},
+		"modprobe": {(*Session).modprobe, "modprobe [-v] [-q] NAME [name=value ...] | modprobe -r [-v] [-q] NAME ..."},
+		"dmesg":    {(*Session).dmesg, "dmesg [-c | -C]"},
+		"cat":      {(*Session).cat, "cat PATH ..."},
+		"echo":     {(*Session).echo, "echo [-n] TEXT ... [> PATH]"},
+		"ioctl":    {(*Session).ioctl, "ioctl PATH CMD [ARG]"},
+		"sleep":    {(*Session).sleep, "sleep DURATION (1s, 250ms, 0.5)"},
+		"help":     {(*Session).help, "help"},
+	}
+}
+
+// Exec runs one command line and records it. Blank lines and comments (#) are not commands: Exec
+// returns ok false for them and records nothing.
+func (s *Session) Exec(line string) (rec Record, ok bool) {
+	text := strings.TrimSpace(line)
+	if text == "" || strings.HasPrefix(text, "#") {
+		return Record{}, false
+	}
+	s.commandNo++
+	s.logSeq = s.nextLogSeq()
+	out := &output{}
+	status := s.execWords(out, text)
+	rec = Record{Command: text, Output: out.String(), Status: status}
+	s.records = append(s.records, rec)
+	s.noteOopses(text)
+	return rec, true
+}
+
+func (s *Session) execWords(out *output, text string) int {
+	words, err := splitWords(text)
+	if err != nil {
+		out.printf("kemu: %v\n", err)
+		return 2
+	}
+	if len(words) == 0 {
+		return 0
+	}
+	c, ok := commands[words[0]]
+	if !ok {
+		// What bash prints for a command it cannot find, with its status.
+		out.printf("%s: command not found\n", words[0])
+		return 127
+	}
+	return c.run(s, out, words[1:])
+}
+
+// Script runs every line of r and writes the transcript to w: each command after the prompt "# ",
+// then its output. It returns the exit status of the last command, as sh does; with errexit it stops
+// at the first failing command (sh -e).
+func (s *Session) Script(r io.Reader, w io.Writer, errexit bool) (int, error) {
+	status := 0
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		rec, ok := s.Exec(sc.Text())
+		if !ok {
+			continue
+		}
+		if _, err := fmt.Fprintf(w, "%s%s\n%s", Prompt, rec.Command, rec.Output); err != nil {
+			return status, err
+		}
+		status = rec.Status
+		if errexit && status != 0 {
+			break
+		}
+	}
+	return status, sc.Err()
+}
+
+// Prompt is the root shell prompt transcripts show before each command.
+const Prompt = "# "
+
+func (s *Session) help(out *output, args []string) int {
+	names := make([]string, 0, len(commands))
+	for name := range commands {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		out.printf("%s\n", commands[name].usage)
+	}
+	return 0
+}
+
+// output collects what a command prints. Standard output and error go to one stream, in order, as a
+// terminal shows them.
+type output struct{ b strings.Builder }
+
+func (o *output) printf(format string, args ...any) { fmt.Fprintf(&o.b, format, args...) }
+func (o *output) write(text string)                 { o.b.WriteString(text) }
+func (o *output) String() string                    { return o.b.String() }
+
+// readModuleFile reads the file insmod was given.
+func (s *Session) readModuleFile(path string) ([]byte, error) {
+	if s.opts.ReadFile != nil {
+		return s.opts.ReadFile(path)
+	}
+	image, err := readHostModule(path)
+	if err != nil && os.IsNotExist(err) && !strings.Contains(path, "/") {
+		if image, ok := s.tree.File(path); ok {
+			return image, nil
+		}
+	}
+	return image, err
+}
