@@ -1,6 +1,7 @@
 package oops
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -300,13 +301,16 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		reports, err := Parse(strings.NewReader(string(data)))
 		require.NoError(t, err)
+		sym := NewSymbolizer() // no sources: still disassembles whatever Code: bytes the input has
 		for _, r := range reports {
+			sym.Symbolize(r)
 			require.NotEmpty(t, r.Title)
 			require.LessOrEqual(t, r.FirstLine, r.LastLine)
 			if r.Code != nil {
 				require.Less(t, r.Code.Trap, len(r.Code.Bytes))
 			}
 		}
+		require.NoError(t, Format(io.Discard, reports))
 	})
 }
 
