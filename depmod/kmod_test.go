@@ -1,0 +1,250 @@
+package depmod
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/ulikunitz/xz"
+)
+
+// Differential tests: kmod's depmod and ours run on the same tree must write the same bytes.
+
+const (
+	fixtureDir = "../testdata/modules"
+	release    = "6.1.0-test"
+)
+
+// result is one depmod run.
+type result struct {
+	stdout, stderr string
+	code           int
+	files          map[string][]byte // the index files it left in the modules directory
+}
+
+func kmodDepmod(t testing.TB) string {
+	t.Helper()
+	for _, p := range []string{"/usr/sbin/depmod", "/sbin/depmod"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Skip("kmod's depmod is not installed")
+	return ""
+}
+
+// takeFiles reads and removes the index files of dir, so the next run starts from the same tree.
+func takeFiles(t testing.TB, dir string) map[string][]byte {
+	t.Helper()
+	files := map[string][]byte{}
+	for _, name := range FileNames() {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		require.NoError(t, err)
+		files[name] = data
+		require.NoError(t, os.Remove(filepath.Join(dir, name)))
+	}
+	return files
+}
+
+func runKmod(t testing.TB, modDir string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(kmodDepmod(t), args...)
+	cmd.Args[0] = "depmod"
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else {
+		require.NoError(t, err)
+	}
+	return result{out.String(), errb.String(), code, takeFiles(t, modDir)}
+}
+
+func runKemu(t testing.TB, modDir string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Main(args, &out, &errb)
+	return result{out.String(), errb.String(), code, takeFiles(t, modDir)}
+}
+
+// fixture reads a fixture module.
+func fixture(t testing.TB, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(fixtureDir, name+".ko"))
+	require.NoError(t, err)
+	return data
+}
+
+func compressXZ(t testing.TB, data []byte) []byte {
+	var b bytes.Buffer
+	w, err := xz.NewWriter(&b)
+	require.NoError(t, err)
+	_, err = w.Write(data)
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	return b.Bytes()
+}
+
+func compressZstd(t testing.TB, data []byte) []byte {
+	e, err := zstd.NewWriter(nil)
+	require.NoError(t, err)
+	defer e.Close()
+	return e.EncodeAll(data, nil)
+}
+
+// allFixtures lays every fixture out under extra/.
+func allFixtures(t testing.TB) map[string][]byte {
+	paths, err := filepath.Glob(filepath.Join(fixtureDir, "*.ko"))
+	require.NoError(t, err)
+	require.NotEmpty(t, paths)
+	files := map[string][]byte{}
+	for _, p := range paths {
+		files["extra/"+filepath.Base(p)] = fixture(t, strings.TrimSuffix(filepath.Base(p), ".ko"))
+	}
+	return files
+}
+
+// makeTree writes files (relative to the modules directory) into base/lib/modules/release.
+func makeTree(t testing.TB, files map[string][]byte) (base, modDir string) {
+	t.Helper()
+	base = t.TempDir()
+	modDir = filepath.Join(base, "lib/modules", release)
+	require.NoError(t, os.MkdirAll(modDir, 0o755))
+	for rel, data := range files {
+		p := filepath.Join(modDir, rel)
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, data, 0o644))
+	}
+	return base, modDir
+}
+
+func TestMatchesKmod(t *testing.T) {
+	kmodDepmod(t)
+	emptyConf := t.TempDir() // -C to a directory without files: no host depmod.d can interfere
+	hot := func() map[string][]byte {
+		files := map[string][]byte{}
+		for _, n := range []string{"hot0", "hot1", "hot2", "hot3", "hot4", "hot5", "hot6", "hot7", "hot8", "hot9", "producer", "consumer", "consumer_nons", "hello"} {
+			files["extra/"+n+".ko"] = fixture(t, n)
+		}
+		return files
+	}
+	tests := []struct {
+		name  string
+		files func() map[string][]byte
+		args  []string // after -b BASE; RELEASE is appended
+	}{
+		{"all fixtures", func() map[string][]byte { return allFixtures(t) }, nil},
+		{"dry run prints the text files", func() map[string][]byte { return allFixtures(t) }, []string{"-n"}},
+		{"modules.order puts listed modules first in its order", func() map[string][]byte {
+			f := hot()
+			f["modules.order"] = []byte("extra/hot9.ko\nextra/consumer.ko\nextra/missing.ko\nextra/hot0.ko\nextra/producer.ko\n")
+			return f
+		}, nil},
+		{"corrupt modules.order is ignored", func() map[string][]byte {
+			f := hot()
+			f["modules.order"] = []byte("extra/hot9.ko\nextra/consumer.ko")
+			return f
+		}, nil},
+		{"compressed modules keep their names, modules.order names them .ko", func() map[string][]byte {
+			f := hot()
+			f["extra/hot3.ko.xz"] = compressXZ(t, f["extra/hot3.ko"])
+			f["extra/producer.ko.zst"] = compressZstd(t, f["extra/producer.ko"])
+			f["extra/hello.ko.gz"] = f["extra/hello.ko"] // not a module extension for Debian's kmod
+			delete(f, "extra/hot3.ko")
+			delete(f, "extra/producer.ko")
+			delete(f, "extra/hello.ko")
+			f["modules.order"] = []byte("extra/producer.ko\nextra/hot3.ko\n")
+			return f
+		}, nil},
+		{"updates/ outranks other directories", func() map[string][]byte {
+			f := hot()
+			f["updates/producer.ko"] = f["extra/producer.ko"]
+			f["kernel/hot5.ko"] = f["extra/hot5.ko"]
+			f["build/hot6.ko"] = f["extra/hot6.ko"] // build and source are never searched
+			return f
+		}, nil},
+		{"builtin indexes", func() map[string][]byte {
+			f := hot()
+			f["modules.builtin"] = []byte("kernel/fs/ext4/ext4.ko\nkernel/drivers/usb/usb-common.ko\n/bad/line.ko\n")
+			f["modules.builtin.modinfo"] = []byte("ext4.alias=fs-ext4\x00ext4.license=GPL\x00usb_common.alias=usb:v*p*d*dc[0-9]*\x00usb_common.alias=bad]\x00noalias\x00")
+			return f
+		}, nil},
+		{"not a module", func() map[string][]byte {
+			f := hot()
+			f["extra/junk.ko"] = []byte("this is not an ELF file")
+			f["extra/empty.ko"] = nil
+			return f
+		}, nil},
+		{"unknown symbols with -e -F", func() map[string][]byte {
+			f := hot()
+			delete(f, "extra/hot5.ko")
+			f["System.map"] = []byte("ffffffff81000000 T _stext\nffffffff82000000 r __ksymtab_printk\nbad line\nffffffff82000010 r __ksymtab__printk\n")
+			return f
+		}, []string{"-e", "-F", "SYSTEM_MAP"}},
+		{"-e without -E or -F", func() map[string][]byte { return hot() }, []string{"-e"}},
+		{"named modules only", func() map[string][]byte { return hot() }, []string{"MODULES"}},
+		{"verbose", func() map[string][]byte { return hot() }, []string{"-v"}},
+		{"bad version", func() map[string][]byte { return hot() }, []string{"BADVERSION"}},
+		{"missing directory", func() map[string][]byte { return hot() }, []string{"MISSINGVERSION"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base, modDir := makeTree(t, tt.files())
+			args := []string{"-C", emptyConf, "-b", base}
+			ver := release
+			var operands []string
+			for _, a := range tt.args {
+				switch a {
+				case "SYSTEM_MAP":
+					args = append(args, filepath.Join(modDir, "System.map"))
+				case "MODULES":
+					operands = append(operands, filepath.Join(modDir, "extra/hot0.ko"), filepath.Join(modDir, "extra/hot1.ko"), filepath.Join(modDir, "extra/hot2.ko"))
+				case "BADVERSION":
+					ver = "notaversion"
+				case "MISSINGVERSION":
+					ver = "9.9.9"
+				default:
+					args = append(args, a)
+				}
+			}
+			args = append(append(args, ver), operands...)
+			want := runKmod(t, modDir, args...)
+			got := runKemu(t, modDir, args...)
+			assert.Equal(t, want.code, got.code, "exit status")
+			assert.Equal(t, want.stderr, got.stderr, "stderr")
+			assert.Equal(t, want.stdout, got.stdout, "stdout")
+			require.Equal(t, keys(want.files), keys(got.files), "files written")
+			for name, data := range want.files {
+				assert.Equal(t, string(data), string(got.files[name]), name)
+			}
+		})
+	}
+}
+
+func keys(m map[string][]byte) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	return sortedStrings(ks)
+}
+
+func sortedStrings(s []string) []string {
+	out := append([]string(nil), s...)
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,353 @@
+package depmod
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// What modprobe does with depmod's files: find the modules a name or alias means, and the order to
+// load them in (dependencies first, soft dependencies around them) or to remove them in.
+
+// DB is a modules directory's indexes as modprobe reads them.
+type DB struct {
+	Dir      string
+	modules  map[string]*dbModule // by module name
+	aliases  []dbAlias            // modules.alias in file order
+	symbols  map[string]string    // "symbol:NAME" → module
+	softdeps map[string]Softdep
+	builtin  map[string]bool
+}
+
+type dbModule struct {
+	name, path string   // path as in modules.dep (relative to Dir, or absolute)
+	deps       []string // module names, in modules.dep order (users before what they use)
+}
+
+type dbAlias struct{ pattern, module string }
+
+// Softdep is a module's soft dependencies: modules to load before and after it, if they exist.
+type Softdep struct{ Pre, Post []string }
+
+// Load is one step of a load list.
+type Load struct {
+	Name    string
+	Path    string // absolute path of the file; "" for a built-in module
+	Builtin bool   // built into the kernel: nothing to load
+}
+
+// LoadDB reads dir's modules.dep (required), modules.alias, modules.symbols, modules.softdep and
+// modules.builtin.
+func LoadDB(dir string) (*DB, error) {
+	db := newDB(dir)
+	err := eachLine(dir+"/modules.dep", func(line string) {
+		path, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			return
+		}
+		m := &dbModule{name: ModuleName(path), path: path}
+		for _, d := range strings.Fields(rest) {
+			m.deps = append(m.deps, ModuleName(d))
+		}
+		if _, dup := db.modules[m.name]; !dup {
+			db.modules[m.name] = m
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("depmod: reading modules.dep: %w", err)
+	}
+	_ = eachLine(dir+"/modules.alias", func(line string) {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "alias" {
+			db.addAlias(f[1], f[2])
+		}
+	})
+	_ = eachLine(dir+"/modules.symbols", func(line string) {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "alias" {
+			db.symbols[f[1]] = f[2]
+		}
+	})
+	_ = eachLine(dir+"/modules.softdep", func(line string) { db.addSoftdep(line) })
+	_ = eachLine(dir+"/modules.builtin", func(line string) { db.builtin[ModuleName(line)] = true })
+	return db, nil
+}
+
+// DB is the index as modprobe would read it once written, without going through the files.
+func (x *Index) DB() *DB {
+	db := newDB(x.Dir)
+	for _, m := range x.Modules {
+		dm := &dbModule{name: m.Name, path: m.IndexPath()}
+		for _, d := range m.AllDependencies() {
+			dm.deps = append(dm.deps, d.Name)
+		}
+		db.modules[m.Name] = dm
+		for _, a := range infoValues(m, "alias") {
+			db.addAlias(a, m.Name)
+		}
+		for _, s := range infoValues(m, "softdep") {
+			db.addSoftdep("softdep " + m.Name + " " + s)
+		}
+	}
+	for _, s := range x.moduleSymbols() {
+		db.symbols["symbol:"+s.name] = s.owner.Name
+	}
+	if f := x.openInDir("modules.builtin"); f != nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			db.builtin[ModuleName(sc.Text())] = true
+		}
+		f.Close()
+	}
+	return db
+}
+
+func newDB(dir string) *DB {
+	return &DB{Dir: dir, modules: map[string]*dbModule{}, symbols: map[string]string{},
+		softdeps: map[string]Softdep{}, builtin: map[string]bool{}}
+}
+
+func (db *DB) addAlias(pattern, module string) {
+	if p, ok := normalizeAlias(pattern); ok {
+		db.aliases = append(db.aliases, dbAlias{p, module})
+	}
+}
+
+// addSoftdep reads "softdep MODULE [pre: A B...] [post: C D...]"; lines for one module accumulate.
+func (db *DB) addSoftdep(line string) {
+	f := strings.Fields(line)
+	if len(f) < 2 || f[0] != "softdep" {
+		return
+	}
+	name := ModuleName(f[1])
+	sd := db.softdeps[name]
+	var list *[]string
+	for _, w := range f[2:] {
+		switch w {
+		case "pre:":
+			list = &sd.Pre
+		case "post:":
+			list = &sd.Post
+		default:
+			if list != nil {
+				*list = append(*list, ModuleName(w))
+			}
+		}
+	}
+	db.softdeps[name] = sd
+}
+
+func eachLine(path string, fn func(string)) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		if line := sc.Text(); line != "" && line[0] != '#' {
+			fn(line)
+		}
+	}
+	return sc.Err()
+}
+
+// Lookup returns the modules a name means, trying in libkmod's order: a module of that name
+// (spelled with '-' or '_'), a "symbol:NAME" alias from modules.symbols, the aliases of
+// modules.alias (shell patterns; every match, in file order), then a built-in module of that name.
+func (db *DB) Lookup(name string) []string {
+	if m := db.modules[strings.ReplaceAll(name, "-", "_")]; m != nil {
+		return []string{m.name}
+	}
+	alias, ok := normalizeAlias(name)
+	if !ok {
+		return nil
+	}
+	if strings.HasPrefix(alias, "symbol:") {
+		if m, ok := db.symbols[alias]; ok {
+			return []string{m}
+		}
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, a := range db.aliases {
+		if !seen[a.module] && fnmatch(a.pattern, alias) {
+			seen[a.module] = true
+			out = append(out, a.module)
+		}
+	}
+	if len(out) == 0 && db.builtin[ModuleName(name)] {
+		out = append(out, ModuleName(name))
+	}
+	return out
+}
+
+// Softdeps returns a module's soft dependencies.
+func (db *DB) Softdeps(module string) Softdep { return db.softdeps[ModuleName(module)] }
+
+// Resolve is the load list of "modprobe NAME": for every module NAME means, its dependencies from
+// the most basic up, each preceded by its pre- and followed by its post-soft dependencies, then the
+// module itself likewise; each module once. ENOENT-style error when NAME means nothing.
+func (db *DB) Resolve(name string) ([]Load, error) {
+	mods := db.Lookup(name)
+	if len(mods) == 0 {
+		return nil, fmt.Errorf("depmod: module %s not found in directory %s", name, db.Dir)
+	}
+	var out []Load
+	visited := map[string]bool{}
+	for _, m := range mods {
+		db.probeList(m, visited, &out)
+	}
+	return out, nil
+}
+
+// probeList is libkmod's __kmod_module_get_probe_list.
+func (db *DB) probeList(name string, visited map[string]bool, out *[]Load) {
+	if visited[name] {
+		return
+	}
+	visited[name] = true
+	if m := db.modules[name]; m != nil {
+		for i := len(m.deps) - 1; i >= 0; i-- {
+			db.withSoftdeps(m.deps[i], visited, out)
+		}
+	}
+	db.withSoftdeps(name, visited, out)
+}
+
+// withSoftdeps is __kmod_module_fill_softdep: pre-softdeps, the module, post-softdeps.
+func (db *DB) withSoftdeps(name string, visited map[string]bool, out *[]Load) {
+	sd := db.softdeps[name]
+	for _, p := range sd.Pre {
+		db.probeList(p, visited, out)
+	}
+	*out = append(*out, db.load(name))
+	for _, p := range sd.Post {
+		db.probeList(p, visited, out)
+	}
+}
+
+func (db *DB) load(name string) Load {
+	m := db.modules[name]
+	switch {
+	case m == nil:
+		return Load{Name: name, Builtin: db.builtin[name]}
+	case strings.HasPrefix(m.path, "/"):
+		return Load{Name: name, Path: m.path}
+	}
+	return Load{Name: name, Path: db.Dir + "/" + m.path}
+}
+
+// RemoveOrder is the order "modprobe -r NAME" unloads in: its post-softdeps (last first), the
+// module, its dependencies from the users down to the base modules, then its pre-softdeps (last
+// first). The caller skips modules still in use, as modprobe does.
+func (db *DB) RemoveOrder(name string) ([]string, error) {
+	mods := db.Lookup(name)
+	if len(mods) == 0 {
+		return nil, fmt.Errorf("depmod: module %s not found in directory %s", name, db.Dir)
+	}
+	var out []string
+	seen := map[string]bool{}
+	add := func(n string) {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	for _, mod := range mods {
+		sd := db.softdeps[mod]
+		for i := len(sd.Post) - 1; i >= 0; i-- {
+			add(sd.Post[i])
+		}
+		add(mod)
+		if m := db.modules[mod]; m != nil {
+			for _, d := range m.deps {
+				add(d)
+			}
+		}
+		for i := len(sd.Pre) - 1; i >= 0; i-- {
+			add(sd.Pre[i])
+		}
+	}
+	return out, nil
+}
+
+// fnmatch is fnmatch(3) without flags, as libkmod matches alias patterns: '*' and '?' match any
+// characters ('/' included), "[...]" a set ('!' or '^' negates, ranges allowed), '\' quotes.
+func fnmatch(pattern, s string) bool {
+	for len(pattern) > 0 {
+		switch c := pattern[0]; c {
+		case '*':
+			for len(pattern) > 0 && pattern[0] == '*' {
+				pattern = pattern[1:]
+			}
+			if pattern == "" {
+				return true
+			}
+			for i := 0; i <= len(s); i++ {
+				if fnmatch(pattern, s[i:]) {
+					return true
+				}
+			}
+			return false
+		case '?':
+			if s == "" {
+				return false
+			}
+		case '[':
+			if s == "" {
+				return false
+			}
+			matched, rest, ok := matchSet(pattern[1:], s[0])
+			if !ok { // no closing bracket: '[' is an ordinary character
+				if s[0] != '[' {
+					return false
+				}
+				break
+			}
+			if !matched {
+				return false
+			}
+			pattern, s = rest, s[1:]
+			continue
+		case '\\':
+			if len(pattern) > 1 {
+				pattern = pattern[1:]
+			}
+			fallthrough
+		default:
+			if s == "" || s[0] != pattern[0] {
+				return false
+			}
+		}
+		pattern, s = pattern[1:], s[1:]
+	}
+	return s == ""
+}
+
+// matchSet matches c against the bracket expression starting after '['; rest follows its ']'.
+func matchSet(p string, c byte) (matched bool, rest string, ok bool) {
+	negate := false
+	if p != "" && (p[0] == '!' || p[0] == '^') {
+		negate, p = true, p[1:]
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] == ']' && i > 0 {
+			return matched != negate, p[i+1:], true
+		}
+		lo := p[i]
+		if lo == '\\' && i+1 < len(p) {
+			i++
+			lo = p[i]
+		}
+		hi := lo
+		if i+2 < len(p) && p[i+1] == '-' && p[i+2] != ']' {
+			hi = p[i+2]
+			i += 2
+		}
+		if lo <= c && c <= hi {
+			matched = true
+		}
+	}
+	return false, "", false
+}
