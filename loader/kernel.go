@@ -145,6 +145,14 @@ func (k *Kernel) MarkLive(m *Module, initRet int) error {
 	}
 	m.State = Live
 	m.refcnt-- // drop the init reference: module_put() after init
+	// trim_init_extable(): entries for init code go with it.
+	kept := m.ExTable[:0]
+	for _, e := range m.ExTable {
+		if !m.Init.Contains(e.Insn) {
+			kept = append(kept, e)
+		}
+	}
+	m.ExTable = kept
 	if m.Init.Size != 0 {
 		k.mem.ModuleFree(m.Init.Addr, m.Init.Size)
 	}

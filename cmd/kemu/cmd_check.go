@@ -79,9 +79,13 @@ func runCheck(cmd *cobra.Command, args []string) error {
 			deps[n] = v
 		}
 	}
-	if len(args) > 1 || len(deps) > 0 {
-		files = loader.LoadOrder(files, deps)
+	if len(deps) == 0 && len(files) > 1 {
+		// Files named one by one: order them by their own depends=.
+		if deps, err = loader.DependsFromModinfo(files); err != nil {
+			return err
+		}
 	}
+	files = loader.LoadOrder(files, deps)
 
 	out := cmd.OutOrStdout()
 	var records []checkRecord
