@@ -6,6 +6,12 @@ package printk
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
+// isXDigit reports the kernel's isxdigit().
+func isXDigit(c byte) bool { return isDigit(c) || (c|0x20 >= 'a' && c|0x20 <= 'f') }
+
+// isSpace reports the kernel's isspace(): C white space and Latin-1 NBSP.
+func isSpace(c byte) bool { return c == ' ' || (c >= '\t' && c <= '\r') || c == 0xa0 }
+
 // isAlpha reports the kernel's isalpha().
 func isAlpha(c byte) bool {
 	switch {

@@ -227,7 +227,7 @@ func writeSafe(b *bytes.Buffer, text string, indent int) {
 	for i := 0; i < len(text); {
 		r, size := utf8.DecodeRuneInString(text[i:])
 		switch {
-		case r == utf8.RuneError && size <= 1, r < 0x80 && !isPrint(byte(r)) && !isSpace(byte(r)),
+		case r == utf8.RuneError && size <= 1, r < 0x80 && !isPrint(byte(r)) && !isCSpace(byte(r)),
 			r >= 0x80 && !printableRune(r):
 			for _, c := range []byte(text[i : i+size]) {
 				fmt.Fprintf(b, `\x%02x`, c)
@@ -244,7 +244,8 @@ func writeSafe(b *bytes.Buffer, text string, indent int) {
 	}
 }
 
-func isSpace(c byte) bool {
+// isCSpace is isspace() in glibc's C locale, which dmesg uses.
+func isCSpace(c byte) bool {
 	return c == ' ' || (c >= '\t' && c <= '\r')
 }
 
