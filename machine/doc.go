@@ -2,6 +2,10 @@
 // mode, the kernel image of a profile laid out at its System.map addresses, and the kernel itself
 // emulated in Go around the module's code.
 //
+// Memory is the mmu package's: RAM, frames and 4-level page tables are the source of truth, and the
+// Machine is their mmu.Mirror onto Unicorn (which cannot walk guest page tables itself). kmalloc and
+// kmem_cache come from the slab package, stacks, vmalloc() and module memory from the vmalloc package.
+//
 // How module code meets the emulated kernel:
 //
 //   - Every kernel symbol sits at its System.map address. Data objects are backed by zeroed memory
@@ -11,9 +15,12 @@
 //     that symbol, runs it in Go with the System V arguments, stores the result in rax, pops the return
 //     address and resumes. A few very hot symbols (__fentry__, __x86_return_thunk and the retpoline
 //     thunks) get real instructions on an executable page instead, because a trap costs microseconds.
-//   - Faults in module code (unmapped or protected memory, ud2 from BUG/WARN, a runaway loop that
-//     exhausts the instruction budget) become oops reports in the Linux 6.1 format in the kernel log;
-//     the machine taints itself and goes on, as the kernel does.
+//   - Faults in module code (unmapped or protected memory, a non-canonical address, the stack guard
+//     page, ud2 from BUG/WARN, a runaway loop the watchdog stops) become reports in the Linux 6.1
+//     format in the kernel log, with call traces unwound through the modules' ORC tables; the task
+//     dies, the machine taints itself and goes on, as the kernel does. __ex_table fixups apply.
+//   - Time is virtual (jiffies, ktime, dmesg stamps): it moves only when the emulated kernel sleeps,
+//     delays or idles (Idle runs queued work and fires timers in expiry order).
 //
 // No guest input may panic the host: guest memory is only touched through checked accessors that
 // return *Fault, and handler panics are recovered at the dispatch boundary (dispatch.go) and reported

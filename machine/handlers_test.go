@@ -42,6 +42,12 @@ func TestStringHandlers(t *testing.T) {
 		{"snprintf truncates", hSnprintf, []any{dst, uint64(5), strArg("n=%d"), uint64(12345)}, 7, "n=12\x00"},
 		{"msecs_to_jiffies rounds up", hMsecsToJiffies, []any{uint64(50)}, 13, ""},
 		{"jiffies_to_msecs", hJiffiesToMsecs, []any{uint64(250)}, 1000, ""},
+		{"sscanf ints", hSscanf, []any{strArg("12 -3 ff"), strArg("%d %d %x"), dst, dst + 4, dst + 8}, 3,
+			"\x0c\x00\x00\x00\xfd\xff\xff\xff\xff\x00\x00\x00"},
+		{"sscanf stops at mismatch", hSscanf, []any{strArg("a=7,b"), strArg("a=%u,b=%u"), dst, dst + 4}, 1, "\x07\x00\x00\x00"},
+		{"sscanf string width", hSscanf, []any{strArg("kernelmodule"), strArg("%6s"), dst}, 1, "kernel\x00"},
+		{"simple_strtoul auto hex", hSimpleStrto(false), []any{strArg("0x1fz"), uint64(0), uint64(0)}, 0x1f, ""},
+		{"simple_strtol negative", hSimpleStrto(true), []any{strArg("-017"), uint64(0), uint64(0)}, negErrno(15), ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

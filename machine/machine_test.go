@@ -24,6 +24,7 @@ const (
 	kUnhandled   = kText + 0x600
 	kMutexLock   = kText + 0x700
 	kMutexUnlock = kText + 0x800
+	kStackChk    = kText + 0x900
 	kInitcall    = kText + 0x1000
 	kReturnThunk = kText + 0x2000
 	kThunkRAX    = kText + 0x2010
@@ -54,6 +55,7 @@ func testProfile() *profile.Profile {
 			{Addr: kUnhandled, Type: 'T', Name: "some_unhandled_function"},
 			{Addr: kMutexLock, Type: 'T', Name: "mutex_lock"},
 			{Addr: kMutexUnlock, Type: 'T', Name: "mutex_unlock"},
+			{Addr: kStackChk, Type: 'T', Name: "__stack_chk_fail"},
 			{Addr: kInitcall, Type: 'T', Name: "do_one_initcall"},
 			{Addr: kReturnThunk, Type: 'T', Name: "__x86_return_thunk"},
 			{Addr: kThunkRAX, Type: 'T', Name: "__x86_indirect_thunk_rax"},
@@ -362,3 +364,17 @@ func BenchmarkTrap(b *testing.B) {
 }
 
 var callerForTest = mmu.Caller{Label: "test"}
+
+func TestStackProtectorPanicHaltsMachine(t *testing.T) {
+	m := newTestMachine(t, Options{})
+	tm := newModule(t, m)
+	a := tm.asm()
+	a.call(kStackChk)
+	a.raw(0xc3)
+	fn := tm.load(t, m, "smash", a.code, nil)
+	_, err := m.Call(fn)
+	require.ErrorIs(t, err, errMachineHalted)
+	assert.Contains(t, m.Messages(), "Kernel panic - not syncing: stack-protector: Kernel stack is corrupted in: smash_init+0x5/0x6 [smash]")
+	_, err = m.Call(fn)
+	require.ErrorIs(t, err, errMachineHalted, "nothing runs after a panic")
+}
