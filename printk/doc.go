@@ -1,6 +1,7 @@
 // Package printk is the kernel's text output as module code sees it: Linux 6.1's
 // vsnprintf (lib/vsprintf.c) with its %p extensions, and the printk ring buffer
-// with the record rules of kernel/printk/printk.c, rendered the way dmesg shows it.
+// with the record rules of kernel/printk/printk.c, rendered the way dmesg shows
+// it; with vsscanf, the other half of lib/vsprintf.c.
 //
 // # Formatting
 //
@@ -37,5 +38,12 @@
 // Log models the printk ring buffer: levels and KERN_CONT taken from the SOH
 // prefix of the formatted text, default level 4, pr_cont merging into the
 // caller's open record, the LOG_LINE_MAX truncation, and dmesg's default and
-// raw (-r) renderings.
+// raw (-r) renderings. DevMessage and NetdevMessage build the records of
+// dev_printk and netdev_printk, and HexDump the lines of print_hex_dump.
+//
+// # Parsing
+//
+// Sscanf is the kernel's vsscanf (from the same lib/vsprintf.c), returning
+// the stores the caller makes through the pointer arguments, and
+// SimpleStrtoull/SimpleStrtoll are simple_strto(u)l(l).
 package printk
