@@ -156,12 +156,28 @@ var errnoNames = map[uint64]string{
 	530: "ERECALLCONFLICT",
 }
 
+// ErrnoName is errname(): "-ENODEV" for -19, "ENODEV" for 19, and "" for
+// numbers the kernel has no name for.
+func ErrnoName(err int64) string {
+	abs := uint64(err)
+	if err < 0 {
+		abs = uint64(-err)
+	}
+	name, ok := errnoNames[abs]
+	switch {
+	case !ok:
+		return ""
+	case err < 0:
+		return "-" + name
+	}
+	return name
+}
+
 // errorPointer is %pe of an ERR_PTR: "-ENODEV", or the number if the errno
 // has no name.
 func errorPointer(o *output, ptr uint64, sp spec) {
-	errno := -ptr
-	if name, ok := errnoNames[errno]; ok {
-		o.padded("-"+name, sp)
+	if name := ErrnoName(int64(ptr)); name != "" {
+		o.padded(name, sp)
 		return
 	}
 	sp.flags |= flagSign

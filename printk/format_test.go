@@ -465,3 +465,12 @@ func TestWarnings(t *testing.T) {
 		})
 	}
 }
+
+func TestErrnoName(t *testing.T) {
+	assert.Equal(t, "-ENODEV", ErrnoName(-19))
+	assert.Equal(t, "ENODEV", ErrnoName(19))
+	assert.Equal(t, "-ERESTARTSYS", ErrnoName(-512))
+	assert.Equal(t, "", ErrnoName(0))
+	assert.Equal(t, "", ErrnoName(-531))
+	assert.Equal(t, "", ErrnoName(-1<<63))
+}
