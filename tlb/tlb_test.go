@@ -405,3 +405,14 @@ func TestWithPolicy(t *testing.T) {
 	_, err := New(WithPolicy(Skylake(), Replacement(9)), &pageTable{})
 	assert.Error(t, err)
 }
+
+func TestPageSizes(t *testing.T) {
+	assert.Equal(t, uint64(4096), Page4K.Bytes())
+	assert.Equal(t, uint64(2<<20), Page2M.Bytes())
+	assert.Equal(t, uint64(1<<30), Page1G.Bytes())
+	assert.Equal(t, uint64(1<<30), PageSize(9).Bytes())
+	assert.Equal(t, "2M", Page2M.String())
+	assert.Equal(t, "PageSize(9)", PageSize(9).String())
+	assert.Equal(t, "fetch", Fetch.String())
+	assert.Equal(t, "L2I", L2I.String())
+}

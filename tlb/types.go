@@ -13,9 +13,10 @@ const (
 	numPageSizes
 )
 
-// Shift is log2 of the page size in bytes.
+// Shift is log2 of the page size in bytes: 12, 21 or 30 (each paging level
+// adds 9 bits). Sizes past Page1G count as Page1G.
 func (s PageSize) Shift() uint {
-	return [...]uint{12, 21, 30}[s]
+	return 12 + 9*uint(min(s, Page1G))
 }
 
 // Bytes is the page size in bytes.
