@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -221,7 +222,9 @@ func (db *DB) withSoftdeps(name string, visited map[string]bool, out *[]Load) {
 	for _, p := range sd.Pre {
 		db.probeList(p, visited, out)
 	}
-	*out = append(*out, db.load(name))
+	if !slices.ContainsFunc(*out, func(l Load) bool { return l.Name == name }) {
+		*out = append(*out, db.load(name)) // libkmod lists it again; insmod would find it loaded
+	}
 	for _, p := range sd.Post {
 		db.probeList(p, visited, out)
 	}
@@ -238,9 +241,11 @@ func (db *DB) load(name string) Load {
 	return Load{Name: name, Path: db.Dir + "/" + m.path}
 }
 
-// RemoveOrder is the order "modprobe -r NAME" unloads in: its post-softdeps (last first), the
-// module, its dependencies from the users down to the base modules, then its pre-softdeps (last
-// first). The caller skips modules still in use, as modprobe does.
+// RemoveOrder is the order "modprobe -r NAME" tries to unload in, as kmod 30's rmmod_do_module: the
+// module's post-softdeps (last first), the module, its dependencies in load order (base modules
+// first), then its pre-softdeps (last first). modprobe skips a dependency whose reference count is
+// not zero at the moment it reaches it, so with a chain a -> b -> c, "modprobe -r a" unloads a and b
+// only (c is still used by b when it is tried); the caller applies that rule.
 func (db *DB) RemoveOrder(name string) ([]string, error) {
 	mods := db.Lookup(name)
 	if len(mods) == 0 {
@@ -261,8 +266,8 @@ func (db *DB) RemoveOrder(name string) ([]string, error) {
 		}
 		add(mod)
 		if m := db.modules[mod]; m != nil {
-			for _, d := range m.deps {
-				add(d)
+			for i := len(m.deps) - 1; i >= 0; i-- {
+				add(m.deps[i])
 			}
 		}
 		for i := len(sd.Pre) - 1; i >= 0; i-- {
