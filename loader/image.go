@@ -42,7 +42,9 @@ func DetectCompression(data []byte) Compression {
 // Decompress returns the module image inside data: data itself when it is not compressed, otherwise the
 // decompressed bytes, at most MaxImageSize of them. Corrupt streams are ENOEXEC, as the kernel's
 // module_decompress() reports them; an image over the bound is EFBIG.
-func Decompress(data []byte) ([]byte, error) {
+func Decompress(data []byte) ([]byte, error) { return decompress(data, MaxImageSize) }
+
+func decompress(data []byte, limit int64) ([]byte, error) {
 	c := DetectCompression(data)
 	var r io.Reader
 	var err error
@@ -65,12 +67,12 @@ func Decompress(data []byte) ([]byte, error) {
 		return nil, &Error{Errno: syscall.ENOEXEC, Detail: fmt.Sprintf("%s stream: %v", c, err)}
 	}
 	var out bytes.Buffer
-	n, err := io.Copy(&out, io.LimitReader(r, MaxImageSize+1))
+	n, err := io.Copy(&out, io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, &Error{Errno: syscall.ENOEXEC, Detail: fmt.Sprintf("decompressing %s: %v", c, err)}
 	}
-	if n > MaxImageSize {
-		return nil, &Error{Errno: syscall.EFBIG, Detail: fmt.Sprintf("%s image larger than %d bytes", c, MaxImageSize)}
+	if n > limit {
+		return nil, &Error{Errno: syscall.EFBIG, Detail: fmt.Sprintf("%s image larger than %d bytes", c, limit)}
 	}
 	return out.Bytes(), nil
 }

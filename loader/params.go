@@ -57,6 +57,9 @@ func (k *Kernel) paramLayoutOf() (*paramLayout, error) {
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("module parameters need struct kernel_param from BTF: %w", errs[0])
 	}
+	if l.size == 0 || l.arg+8 > l.size || l.name+8 > l.size || l.ops+8 > l.size {
+		return nil, fmt.Errorf("struct kernel_param from BTF is %d bytes with arg at %d: not the layout of a 64-bit kernel", l.size, l.arg)
+	}
 	k.params = &l
 	return k.params, nil
 }

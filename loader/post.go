@@ -12,7 +12,7 @@ import (
 const (
 	ksymSize    = 12 // struct kernel_symbol with PREL32 references
 	extableSize = 12 // struct exception_table_entry: insn, fixup, data
-	bugSize     = 12 // struct bug_entry: bug_addr_disp, file_disp, line, flags
+	bugSize     = 12 // struct bug_entry with CONFIG_DEBUG_BUGVERBOSE: bug_addr_disp, file_disp, line, flags
 	orcSize     = 6  // struct orc_entry
 )
 
@@ -111,12 +111,20 @@ func (info *loadInfo) readBugTable() ([]BugEntry, error) {
 		return nil, nil
 	}
 	m := info.mod
-	out := make([]BugEntry, 0, len(b)/bugSize)
-	for i := 0; i+bugSize <= len(b); i += bugSize {
+	size := bugSize
+	verbose := info.k.config("CONFIG_DEBUG_BUGVERBOSE", true)
+	if !verbose {
+		size = 8 // bug_addr_disp and flags, padded
+	}
+	out := make([]BugEntry, 0, len(b)/size)
+	for i := 0; i+size <= len(b); i += size {
 		a := addr + uint64(i)
-		e := BugEntry{Addr: prel32(b[i:], a), Line: le.Uint16(b[i+8:]), Flags: le.Uint16(b[i+10:])}
-		if fileAddr := prel32(b[i+4:], a+4); fileAddr != a+4 {
-			e.File, _ = m.stringAt(fileAddr, 4096)
+		e := BugEntry{Addr: prel32(b[i:], a), Flags: le.Uint16(b[i+4:])}
+		if verbose {
+			e.Line, e.Flags = le.Uint16(b[i+8:]), le.Uint16(b[i+10:])
+			if fileAddr := prel32(b[i+4:], a+4); fileAddr != a+4 {
+				e.File, _ = m.stringAt(fileAddr, 4096)
+			}
 		}
 		out = append(out, e)
 	}

@@ -1,0 +1,133 @@
+package loader
+
+import (
+	"bytes"
+	"compress/gzip"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/ulikunitz/xz"
+)
+
+func compress(t *testing.T, c Compression, data []byte) []byte {
+	var buf bytes.Buffer
+	switch c {
+	case XZ:
+		w, err := xz.NewWriter(&buf)
+		require.NoError(t, err)
+		_, err = w.Write(data)
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+	case Gzip:
+		w := gzip.NewWriter(&buf)
+		_, err := w.Write(data)
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+	case Zstd:
+		w, err := zstd.NewWriter(&buf)
+		require.NoError(t, err)
+		_, err = w.Write(data)
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+	}
+	return buf.Bytes()
+}
+
+func TestCompressedModules(t *testing.T) {
+	raw := fixture(t, "hello")
+	for _, c := range []Compression{XZ, Gzip, Zstd} {
+		t.Run(string(c), func(t *testing.T) {
+			packed := compress(t, c, raw)
+			assert.Equal(t, c, DetectCompression(packed))
+			got, err := Decompress(packed)
+			require.NoError(t, err)
+			assert.Equal(t, raw, got)
+			k, _ := testKernel(t, nil)
+			m, err := k.Load(packed, LoadOptions{Flags: CompressedFile})
+			require.NoError(t, err)
+			assert.Equal(t, "hello", m.Name)
+
+			// Output is bounded: a stream that inflates past the limit is refused, not read to the end.
+			_, err = decompress(packed, int64(len(raw)-1))
+			assert.Equal(t, syscall.EFBIG, Errno(err))
+			// A truncated stream is ENOEXEC.
+			_, err = Decompress(packed[:len(packed)/2])
+			assert.Equal(t, syscall.ENOEXEC, Errno(err))
+		})
+	}
+	assert.Equal(t, None, DetectCompression(raw))
+}
+
+func TestModuleTables(t *testing.T) {
+	k, _ := testKernel(t, nil)
+	bug, err := k.Load(fixture(t, "fault_bug"), LoadOptions{})
+	require.NoError(t, err)
+	require.NotEmpty(t, bug.BugTable)
+	for _, e := range bug.BugTable {
+		assert.True(t, bug.Core.Contains(e.Addr) || bug.Init.Contains(e.Addr), "BUG address %#x in the module", e.Addr)
+		assert.True(t, strings.HasSuffix(e.File, "fault_bug.c"), e.File)
+		assert.NotZero(t, e.Line)
+		ud2, ok := bug.readAt(e.Addr, 2)
+		require.True(t, ok)
+		assert.Equal(t, []byte{0x0f, 0x0b}, ud2, "a bug entry points at ud2")
+	}
+
+	copyMod, err := k.Load(fixture(t, "fault_usercopy"), LoadOptions{})
+	require.NoError(t, err)
+	for i, e := range copyMod.ExTable {
+		assert.True(t, copyMod.Core.Contains(e.Insn) || copyMod.Init.Contains(e.Insn))
+		assert.True(t, copyMod.Core.Contains(e.Fixup) || copyMod.Init.Contains(e.Fixup))
+		if i > 0 {
+			assert.LessOrEqual(t, copyMod.ExTable[i-1].Insn, e.Insn, "sorted")
+		}
+	}
+
+	hello, err := k.Load(fixture(t, "hello"), LoadOptions{})
+	require.NoError(t, err)
+	require.NotEmpty(t, hello.ORC)
+	initFn, _ := hello.Lookup("init_module")
+	covered := false
+	for i, e := range hello.ORC {
+		assert.True(t, hello.Core.Contains(e.IP) || hello.Init.Contains(e.IP), "ORC ip %#x", e.IP)
+		if i > 0 {
+			assert.LessOrEqual(t, hello.ORC[i-1].IP, e.IP)
+		}
+		if e.IP == initFn.Addr {
+			covered = true
+			// At a function's first instruction the frame is the return address only: sp+8, type CALL.
+			assert.Equal(t, int16(8), e.SPOffset)
+			assert.Equal(t, uint8(0), e.Type)
+		}
+	}
+	assert.True(t, covered, "ORC has an entry at init_module")
+}
+
+func TestModinfoTaints(t *testing.T) {
+	cases := []struct {
+		name, replacement, taints string
+		warn                      string
+	}{
+		{"staging", "staging=Y\x00intree=Y\x00\x00", "CE", "hello: module is from the staging directory, the quality is unknown, you have been warned."},
+		{"test", "test=Y\x00intree=Y\x00\x00\x00\x00\x00", "EN", "hello: loading test module taints kernel."},
+		{"livepatch", "livepatch=Y\x00intree=Y", "EK", "hello: tainting kernel with TAINT_LIVEPATCH"},
+		{"in tree", "intree=Y\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", "E", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var log []string
+			k, _ := testKernel(t, &log)
+			e := editFixture(t, "hello")
+			e.replace(".modinfo", "author=kemu fixtures", c.replacement)
+			m, err := k.Load(e.b, LoadOptions{})
+			require.NoError(t, err)
+			assert.Equal(t, c.taints, m.Taints.String())
+			if c.warn != "" {
+				assert.Contains(t, log, c.warn)
+			}
+		})
+	}
+}
