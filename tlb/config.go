@@ -39,20 +39,28 @@ func (c Config) validate() error {
 	if len(c.L1I) == 0 || len(c.L1D) == 0 || len(c.L2) == 0 {
 		return errors.New("L1I, L1D and L2 need at least one array each")
 	}
-	for name, arrays := range map[string][]ArrayConfig{"L1I": c.L1I, "L1D": c.L1D, "L2": c.L2, "L2I": c.L2I} {
-		for i, a := range arrays {
+	levels := []struct {
+		name   string
+		arrays []ArrayConfig
+	}{{"L1I", c.L1I}, {"L1D", c.L1D}, {"L2", c.L2}, {"L2I", c.L2I}}
+	for _, l := range levels {
+		for i, a := range l.arrays {
 			if err := a.validate(); err != nil {
-				return fmt.Errorf("%s array %d: %w", name, i, err)
+				return fmt.Errorf("%s array %d: %w", l.name, i, err)
 			}
 		}
 	}
-	for name, a := range map[string]ArrayConfig{"PML4E": c.PML4E, "PDPTE": c.PDPTE, "PDE": c.PDE} {
-		if a.Entries == 0 {
+	caches := []struct {
+		name  string
+		cache ArrayConfig
+	}{{"PML4E", c.PML4E}, {"PDPTE", c.PDPTE}, {"PDE", c.PDE}}
+	for _, pc := range caches {
+		if pc.cache.Entries == 0 {
 			continue
 		}
-		a.Sizes = Sizes4K
-		if err := a.validate(); err != nil {
-			return fmt.Errorf("%s cache: %w", name, err)
+		pc.cache.Sizes = Sizes4K // ignored: any valid set will do
+		if err := pc.cache.validate(); err != nil {
+			return fmt.Errorf("%s cache: %w", pc.name, err)
 		}
 	}
 	return nil
