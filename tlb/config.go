@@ -17,7 +17,7 @@ type Config struct {
 	// L2I is a separate second-level instruction TLB (AMD), or nil.
 	L2I []ArrayConfig
 	// PML4E, PDPTE and PDE are the paging-structure caches; Entries 0
-	// leaves one out. Their Sizes are ignored.
+	// leaves one out. Their Sizes and Policy are ignored (LRU).
 	PML4E, PDPTE, PDE ArrayConfig
 	Costs             Costs
 }
