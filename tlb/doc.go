@@ -27,15 +27,15 @@
 // or not, and all paging-structure caches.
 //
 // Counters are kept per tag (a module or symbol the caller registers), per
-// structure and page size, with page-walk references per level. Cost turns
-// them into an estimated cycle count from parameters the caller may change:
+// structure and page size, with page-walk references per level.
+// Counters.Cycles turns them into an estimated cycle count from parameters the caller may change:
 // the model counts events exactly, while the cycles are only as good as the
 // latencies given.
 //
 // # Limits
 //
 // Real hardware does more than this model: undocumented replacement
-// policies (LRU and one-bit pseudo-LRU bracket them), hashed set indexing, prefetching and speculative walks, several walks in
+// policies (the model offers LRU and a one-bit pseudo-LRU), hashed set indexing, prefetching and speculative walks, several walks in
 // flight (Golden Cove has four), walks whose reads hit or miss the data
 // caches (the model charges one latency per reference), accessed/dirty-bit
 // assists, PCIDs, and competition from a sibling hyperthread. The sizes of
