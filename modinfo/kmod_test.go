@@ -389,9 +389,16 @@ func TestMatchesKmodOnMutants(t *testing.T) {
 	bin := kmodModinfo(t)
 	signed := readFixture(t, "hello_signed.ko")
 	dir := t.TempDir()
-	rng := mrand.New(mrand.NewSource(1))
+	// KEMU_MUTANTS=count[,seed] searches longer or elsewhere.
+	mutants, seed := 400, int64(1)
+	if env := os.Getenv("KEMU_MUTANTS"); env != "" {
+		_, err := fmt.Sscanf(strings.ReplaceAll(env, ",", " "), "%d %d", &mutants, &seed)
+		if err != nil && mutants == 400 {
+			t.Fatalf("KEMU_MUTANTS=%q: want count[,seed]", env)
+		}
+	}
+	rng := mrand.New(mrand.NewSource(seed))
 	shoff := int(binary.LittleEndian.Uint64(signed[0x28:]))
-	const mutants = 400
 	for i := range mutants {
 		m := append([]byte{}, signed...)
 		for range 1 + rng.Intn(3) {

@@ -178,7 +178,10 @@ func TestParseSignatureRejects(t *testing.T) {
 	withHashedAlgo, err := sd.Finish()
 	require.NoError(t, err)
 
-	notSigned, err := asn1.Marshal(contentInfo{ContentType: oidData})
+	notSigned, err := asn1.Marshal(struct {
+		ContentType asn1.ObjectIdentifier
+		Content     asn1.RawValue `asn1:"explicit,tag:0"`
+	}{oidData, asn1.RawValue{Tag: asn1.TagOctetString, Bytes: []byte("data")}})
 	require.NoError(t, err)
 
 	good := detachedSignature(t, k, payload)

@@ -65,42 +65,6 @@ var pkeyAlgos = []struct {
 	{asn1.ObjectIdentifier{1, 2, 643, 7, 1, 1, 1, 2}, "ecrdsa"},
 }
 
-// The ASN.1 shapes of RFC 2315 / RFC 5652 that module signatures use. Choices and optional
-// implicitly tagged fields stay raw and are decoded by hand below.
-type contentInfo struct {
-	ContentType asn1.ObjectIdentifier
-	Content     asn1.RawValue `asn1:"explicit,optional,tag:0"`
-}
-
-type algorithmIdentifier struct {
-	Algorithm  asn1.ObjectIdentifier
-	Parameters asn1.RawValue `asn1:"optional"`
-}
-
-type signedData struct {
-	Version          int
-	DigestAlgorithms asn1.RawValue
-	ContentInfo      contentInfo
-	Certificates     asn1.RawValue `asn1:"optional,tag:0"`
-	CRLs             asn1.RawValue `asn1:"optional,tag:1"`
-	SignerInfos      []signerInfo  `asn1:"set"`
-}
-
-type signerInfo struct {
-	Version                   int
-	SID                       asn1.RawValue // IssuerAndSerialNumber, or [0] SubjectKeyIdentifier
-	DigestAlgorithm           algorithmIdentifier
-	AuthenticatedAttributes   asn1.RawValue `asn1:"optional,tag:0"`
-	DigestEncryptionAlgorithm algorithmIdentifier
-	EncryptedDigest           []byte
-	UnauthenticatedAttributes asn1.RawValue `asn1:"optional,tag:1"`
-}
-
-type issuerAndSerial struct {
-	Issuer asn1.RawValue
-	Serial *big.Int
-}
-
 // Signature is a parsed module signature: the trailer and the PKCS#7 SignedData it describes.
 // The accessors describe the first signer, which is what kmod's modinfo shows; Verify considers
 // every signer, as the kernel does.
@@ -167,9 +131,8 @@ func DecodeSignature(der []byte) (*Signature, error) {
 	if err != nil {
 		return nil, err
 	}
-	var algos []algorithmIdentifier
-	if rest, err := asn1.UnmarshalWithParams(sig.digestAlgos, &algos, "set"); err != nil || len(rest) != 0 {
-		return nil, sigErr(syscall.EBADMSG, "PKCS#7 digestAlgorithms: not a SET of algorithm identifiers")
+	if err := checkAlgorithmSet(sig.digestAlgos); err != nil {
+		return nil, sigErr(syscall.EBADMSG, "PKCS#7 digestAlgorithms: %v", err)
 	}
 	for i, s := range sig.Signers {
 		if s.Issuer == nil {
@@ -182,34 +145,77 @@ func DecodeSignature(der []byte) (*Signature, error) {
 	return sig, nil
 }
 
-// decode unmarshals ContentInfo{SignedData} and its signer infos; errors are EBADMSG or, for a
-// content type other than SignedData, EINVAL.
+// decode walks ContentInfo{SignedData} and its signer infos (RFC 2315, RFC 5652) strictly: every
+// SEQUENCE must hold exactly the elements the grammar allows, as both the kernel's ASN.1 decoder
+// and OpenSSL insist. Only bytes after the whole message are returned rather than refused.
+// Errors are EBADMSG or, for a content type other than SignedData, EINVAL.
 func decode(der []byte) (*Signature, []byte, error) {
-	var ci contentInfo
-	rest, err := asn1.Unmarshal(der, &ci)
+	bad := func(format string, args ...any) (*Signature, []byte, error) {
+		return nil, nil, sigErr(syscall.EBADMSG, "PKCS#7: "+format, args...)
+	}
+	var top asn1.RawValue
+	rest, err := asn1.Unmarshal(der, &top)
+	if err != nil || !isUniversal(top, asn1.TagSequence, true) {
+		return bad("not a DER SEQUENCE")
+	}
+	ci, err := elements(top.Bytes)
+	if err != nil || len(ci) != 2 {
+		return bad("ContentInfo is not {contentType, content}")
+	}
+	contentType, err := oid(ci[0])
 	if err != nil {
-		return nil, nil, sigErr(syscall.EBADMSG, "PKCS#7: %v", err)
+		return bad("contentType: %v", err)
 	}
-	if !ci.ContentType.Equal(oidSignedData) {
-		return nil, nil, sigErr(syscall.EINVAL, "PKCS#7: only support pkcs7_signedData type, got %v", ci.ContentType)
+	if !contentType.Equal(oidSignedData) {
+		return nil, nil, sigErr(syscall.EINVAL, "PKCS#7: only support pkcs7_signedData type, got %v", contentType)
 	}
-	var sd signedData
-	if inner, err := asn1.Unmarshal(ci.Content.Bytes, &sd); err != nil || len(inner) != 0 {
-		if err == nil {
-			err = errors.New("trailing data")
-		}
-		return nil, nil, sigErr(syscall.EBADMSG, "PKCS#7 SignedData: %v", err)
+	explicit, err := elements(ci[1].Bytes)
+	if err != nil || !isContext(ci[1], 0, true) || len(explicit) != 1 || !isUniversal(explicit[0], asn1.TagSequence, true) {
+		return bad("content is not [0] EXPLICIT SignedData")
 	}
-	sig := &Signature{
-		Raw:        der[:len(der)-len(rest)],
-		version:    sd.Version,
-		dataType:   sd.ContentInfo.ContentType,
-		hasContent: len(sd.ContentInfo.Content.FullBytes) != 0,
+	sd, err := elements(explicit[0].Bytes)
+	if err != nil {
+		return bad("SignedData: %v", err)
+	}
 
-		digestAlgos: sd.DigestAlgorithms.FullBytes,
+	sig := &Signature{Raw: der[:len(der)-len(rest)]}
+	next := func() (asn1.RawValue, bool) {
+		if len(sd) == 0 {
+			return asn1.RawValue{}, false
+		}
+		v := sd[0]
+		sd = sd[1:]
+		return v, true
 	}
-	for i, si := range sd.SignerInfos {
-		s, err := decodeSigner(si)
+	v, _ := next()
+	if sig.version, err = integer(v); err != nil {
+		return bad("SignedData version: %v", err)
+	}
+	v, _ = next()
+	if !isUniversal(v, asn1.TagSet, true) && !isUniversal(v, asn1.TagSequence, true) {
+		return bad("digestAlgorithms is not a SET")
+	}
+	sig.digestAlgos = v.FullBytes
+	v, _ = next()
+	if sig.dataType, sig.hasContent, err = innerContentInfo(v); err != nil {
+		return bad("contentInfo: %v", err)
+	}
+	v, ok := next()
+	if ok && isContext(v, 0, true) { // certificates
+		v, ok = next()
+	}
+	if ok && isContext(v, 1, true) { // crls
+		v, ok = next()
+	}
+	if !ok || !isUniversal(v, asn1.TagSet, true) || len(sd) != 0 {
+		return bad("SignedData does not end with the signerInfos SET")
+	}
+	infos, err := elements(v.Bytes)
+	if err != nil {
+		return bad("signerInfos: %v", err)
+	}
+	for i, info := range infos {
+		s, err := decodeSigner(info)
 		if err != nil {
 			return nil, nil, fmt.Errorf("PKCS#7 signer %d: %w", i, err)
 		}
@@ -218,25 +224,75 @@ func decode(der []byte) (*Signature, []byte, error) {
 	return sig, rest, nil
 }
 
-// decodeSigner decodes one SignerInfo's identifiers: issuer and serial for version 1, the
-// subjectKeyIdentifier ([0] IMPLICIT OCTET STRING) otherwise.
-func decodeSigner(si signerInfo) (Signer, error) {
-	s := Signer{
-		Version:      si.Version,
-		DigestOID:    si.DigestAlgorithm.Algorithm,
-		PubKeyOID:    si.DigestEncryptionAlgorithm.Algorithm,
-		HasAuthAttrs: len(si.AuthenticatedAttributes.FullBytes) != 0,
-		Sig:          si.EncryptedDigest,
+// innerContentInfo decodes the SignedData's ContentInfo: its type and whether content is embedded.
+func innerContentInfo(v asn1.RawValue) (asn1.ObjectIdentifier, bool, error) {
+	els, err := elements(v.Bytes)
+	if err != nil || !isUniversal(v, asn1.TagSequence, true) || len(els) == 0 || len(els) > 2 {
+		return nil, false, errors.New("not {contentType, [0] content}")
 	}
-	if si.SID.Class == asn1.ClassContextSpecific && si.SID.Tag == 0 && !si.SID.IsCompound {
-		s.SubjectKeyID = si.SID.Bytes
-		return s, nil
+	t, err := oid(els[0])
+	if err != nil {
+		return nil, false, err
 	}
-	var ias issuerAndSerial
-	if rest, err := asn1.Unmarshal(si.SID.FullBytes, &ias); err != nil || len(rest) != 0 || ias.Serial == nil {
-		return s, sigErr(syscall.EBADMSG, "bad signer identifier")
+	if len(els) == 2 && !isContext(els[1], 0, true) {
+		return nil, false, errors.New("content is not [0] EXPLICIT")
 	}
-	s.Issuer, s.Serial = ias.Issuer.FullBytes, ias.Serial
+	return t, len(els) == 2, nil
+}
+
+// decodeSigner decodes one SignerInfo: version, signer identifier (IssuerAndSerialNumber, or the
+// subjectKeyIdentifier as [0] IMPLICIT OCTET STRING), digest algorithm, optional authenticated
+// attributes, signature algorithm, signature, optional unauthenticated attributes.
+func decodeSigner(info asn1.RawValue) (Signer, error) {
+	var s Signer
+	bad := func(what string) (Signer, error) { return s, sigErr(syscall.EBADMSG, "%s", what) }
+	els, err := elements(info.Bytes)
+	if err != nil || !isUniversal(info, asn1.TagSequence, true) || len(els) < 5 {
+		return bad("SignerInfo is not a SEQUENCE of its fields")
+	}
+	if s.Version, err = integer(els[0]); err != nil {
+		return bad("bad SignerInfo version")
+	}
+	switch sid := els[1]; {
+	case isContext(sid, 0, false):
+		s.SubjectKeyID = sid.Bytes
+	case isUniversal(sid, asn1.TagSequence, true):
+		ias, err := elements(sid.Bytes)
+		if err != nil || len(ias) != 2 || !isUniversal(ias[0], asn1.TagSequence, true) {
+			return bad("bad IssuerAndSerialNumber")
+		}
+		s.Issuer = ias[0].FullBytes
+		if _, err := asn1.Unmarshal(ias[1].FullBytes, &s.Serial); err != nil {
+			return bad("bad serial number")
+		}
+	default:
+		return bad("bad signer identifier")
+	}
+	if s.DigestOID, err = algorithm(els[2]); err != nil {
+		return bad("bad digestAlgorithm")
+	}
+	i := 3
+	if isContext(els[i], 0, true) {
+		s.HasAuthAttrs = true
+		i++
+	}
+	if i+2 > len(els) {
+		return bad("SignerInfo ends early")
+	}
+	if s.PubKeyOID, err = algorithm(els[i]); err != nil {
+		return bad("bad digestEncryptionAlgorithm")
+	}
+	if !isUniversal(els[i+1], asn1.TagOctetString, false) {
+		return bad("encryptedDigest is not an OCTET STRING")
+	}
+	s.Sig = els[i+1].Bytes
+	i += 2
+	if i < len(els) && isContext(els[i], 1, true) {
+		i++
+	}
+	if i != len(els) {
+		return bad("SignerInfo has trailing fields")
+	}
 	return s, nil
 }
 
@@ -338,26 +394,33 @@ type nameEntry struct {
 // values valid for their type (UTF-8 for UTF8String, whole code units for BMPString and
 // UniversalString), since OpenSSL converts them all to UTF-8 while decoding.
 func parseName(der []byte) ([]nameEntry, error) {
-	var rdns []asn1.RawValue
-	if rest, err := asn1.Unmarshal(der, &rdns); err != nil || len(rest) != 0 {
+	var name asn1.RawValue
+	if rest, err := asn1.Unmarshal(der, &name); err != nil || len(rest) != 0 || !isUniversal(name, asn1.TagSequence, true) {
 		return nil, errors.New("malformed name")
+	}
+	rdns, err := elements(name.Bytes)
+	if err != nil {
+		return nil, err
 	}
 	var entries []nameEntry
 	for _, rdn := range rdns {
-		if rdn.Class != asn1.ClassUniversal || rdn.Tag != asn1.TagSet || !rdn.IsCompound {
+		atvs, err := elements(rdn.Bytes)
+		if err != nil || !isUniversal(rdn, asn1.TagSet, true) {
 			return nil, errors.New("name component is not a SET")
 		}
-		for set := rdn.Bytes; len(set) > 0; {
-			var e nameEntry
-			rest, err := asn1.Unmarshal(set, &e)
+		for _, atv := range atvs {
+			fields, err := elements(atv.Bytes)
+			if err != nil || !isUniversal(atv, asn1.TagSequence, true) || len(fields) != 2 {
+				return nil, errors.New("name attribute is not {type, value}")
+			}
+			t, err := oid(fields[0])
 			if err != nil {
-				return nil, fmt.Errorf("name attribute: %w", err)
+				return nil, fmt.Errorf("name attribute type: %w", err)
 			}
-			if !validString(e.Value) {
-				return nil, fmt.Errorf("name attribute %v: invalid string", e.Type)
+			if !validString(fields[1]) {
+				return nil, fmt.Errorf("name attribute %v: invalid string", t)
 			}
-			entries = append(entries, e)
-			set = rest
+			entries = append(entries, nameEntry{Type: t, Value: fields[1]})
 		}
 	}
 	return entries, nil
