@@ -35,9 +35,9 @@ type Report struct {
 	// that was running.
 	Problems []Problem `json:"problems"`
 	// Taint is the kernel's taint flags as an oops header prints them ("Not tainted" or
-	// "Tainted: P  O E"), TaintLetters the set letters alone.
-	Taint        string `json:"taint"`
-	TaintLetters string `json:"taint_letters"`
+	// "Tainted: P        W  OE  "); Tainted is /proc/sys/kernel/tainted, the bits as a number.
+	Taint   string `json:"taint"`
+	Tainted uint32 `json:"tainted"`
 	// Leaks is every heap allocation a module made that was still allocated after the module was
 	// unloaded, with the code that allocated it.
 	Leaks []Leak `json:"leaks"`
@@ -53,7 +53,7 @@ type Report struct {
 // ModuleState is one loaded module.
 type ModuleState struct {
 	Name     string   `json:"name"`
-	State    string   `json:"state"` // the module's state (loader.State's name)
+	State    string   `json:"state"` // as /proc/modules shows it: Live, Loading, Unloading
 	Size     uint64   `json:"size"`  // core size in bytes
 	Refcount int      `json:"refcount"`
 	UsedBy   []string `json:"used_by"`
@@ -100,7 +100,7 @@ func (s *Session) Report() *Report {
 		QueuedWork:    work,
 		Problems:      nonNil(s.problems),
 		Taint:         taint.KernelString(),
-		TaintLetters:  taint.String(),
+		Tainted:       uint32(taint),
 		Leaks:         nonNil(s.leaks),
 		HeapLive:      nonNil(moduleHeap(s.m.HeapObjects(), s.kernelObjectAddrs(), "")),
 		VirtualTimeNS: s.m.Now(),
