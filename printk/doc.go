@@ -29,8 +29,8 @@
 // %pSb and %pBb print no build ID, as Debian's CONFIG_STACKTRACE_BUILD_ID=n.
 //
 // Not done (they print the hashed pointer, as %p would): %pg (block
-// device), %pC (clock), %pG (page, gfp and vma flags), %pOF (device tree
-// node), %pfw (fwnode). They need more kernel structures and tables than
+// device), %pC (clock), %pGp and %pGv (page and VMA flags; %pGg is done),
+// %pOF (device tree node), %pfw (fwnode). They need more kernel structures and tables than
 // this package models.
 //
 // # The log

@@ -44,6 +44,7 @@ const (
 	resIRQ     = 0xffff888000002c00
 	resUnset   = 0xffff888000002d00
 	resBus     = 0xffff888000002e00
+	gfpFlags   = 0xffff888000002f00
 	modText    = 0xffffffffc0000000
 	kernelText = 0xffffffff81000000
 	unmapped   = 0xffff888000100000
@@ -88,6 +89,9 @@ func testEnv() *fakeEnv {
 	e.putWords(resIRQ, 16, 16, 0, ioresourceIRQ)
 	e.putWords(resUnset, 0, 0xfff, 0, ioresourceMem|ioresourceUnset)
 	e.putWords(resBus, 1, 5, 0, ioresourceBus|ioresourceWindow)
+	// gfp_t values: GFP_KERNEL|__GFP_ZERO|__GFP_NOWARN, GFP_ATOMIC, an
+	// unnamed bit, 0.
+	e.put(gfpFlags, []byte{0xc0, 0x2d, 0, 0, 0x20, 0x0a, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0})
 	e.put(fourccBE, []byte{'A', 'R', 0x01, 0x80 | 'X'})
 	e.symbols = []fakeSymbol{
 		{name: "hello_init", addr: modText, size: 0x40, module: "hello"},
@@ -306,6 +310,13 @@ func TestFormat(t *testing.T) {
 		{"%pR", []uint64{resUnset}, "[mem size 0x00001000]"},
 		{"%pR", []uint64{resBus}, "[bus 01-05 window]"},
 		{"%pR", []uint64{0}, "(null)"},
+		// GFP flags.
+		{"%pGg", []uint64{gfpFlags}, "GFP_KERNEL|__GFP_NOWARN|__GFP_ZERO"},
+		{"%pGg", []uint64{gfpFlags + 4}, "GFP_ATOMIC"},
+		{"%pGg", []uint64{gfpFlags + 8}, "0x10000000"},
+		{"%pGg|", []uint64{gfpFlags + 12}, "|"},
+		{"%pGx", []uint64{gfpFlags}, "(%pG?)"},
+		{"%pGp", []uint64{gfpFlags}, hashed(gfpFlags)},
 	}
 	f := Formatter{Env: testEnv(), Options: Options{PointerKey: key}}
 	for _, tc := range tests {

@@ -38,6 +38,8 @@ func (f *Formatter) pointer(o *output, ext []byte, ptr uint64, sp spec, depth in
 		f.addressValue(o, ptr, sp, at(1))
 	case 't':
 		f.timeAndDate(o, ptr, sp, ext)
+	case 'G':
+		f.flags(o, ptr, sp, at(1))
 	case 'd':
 		f.dentryName(o, ptr, sp, ext)
 	case 'D':
