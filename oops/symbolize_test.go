@@ -222,3 +222,20 @@ func TestDisassemble(t *testing.T) {
 		})
 	}
 }
+
+// TestKemuOops decodes an oops that kemu's own machine printed (kemu insmod fault_null.ko).
+func TestKemuOops(t *testing.T) {
+	needAddr2line(t)
+	sec, value, _, _ := fixtureSymbol(t, "fault_null", "fault_null_init")
+	r := parseFile(t, "kemu_null.txt")[0]
+	require.NotNil(t, r.RIP)
+	require.Equal(t, "fault_null_init", r.RIP.Symbol)
+	s := NewSymbolizer()
+	require.NoError(t, s.AddModules(fixtureDir))
+	s.Symbolize(r)
+	want := addr2line(t, filepath.Join(fixtureDir, "fault_null.ko"), sec, []uint64{value + r.RIP.Offset})[0]
+	require.NotEmpty(t, want)
+	sameLines(t, want, r.RIP.Source, "kemu's fault_null oops")
+	assert.Equal(t, []Module{{Name: "fault_null", Flags: "OE+"}}, r.Modules)
+	assert.False(t, r.Truncated)
+}
