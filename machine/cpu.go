@@ -11,6 +11,7 @@ import (
 
 	"kemu/loader"
 	"kemu/mmu"
+	"kemu/placement"
 	"kemu/profile"
 	"kemu/slab"
 	"kemu/vmalloc"
@@ -31,6 +32,9 @@ type Options struct {
 	Budget uint64
 	// Hardware is the "Hardware name:" of oops reports; "" means DefaultHardware.
 	Hardware string
+	// Strategy is where module memory goes: "vmalloc" (Linux's module_alloc; the default for "")
+	// or "kmalloc" (the page allocator's direct map). See the placement package.
+	Strategy string
 }
 
 const (
@@ -50,11 +54,14 @@ type Machine struct {
 	opts Options
 	cpu  uc.Unicorn
 
-	mem       *mmu.Kernel        // RAM, frames and page tables: the source of truth the CPU mirrors
-	vmalloc   *vmalloc.Allocator // vmalloc and module areas
-	slab      *slab.Allocator    // kmalloc and kmem_cache
-	lastFault Fault              // the access that stopped the CPU, from the invalid-memory hook
-	faulted   bool               // lastFault belongs to the current stop
+	mem     *mmu.Kernel        // RAM, frames and page tables: the source of truth the CPU mirrors
+	vmalloc *vmalloc.Allocator // vmalloc and module areas
+	slab    *slab.Allocator    // kmalloc and kmem_cache
+
+	placement placement.Strategy           // where module regions go
+	placed    map[uint64]*placement.Placed // placed module regions by base address
+	lastFault Fault                        // the access that stopped the CPU, from the invalid-memory hook
+	faulted   bool                         // lastFault belongs to the current stop
 
 	layout   layout
 	image    *kernelImage
@@ -99,6 +106,18 @@ func New(prof *profile.Profile, opts Options) (*Machine, error) {
 	}
 	m.vmalloc = vmalloc.New(m.mem)
 	m.slab = slab.New(m.mem)
+	m.placed = map[uint64]*placement.Placed{}
+	switch opts.Strategy {
+	case "", "vmalloc":
+		m.placement = placement.NewVmalloc(m.mem, m.vmalloc)
+	case "kmalloc":
+		m.placement = placement.NewKmalloc(m.mem, false)
+	default:
+		// hugepack moves text away from the rest of a region, which needs the loader to hand over
+		// the region's ranges when it allocates (loader.Memory has only a size today).
+		m.Close()
+		return nil, fmt.Errorf("machine: placement strategy %q is not supported by the loader's memory interface yet", opts.Strategy)
+	}
 	if err := m.boot(); err != nil {
 		m.Close()
 		return nil, err
@@ -297,3 +316,9 @@ func (m *Machine) CPU() uc.Unicorn { return m.cpu }
 
 // StackTop is the top of the current task's kernel stack, where Call starts its frames.
 func (m *Machine) StackTop() uint64 { return m.stackTop }
+
+// Memory is the machine's address space: RAM, frames and page tables (for walkers and TLB models).
+func (m *Machine) Memory() *mmu.Kernel { return m.mem }
+
+// Placement is the strategy placing module memory, for its statistics.
+func (m *Machine) Placement() placement.Strategy { return m.placement }

@@ -8,6 +8,7 @@ import (
 
 	"kemu/loader"
 	"kemu/mmu"
+	"kemu/placement"
 )
 
 // Loading, initialising and unloading modules: init_module()/finit_module() and delete_module()
@@ -17,12 +18,13 @@ import (
 // ErrKilled is what insmod or rmmod sees when the module code it ran oopsed: the task died.
 var ErrKilled = errors.New("Killed")
 
-// moduleMemory is the loader's view of the machine's memory.
+// moduleMemory is the loader's view of the machine's memory: module regions placed by the
+// machine's placement strategy, kernel allocations from the slab allocator.
 type moduleMemory struct{ m *Machine }
 
-// ModuleAlloc is module_alloc() (a vmalloc in the module area, guard page included) for core and
-// init regions, and a chunk of the per-CPU area for per-CPU data (whose "address" is an offset from
-// the per-CPU base, as the kernel's percpu pointers are).
+// ModuleAlloc is module_alloc() through the placement strategy for core and init regions (placed
+// read-write; install applies the loader's ranges), and a chunk of the per-CPU area for per-CPU data
+// (whose "address" is an offset from the per-CPU base, as the kernel's percpu pointers are).
 func (mm moduleMemory) ModuleAlloc(module string, kind loader.RegionKind, size uint64) (uint64, error) {
 	k := mm.m.kernel
 	if kind == loader.PercpuRegion {
@@ -33,13 +35,22 @@ func (mm moduleMemory) ModuleAlloc(module string, kind loader.RegionKind, size u
 		k.percpuNext = off + size
 		return off, nil
 	}
-	return mm.m.vmalloc.ModuleAlloc(size, mmu.Caller{Label: module + " " + kind.String()})
+	placed, err := mm.m.placement.Place(module, []placement.Region{{
+		Name: kind.String(), Size: size, Ranges: []placement.Range{{Offset: 0, Size: size, Kind: placement.Data}},
+	}})
+	if err != nil {
+		return 0, fmt.Errorf("module_alloc %s %s: %w", module, kind, err)
+	}
+	base := placed[0].Base()
+	mm.m.placed[base] = placed[0]
+	return base, nil
 }
 
 // ModuleFree is module_memfree(); per-CPU chunks are not reused.
 func (mm moduleMemory) ModuleFree(addr, size uint64) {
-	if addr >= mmu.ModulesVaddr {
-		_ = mm.m.vmalloc.Vfree(addr)
+	if p, ok := mm.m.placed[addr]; ok {
+		delete(mm.m.placed, addr)
+		_ = mm.m.placement.Free(p)
 	}
 }
 
@@ -53,6 +64,15 @@ func (mm moduleMemory) KernelAlloc(data []byte) (uint64, error) {
 
 func (mm moduleMemory) KernelFree(addr uint64) {
 	_ = mm.m.slab.Kfree(addr, mmu.Caller{Label: "module parameter"})
+}
+
+// setRegionPerm applies rights to part of a placed module region.
+func (m *Machine) setRegionPerm(r *loader.Region, addr, size uint64, perm mmu.Perm) error {
+	p, ok := m.placed[r.Addr]
+	if !ok {
+		return fmt.Errorf("region at %#x was not placed by this machine", r.Addr)
+	}
+	return m.placement.SetPerm(p, addr-r.Addr, size, perm)
 }
 
 // Registry is the machine's loaded-module registry (states, uses, /proc/modules).
@@ -104,7 +124,7 @@ func (m *Machine) initDone(g *guestModule, initRet int) error {
 	g.regions = []span{{mod.Core.Addr, mod.Core.Addr + mod.Core.Size}}
 	for _, r := range mod.Core.Ranges {
 		if r.AfterInit != r.Perm {
-			if err := m.protect(r.Addr, r.Size, Perm(r.AfterInit)); err != nil {
+			if err := m.setRegionPerm(&mod.Core, r.Addr, r.Size, r.AfterInit); err != nil {
 				return err
 			}
 		}
@@ -127,7 +147,7 @@ func (m *Machine) install(mod *loader.Module) (*guestModule, error) {
 			return nil, fmt.Errorf("install %s %s region: %w", mod.Name, r.Kind, err)
 		}
 		for _, rg := range r.Ranges {
-			if err := m.protect(rg.Addr, rg.Size, Perm(rg.Perm&(mmu.Read|mmu.Write|mmu.Exec))); err != nil {
+			if err := m.setRegionPerm(r, rg.Addr, rg.Size, rg.Perm); err != nil {
 				return nil, fmt.Errorf("install %s: %w", mod.Name, err)
 			}
 		}

@@ -45,16 +45,11 @@ type insmodReport struct {
 
 func runInsmod(cmd *cobra.Command, args []string) error {
 	file := args[0]
-	switch global.strategy {
-	case "vmalloc", "kmalloc", "hugepack":
-	default:
-		return fmt.Errorf("unknown placement strategy %q (want vmalloc, kmalloc or hugepack)", global.strategy)
-	}
 	prof, err := loadProfile()
 	if err != nil {
 		return err
 	}
-	m, err := machine.New(prof, machine.Options{Strict: global.strict})
+	m, err := machine.New(prof, machine.Options{Strict: global.strict, Strategy: global.strategy})
 	if err != nil {
 		return err
 	}
