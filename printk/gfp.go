@@ -110,8 +110,7 @@ func (f *Formatter) flags(o *output, addr uint64, sp spec, kind byte) {
 		return
 	}
 	var raw [4]byte
-	if err := f.Env.Read(addr, raw[:]); err != nil {
-		o.errorString("(efault)", sp)
+	if !f.readOrEfault(o, addr, raw[:], sp) {
 		return
 	}
 	o.flagNames(uint64(binary.LittleEndian.Uint32(raw[:])), gfpFlagNames)
