@@ -33,7 +33,6 @@ func bootDefault(t testing.TB, opts Options) *Machine {
 	return m
 }
 
-
 func TestPlacementStrategies(t *testing.T) {
 	prof, err := profile.Default()
 	require.NoError(t, err)
