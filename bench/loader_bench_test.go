@@ -9,33 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"kemu/corpus"
 	"kemu/loader"
-	"kemu/profile"
 )
-
-// debianTree finds the Debian kernel tree unpacked under the kemu cache ($KEMU_CACHE, default
-// ~/.cache/kemu/debian/<release>/root) and its profile, or skips.
-func debianTree(b *testing.B) (root, release string, prof *profile.Profile) {
-	cache := os.Getenv("KEMU_CACHE")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache", "kemu")
-	}
-	dirs, _ := filepath.Glob(filepath.Join(cache, "debian", "*", "root", "lib", "modules", "*", "kernel"))
-	if len(dirs) == 0 {
-		b.Skip("Debian corpus not fetched (make corpus-fetch)")
-	}
-	modulesDir := filepath.Dir(dirs[0])
-	release = filepath.Base(modulesDir)
-	root = filepath.Dir(filepath.Dir(filepath.Dir(modulesDir)))
-	prof, err := profile.Load(filepath.Join(cache, "debian", release, "profile.kprof"))
-	if err != nil {
-		if prof, err = profile.Default(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return root, release, prof
-}
 
 // runDepmod runs kmod's `depmod -b <root> <release>` over the same modules in a scratch root (the
 // cache stays untouched: its kernel/ directory is linked in) and returns the wall and CPU (user+system)
@@ -88,8 +64,13 @@ func cpuTime(b *testing.B) time.Duration {
 // and kemu's relative to it (kemu/depmod); the same for CPU time (user+system, both processes), which
 // stays meaningful on a loaded machine where wall time does not.
 func BenchmarkLoaderCorpus(b *testing.B) {
-	root, release, prof := debianTree(b)
-	files, err := loader.FindModules(filepath.Join(root, "lib", "modules", release))
+	tree := corpus.ForTest(b, "amd64")
+	prof, err := tree.Profile()
+	if err != nil {
+		b.Fatal(err)
+	}
+	root, release := tree.Root, tree.Release
+	files, err := loader.FindModules(tree.ModulesDir)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,8 +1,6 @@
 package loader
 
 import (
-	"os"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -12,43 +10,16 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"kemu/profile"
+	"kemu/corpus"
 )
-
-// corpusTree returns the Debian kernel tree unpacked under the kemu cache ($KEMU_CACHE, default
-// ~/.cache/kemu: debian/<release>/) and its profile, or skips.
-func corpusTree(t testing.TB) (modulesDir string, prof *profile.Profile) {
-	t.Helper()
-	cache := os.Getenv("KEMU_CACHE")
-	if cache == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			t.Skip("no home directory for the kemu cache")
-		}
-		cache = filepath.Join(home, ".cache", "kemu")
-	}
-	dirs, _ := filepath.Glob(filepath.Join(cache, "debian", "*", "root", "lib", "modules", "*", "kernel"))
-	if len(dirs) == 0 {
-		t.Skip("Debian corpus not fetched (make corpus-fetch)")
-	}
-	modulesDir = filepath.Dir(dirs[0])
-	release := filepath.Base(modulesDir)
-	prof, err := profile.Load(filepath.Join(cache, "debian", release, "profile.kprof"))
-	if err != nil {
-		prof, err = defaultProfile()
-	}
-	require.NoError(t, err)
-	require.Equal(t, release, prof.Release, "the corpus and the profile must be the same kernel")
-	return modulesDir, prof
-}
 
 // TestCorpus links every module of Debian's kernel in dependency order. Every one must pass the
 // kernel's validation; link failures are reported by reason and must be the kernel's own verdicts.
 func TestCorpus(t *testing.T) {
-	if testing.Short() {
-		t.Skip("corpus test skipped under -short")
-	}
-	dir, prof := corpusTree(t)
+	tree := corpus.ForTest(t, "amd64")
+	prof, err := tree.Profile()
+	require.NoError(t, err)
+	dir := tree.ModulesDir
 	files, err := FindModules(dir)
 	require.NoError(t, err)
 	start := time.Now()

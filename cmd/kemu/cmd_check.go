@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"kemu/loader"
+	"kemu/printk"
 )
 
 // kemu check links modules the way Linux 6.1 would load them, without running any code: every
@@ -96,7 +96,7 @@ func runCheck(cmd *cobra.Command, args []string) error {
 			failed++
 			rec.Error = r.Err.Error()
 			if e := loader.Errno(r.Err); e != 0 {
-				rec.Errno = errnoName(e)
+				rec.Errno = printk.ErrnoName(int64(e))
 			}
 		} else {
 			ok++
@@ -131,19 +131,4 @@ func runCheck(cmd *cobra.Command, args []string) error {
 		return &exitError{code: 1}
 	}
 	return nil
-}
-
-// errnoName is the errno's symbolic name (ENOEXEC), as tools print it.
-func errnoName(e syscall.Errno) string {
-	names := map[syscall.Errno]string{
-		syscall.EPERM: "EPERM", syscall.ENOENT: "ENOENT", syscall.ENOEXEC: "ENOEXEC", syscall.ENOMEM: "ENOMEM",
-		syscall.EFAULT: "EFAULT", syscall.EBUSY: "EBUSY", syscall.EEXIST: "EEXIST", syscall.EINVAL: "EINVAL",
-		syscall.EFBIG: "EFBIG", syscall.ENOSPC: "ENOSPC", syscall.ERANGE: "ERANGE", syscall.ENOKEY: "ENOKEY",
-		syscall.EKEYREJECTED: "EKEYREJECTED", syscall.EBADMSG: "EBADMSG", syscall.ENOPKG: "ENOPKG",
-		syscall.EWOULDBLOCK: "EWOULDBLOCK", syscall.ENODATA: "ENODATA",
-	}
-	if n, ok := names[e]; ok {
-		return n
-	}
-	return fmt.Sprintf("errno %d", int(e))
 }
