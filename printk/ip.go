@@ -46,14 +46,6 @@ func (f *Formatter) ipAddress(o *output, addr uint64, sp spec, ext []byte) {
 	}
 }
 
-func (f *Formatter) readOrEfault(o *output, addr uint64, buf []byte, sp spec) bool {
-	if err := f.Env.Read(addr, buf); err != nil {
-		o.errorString("(efault)", sp)
-		return false
-	}
-	return true
-}
-
 // sockaddr prints a struct sockaddr_in or sockaddr_in6 with the optional
 // port (p), flowinfo (f) and scope id (s); c compresses IPv6 and h/l/n/b
 // pick the IPv4 byte order.

@@ -157,8 +157,7 @@ func (f *Formatter) hexString(o *output, addr uint64, sp spec, variant byte) {
 		n = min(sp.width, maxHexBytes)
 	}
 	buf := make([]byte, n)
-	if err := f.Env.Read(addr, buf); err != nil {
-		o.errorString("(efault)", sp)
+	if !f.readOrEfault(o, addr, buf, sp) {
 		return
 	}
 	for i, b := range buf {
@@ -182,8 +181,7 @@ func (f *Formatter) bitmap(o *output, addr uint64, sp spec, list bool) {
 	}
 	words := make([]uint64, (bits+63)/64)
 	raw := make([]byte, 8*len(words))
-	if err := f.Env.Read(addr, raw); err != nil {
-		o.errorString("(efault)", sp)
+	if !f.readOrEfault(o, addr, raw, sp) {
 		return
 	}
 	for i := range words {
@@ -291,8 +289,7 @@ func (f *Formatter) netdevBits(o *output, addr uint64, sp spec, variant byte) {
 		return
 	}
 	var raw [8]byte
-	if err := f.Env.Read(addr, raw[:]); err != nil {
-		o.errorString("(efault)", sp)
+	if !f.readOrEfault(o, addr, raw[:], sp) {
 		return
 	}
 	o.specialHex(binary.LittleEndian.Uint64(raw[:]), 8)
@@ -346,6 +343,12 @@ func (f *Formatter) readChecked(o *output, addr uint64, buf []byte, sp spec) boo
 		o.errorString(msg, sp)
 		return false
 	}
+	return f.readOrEfault(o, addr, buf, sp)
+}
+
+// readOrEfault reads len(buf) bytes at addr, printing "(efault)" and
+// reporting false if the guest has no such memory.
+func (f *Formatter) readOrEfault(o *output, addr uint64, buf []byte, sp spec) bool {
 	if err := f.Env.Read(addr, buf); err != nil {
 		o.errorString("(efault)", sp)
 		return false
