@@ -36,8 +36,7 @@ func (f *Formatter) escaped(o *output, addr uint64, sp spec, flagChars []byte) {
 		n = sp.width
 	}
 	src := make([]byte, n)
-	if err := f.Env.Read(addr, src); err != nil {
-		o.errorString("(efault)", sp)
+	if !f.readOrEfault(o, addr, src, sp) {
 		return
 	}
 	for _, c := range src {
