@@ -199,6 +199,13 @@ func TestMatchesKmod(t *testing.T) {
 		{"named modules only", func() map[string][]byte { return hot() }, []string{"MODULES"}},
 		{"verbose", func() map[string][]byte { return hot() }, []string{"-v"}},
 		{"bad version", func() map[string][]byte { return hot() }, []string{"BADVERSION"}},
+		{"invalid option", func() map[string][]byte { return hot() }, []string{"-x"}},
+		{"ambiguous long option", func() map[string][]byte { return hot() }, []string{"--s"}},
+		{"abbreviated long option", func() map[string][]byte { return hot() }, []string{"--dry"}},
+		{"option without its argument", func() map[string][]byte { return hot() }, []string{"--verbose=2"}},
+		{"deprecated options", func() map[string][]byte { return hot() }, []string{"-q", "--map", "-n"}},
+		{"prefix of more than one char", func() map[string][]byte { return hot() }, []string{"-P", "ab"}},
+		{"version", func() map[string][]byte { return hot() }, []string{"-V"}},
 		{"missing directory", func() map[string][]byte { return hot() }, []string{"MISSINGVERSION"}},
 	}
 	for _, tt := range tests {

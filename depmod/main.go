@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"kemu/internal/getopt"
 )
 
 // Main is kmod's depmod command: args are its arguments (without the program name), with kmod's
@@ -133,31 +135,25 @@ type command struct {
 	operands                       []string
 }
 
-type option struct {
-	long  string
-	short byte
-	arg   bool
-}
-
-// options is kmod's cmdopts, in its order (getopt_long's ambiguity messages list them so).
-var options = []option{
-	{"all", 'a', false}, {"quick", 'A', false}, {"basedir", 'b', true}, {"config", 'C', true},
-	{"symvers", 'E', true}, {"filesyms", 'F', true}, {"errsyms", 'e', false},
-	{"unresolved-error", 'u', false}, {"quiet", 'q', false}, {"root", 'r', false},
-	{"verbose", 'v', false}, {"show", 'n', false}, {"dry-run", 'n', false},
-	{"symbol-prefix", 'P', true}, {"warn", 'w', false}, {"map", 'm', false},
-	{"version", 'V', false}, {"help", 'h', false},
+// options is kmod's option table, in its order (glibc's ambiguity messages list them so).
+var options = []getopt.Option{
+	{Long: "all", Short: 'a'}, {Long: "quick", Short: 'A'}, {Long: "basedir", Short: 'b', HasArg: true},
+	{Long: "config", Short: 'C', HasArg: true}, {Long: "symvers", Short: 'E', HasArg: true},
+	{Long: "filesyms", Short: 'F', HasArg: true}, {Long: "errsyms", Short: 'e'},
+	{Long: "unresolved-error", Short: 'u'}, {Long: "quiet", Short: 'q'}, {Long: "root", Short: 'r'},
+	{Long: "verbose", Short: 'v'}, {Long: "show", Short: 'n'}, {Long: "dry-run", Short: 'n'},
+	{Long: "symbol-prefix", Short: 'P', HasArg: true}, {Long: "warn", Short: 'w'}, {Long: "map", Short: 'm'},
+	{Long: "version", Short: 'V'}, {Long: "help", Short: 'h'},
 }
 
 const prog = "depmod"
 
-// parseCommandLine parses as glibc's getopt_long: options and operands mix, "--" ends options,
-// short options cluster, long ones may be abbreviated. done means the command has finished
-// (help, version, usage error) with status.
+// parseCommandLine parses depmod's arguments. done means the command has finished (help, version,
+// usage error) with status.
 func parseCommandLine(args []string, stdout, stderr io.Writer) (c command, status int, done bool) {
 	log := &logger{stderr: stderr, verbose: logWarning}
-	apply := func(o *option, arg string, long bool) (int, bool) {
-		switch o.short {
+	take := func(o *getopt.Option, arg string, long bool) bool {
+		switch o.Short {
 		case 'a':
 			c.all = true
 		case 'A':
@@ -186,115 +182,28 @@ func parseCommandLine(args []string, stdout, stderr io.Writer) (c command, statu
 			c.opts.WarnDups = true
 		case 'u', 'q', 'r', 'm':
 			if long {
-				log.warnf("Ignored deprecated option --%s\n", o.long)
+				log.warnf("Ignored deprecated option --%s\n", o.Long)
 			} else {
-				log.warnf("Ignored deprecated option -%c\n", o.short)
+				log.warnf("Ignored deprecated option -%c\n", o.Short)
 			}
 		case 'h':
 			fmt.Fprint(stdout, helpText)
-			return 0, true
+			return true
 		case 'V':
 			fmt.Fprint(stdout, "kmod version 30\n+ZSTD +XZ -ZLIB +LIBCRYPTO -EXPERIMENTAL\n")
-			return 0, true
+			return true
 		}
-		return 0, false
+		return false
 	}
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--":
-			c.operands = append(c.operands, args[i+1:]...)
-			return c, 0, false
-		case strings.HasPrefix(a, "--"):
-			name, value, hasValue := strings.Cut(a[2:], "=")
-			var matches []*option
-			for k := range options {
-				if options[k].long == name {
-					matches = []*option{&options[k]}
-					break
-				}
-				if strings.HasPrefix(options[k].long, name) {
-					matches = append(matches, &options[k])
-				}
-			}
-			if len(matches) > 1 && !sameOption(matches) {
-				var b strings.Builder
-				for _, m := range matches {
-					fmt.Fprintf(&b, " '--%s'", m.long)
-				}
-				fmt.Fprintf(stderr, "%s: option '--%s' is ambiguous; possibilities:%s\n", prog, name, b.String())
-				return c, 1, true
-			}
-			if len(matches) == 0 {
-				fmt.Fprintf(stderr, "%s: unrecognized option '--%s'\n", prog, name)
-				return c, 1, true
-			}
-			o := matches[0]
-			switch {
-			case o.arg && !hasValue:
-				if i+1 == len(args) {
-					fmt.Fprintf(stderr, "%s: option '--%s' requires an argument\n", prog, o.long)
-					return c, 1, true
-				}
-				i++
-				value = args[i]
-			case !o.arg && hasValue:
-				fmt.Fprintf(stderr, "%s: option '--%s' doesn't allow an argument\n", prog, o.long)
-				return c, 1, true
-			}
-			if st, stop := apply(o, value, true); stop {
-				return c, st, true
-			}
-		case len(a) > 1 && a[0] == '-':
-			for j := 1; j < len(a); j++ {
-				o := shortOption(a[j])
-				if o == nil {
-					fmt.Fprintf(stderr, "%s: invalid option -- '%c'\n", prog, a[j])
-					return c, 1, true
-				}
-				value := ""
-				if o.arg {
-					switch {
-					case j+1 < len(a):
-						value = a[j+1:]
-					case i+1 < len(args):
-						i++
-						value = args[i]
-					default:
-						fmt.Fprintf(stderr, "%s: option requires an argument -- '%c'\n", prog, a[j])
-						return c, 1, true
-					}
-					j = len(a)
-				}
-				if st, stop := apply(o, value, false); stop {
-					return c, st, true
-				}
-			}
-		default:
-			c.operands = append(c.operands, a)
-		}
+	operands, stopped, ok := getopt.Parse(prog, options, args, stderr, take)
+	switch {
+	case !ok:
+		return c, 1, true
+	case stopped:
+		return c, 0, true
 	}
+	c.operands = operands
 	return c, 0, false
-}
-
-// sameOption reports whether abbreviation matches all name one option (--show and --dry-run do not;
-// glibc accepts a prefix shared by entries with the same flag and value).
-func sameOption(ms []*option) bool {
-	for _, m := range ms[1:] {
-		if m.short != ms[0].short || m.arg != ms[0].arg {
-			return false
-		}
-	}
-	return true
-}
-
-func shortOption(c byte) *option {
-	for k := range options {
-		if options[k].short == c {
-			return &options[k]
-		}
-	}
-	return nil
 }
 
 // helpText is kemu's own summary of depmod's options.
