@@ -88,17 +88,35 @@ func unxz(raw []byte) ([]byte, error) {
 
 // drain reads a decompressor to its end, at most maxModuleSize bytes (ENOMEM beyond). classify
 // turns a decoder error into the errno to report, or nil when it only marks where the input
-// stopped and the output so far stands.
+// stopped and the output so far stands. Decoders that can write out each block as it is done
+// (zstd's WriteTo) do so, so a stream cut inside its final checksum keeps its last block, as
+// with libzstd.
 func drain(r io.Reader, classify func(error) error) ([]byte, error) {
-	var out bytes.Buffer
-	n, err := io.Copy(&out, io.LimitReader(r, maxModuleSize+1))
-	if n > maxModuleSize {
+	out := &boundedBuffer{max: maxModuleSize}
+	_, err := io.Copy(out, r)
+	switch {
+	case errors.Is(err, errTooLarge):
 		return nil, syscall.ENOMEM
-	}
-	if err != nil {
+	case err != nil:
 		if errno := classify(err); errno != nil {
 			return nil, errno
 		}
 	}
-	return out.Bytes(), nil
+	return out.buf.Bytes(), nil
+}
+
+var errTooLarge = errors.New("decompressed module too large")
+
+// boundedBuffer collects output up to max bytes. It has only Write, so io.Copy cannot bypass
+// the bound through a ReadFrom.
+type boundedBuffer struct {
+	buf bytes.Buffer
+	max int64
+}
+
+func (b *boundedBuffer) Write(p []byte) (int, error) {
+	if int64(b.buf.Len())+int64(len(p)) > b.max {
+		return 0, errTooLarge
+	}
+	return b.buf.Write(p)
 }

@@ -118,6 +118,7 @@ func TestMatchesKmodOnFixtures(t *testing.T) {
 func craftedFiles(t *testing.T, dir string) {
 	t.Helper()
 	hello := readFixture(t, "hello.ko")
+	signed := readFixture(t, "hello_signed.ko")
 	write := func(name string, data []byte) {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, name), data, 0o644))
 	}
@@ -131,7 +132,19 @@ func craftedFiles(t *testing.T, dir string) {
 	write("hello.ko.xz", xzBytes(t, hello))
 	write("hello.ko.zst", zstdBytes(t, hello))
 	write("xz-named-plain.ko", xzBytes(t, hello))
-	write("zst-truncated.ko", zstdBytes(t, hello)[:len(zstdBytes(t, hello))/2])
+	zst, xzd := zstdBytes(t, signed), xzBytes(t, signed)
+	for _, cut := range []int{1, 3, 4, 5, 10, 100, 1000, len(zst) / 2} {
+		write(fmt.Sprintf("zst-cut%d.ko", cut), zst[:len(zst)-cut])
+	}
+	for _, cut := range []int{1, 4, 12, 100} {
+		write(fmt.Sprintf("xz-cut%d.ko", cut), xzd[:len(xzd)-cut])
+	}
+	write("zst-twice.ko", append(append([]byte{}, zst...), zst...))
+	write("zst-garbage-after.ko", append(append([]byte{}, zst...), "garbage"...))
+	write("zst-zeros-after.ko", append(append([]byte{}, zst...), 0, 0, 0, 0))
+	write("xz-twice.ko", append(append([]byte{}, xzd...), xzd...))
+	write("xz-padding-after.ko", append(append([]byte{}, xzd...), 0, 0, 0, 0))
+	write("xz-garbage-after.ko", append(append([]byte{}, xzd...), "garbage"...))
 	write("xz-truncated.ko", xzBytes(t, hello)[:300])
 	write("xz-corrupt.ko", corrupt(xzBytes(t, hello), 200))
 	write("hello.ko.gz", gzipBytes(t, hello))
@@ -185,7 +198,6 @@ func craftedFiles(t *testing.T, dir string) {
 	ecSig := ecdsaSignature(t, hello)
 	write("sig-ecdsa.ko", withTrailer(hello, ecSig, modsign.Trailer{IDType: modsign.IDPKCS7, SigLen: uint32(len(ecSig))}))
 	write("sig-ecdsa-tail.ko", withTrailer(hello, append(ecSig, 0, 0), modsign.Trailer{IDType: modsign.IDPKCS7, SigLen: uint32(len(ecSig) + 2)}))
-	signed := readFixture(t, "hello_signed.ko")
 	write("signed.ko.xz", xzBytes(t, signed))
 	write("signed.ko.zst", zstdBytes(t, signed))
 
