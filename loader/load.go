@@ -113,44 +113,47 @@ func (k *Kernel) LoadPrepared(p *Prepared) (mod *Module, err error) {
 			mod = nil
 		}
 	}()
-	for _, b := range k.cfg.Blacklist {
-		if b == info.name {
-			return nil, kerr(syscall.EPERM, "Module %s is blacklisted", info.name)
+	// The rest of load_module(), in the kernel's order.
+	steps := []func() error{
+		info.checkBlacklist,
+		info.rewriteSectionHeaders,
+		info.checkModstructVersion,
+		info.layoutAndAllocate,
+		info.addUnformed,
+		info.taintUnsigned,
+		info.checkLicenseAndVersions,
+		info.simplifySymbols,
+		info.applyRelocations,
+		info.postRelocation,
+		info.completeFormation,
+		info.parseArgs,
+	}
+	for _, step := range steps {
+		if err = step(); err != nil {
+			return nil, err
 		}
 	}
-	info.rewriteSectionHeaders()
-	if err = info.checkModstructVersion(); err != nil {
-		return nil, err
+	return info.mod, nil
+}
+
+// checkBlacklist is blacklisted(): module_blacklist= names modules that may not load.
+func (info *loadInfo) checkBlacklist() error {
+	for _, b := range info.k.cfg.Blacklist {
+		if b == info.name {
+			return kerr(syscall.EPERM, "Module %s is blacklisted", info.name)
+		}
 	}
-	if err = info.layoutAndAllocate(); err != nil {
-		return nil, err
-	}
-	if err = info.addUnformed(); err != nil {
-		return nil, err
-	}
+	return nil
+}
+
+// taintUnsigned: a module whose signature was not verified taints the kernel E (the message once).
+func (info *loadInfo) taintUnsigned() error {
+	k := info.k
 	if !info.sigOK && k.config("CONFIG_MODULE_SIG", true) {
 		k.printkOnce(LogNotice, "%s: module verification failed: signature and/or required key missing - tainting kernel", info.mod.Name)
 		k.addTaint(info.mod, TaintUnsigned)
 	}
-	if err = info.checkLicenseAndVersions(); err != nil {
-		return nil, err
-	}
-	if err = info.simplifySymbols(); err != nil {
-		return nil, err
-	}
-	if err = info.applyRelocations(); err != nil {
-		return nil, err
-	}
-	if err = info.postRelocation(); err != nil {
-		return nil, err
-	}
-	if err = info.completeFormation(); err != nil {
-		return nil, err
-	}
-	if err = info.parseArgs(); err != nil {
-		return nil, err
-	}
-	return info.mod, nil
+	return nil
 }
 
 // cleanup undoes a failed load: uses, memory, registry entry.
@@ -218,7 +221,7 @@ func (info *loadInfo) setup() error {
 
 // rewriteSectionHeaders: every section's address is its place in the temporary copy; .modinfo and
 // __versions lose SHF_ALLOC (they are read, not kept).
-func (info *loadInfo) rewriteSectionHeaders() {
+func (info *loadInfo) rewriteSectionHeaders() error {
 	f := info.f
 	info.addr = make([]uint64, len(f.secs))
 	for i := 1; i < len(f.secs); i++ {
@@ -226,6 +229,7 @@ func (info *loadInfo) rewriteSectionHeaders() {
 	}
 	f.secs[info.idxVers].Flags &^= shfAlloc
 	f.secs[info.idxInfo].Flags &^= shfAlloc
+	return nil
 }
 
 // checkVersion is check_version(): crc is the exporter's CRC, nil when it has none.
