@@ -24,12 +24,13 @@
 // The kernel keys the hash with random bytes at boot; kemu takes the key from
 // Options.PointerKey so output is reproducible per machine seed.
 //
-// %pd and %pD (dentry and file names) need struct offsets: they work when
-// the Env also implements Layout, and print the hashed pointer otherwise.
+// %pd and %pD (dentry and file names) and %pg (block device) need struct
+// offsets: they work when the Env also implements Layout, and print the
+// hashed pointer otherwise.
 // %pSb and %pBb print no build ID, as Debian's CONFIG_STACKTRACE_BUILD_ID=n.
 //
-// Not done (they print the hashed pointer, as %p would): %pg (block
-// device), %pC (clock), %pGp and %pGv (page and VMA flags; %pGg is done),
+// Not done (they print the hashed pointer, as %p would): %pC (clock), %pGp
+// and %pGv (page and VMA flags; %pGg is done),
 // %pOF (device tree node), %pfw (fwnode). They need more kernel structures and tables than
 // this package models.
 //

@@ -135,11 +135,15 @@ func (f *Formatter) warn(message string) {
 
 // guestString prints the NUL-terminated guest string at addr (%s).
 func (f *Formatter) guestString(o *output, addr uint64, sp spec) {
+	f.guestStringMax(o, addr, maxStringRead, sp)
+}
+
+// guestStringMax prints the guest string at addr, reading at most max bytes.
+func (f *Formatter) guestStringMax(o *output, addr uint64, max int, sp spec) {
 	if msg := checkPointer(addr); msg != "" {
 		o.errorString(msg, sp)
 		return
 	}
-	max := maxStringRead
 	if sp.prec >= 0 && int(sp.prec) < max {
 		max = int(sp.prec)
 	}

@@ -44,6 +44,8 @@ func (f *Formatter) pointer(o *output, ext []byte, ptr uint64, sp spec, depth in
 		f.dentryName(o, ptr, sp, ext)
 	case 'D':
 		f.fileDentry(o, ptr, sp, ext)
+	case 'g':
+		f.blockDevice(o, ptr, sp)
 	case '4':
 		f.fourCC(o, ptr, sp, ext)
 	case 'A':

@@ -15,6 +15,7 @@ func (layoutEnv) FieldOffset(structName, field string) (uint64, bool) {
 	off, ok := map[string]uint64{
 		"dentry.d_parent": 24, "dentry.d_name": 32, "qstr.name": 8,
 		"file.f_path": 16, "path.dentry": 8,
+		"block_device.bd_partno": 4, "block_device.bd_disk": 8, "gendisk.disk_name": 16,
 	}[structName+"."+field]
 	return off, ok
 }
@@ -32,11 +33,7 @@ func TestDentryNames(t *testing.T) {
 	env.putWords(file, 0, 0, 0, passwd)
 	env.putWords(file+0x800, 0, 0, 0, unmapped) // a file whose dentry is unmapped
 
-	tests := []struct {
-		format string
-		arg    uint64
-		want   string
-	}{
+	tests := []formatCase{
 		{"%pd", passwd, "passwd"},
 		{"%pd2", passwd, "etc/passwd"},
 		{"%pd3", passwd, "/etc/passwd"},
@@ -52,16 +49,52 @@ func TestDentryNames(t *testing.T) {
 		{"%pd", unmapped, "(efault)"},
 		{"%pD", file + 0x800, "(efault)"},
 	}
-	f := Formatter{Env: layoutEnv{env}}
-	for _, tc := range tests {
-		t.Run(tc.format, func(t *testing.T) {
-			assert.Equal(t, tc.want, string(f.Format([]byte(tc.format), &SliceArgs{Values: []uint64{tc.arg}})))
-		})
-	}
+	checkFormats(t, Formatter{Env: layoutEnv{env}}, tests)
 
 	t.Run("without a layout the pointer is hashed", func(t *testing.T) {
 		plain := Formatter{Env: env}
 		assert.Equal(t, string(plain.Format([]byte("%p"), &SliceArgs{Values: []uint64{passwd}})),
 			string(plain.Format([]byte("%pd"), &SliceArgs{Values: []uint64{passwd}})))
 	})
+}
+
+func TestBlockDevices(t *testing.T) {
+	const sda, sda1, nvme, nvmep2, diskSda, diskNvme = 0xffff888000020000, 0xffff888000020100,
+		0xffff888000020200, 0xffff888000020300, 0xffff888000021000, 0xffff888000022000
+	env := testEnv()
+	bdev := func(addr, disk uint64, part byte) {
+		env.put(addr, []byte{0, 0, 0, 0, part, 0, 0, 0})
+		env.putWords(addr+8, disk)
+	}
+	env.put(diskSda, append(make([]byte, 16), "sda\x00"...))
+	env.put(diskNvme, append(make([]byte, 16), "nvme0n1\x00"...))
+	bdev(sda, diskSda, 0)
+	bdev(sda1, diskSda, 1)
+	bdev(nvme, diskNvme, 0)
+	bdev(nvmep2, diskNvme, 2)
+	tests := []formatCase{
+		{"%pg", sda, "sda"},
+		{"%pg", sda1, "sda1"},
+		{"%pg", nvme, "nvme0n1"},
+		{"%pg", nvmep2, "nvme0n1p2"},
+		{"%pg", 0, "(null)"},
+		{"%pg", unmapped, "(efault)"},
+	}
+	checkFormats(t, Formatter{Env: layoutEnv{env}}, tests)
+}
+
+// formatCase is a format with one argument and its expected output.
+type formatCase struct {
+	format string
+	arg    uint64
+	want   string
+}
+
+func checkFormats(t *testing.T, f Formatter, tests []formatCase) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.format, func(t *testing.T) {
+			assert.Equal(t, tc.want, string(f.Format([]byte(tc.format), &SliceArgs{Values: []uint64{tc.arg}})))
+		})
+	}
 }

@@ -1,6 +1,9 @@
 package printk
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"strings"
+)
 
 // Layout is an optional capability of an Env: field offsets of kernel
 // structs, from BTF (the machine has them through the profile package).
@@ -20,27 +23,35 @@ type dentryOffsets struct {
 	name   uint64 // dentry.d_name.name (struct qstr: hash_len, then name)
 }
 
-func (f *Formatter) dentryLayout() (dentryOffsets, bool) {
+// offsets looks up "struct.field" offsets through the Env's Layout; ok is
+// false if the Env has none or lacks any of them.
+func (f *Formatter) offsets(fields ...string) (offs []uint64, ok bool) {
 	layout, ok := f.Env.(Layout)
+	if !ok {
+		return nil, false
+	}
+	for _, sf := range fields {
+		structName, field, _ := strings.Cut(sf, ".")
+		off, ok := layout.FieldOffset(structName, field)
+		if !ok {
+			return nil, false
+		}
+		offs = append(offs, off)
+	}
+	return offs, true
+}
+
+func (f *Formatter) dentryLayout() (dentryOffsets, bool) {
+	offs, ok := f.offsets("dentry.d_parent", "dentry.d_name", "qstr.name")
 	if !ok {
 		return dentryOffsets{}, false
 	}
-	parent, ok1 := layout.FieldOffset("dentry", "d_parent")
-	dName, ok2 := layout.FieldOffset("dentry", "d_name")
-	qName, ok3 := layout.FieldOffset("qstr", "name")
-	return dentryOffsets{parent: parent, name: dName + qName}, ok1 && ok2 && ok3
+	return dentryOffsets{parent: offs[0], name: offs[1] + offs[2]}, true
 }
 
 // fileDentry is %pD[234]: the name of a struct file's f_path.dentry.
 func (f *Formatter) fileDentry(o *output, file uint64, sp spec, ext []byte) {
-	layout, ok := f.Env.(Layout)
-	var path, dentry uint64
-	if ok {
-		var ok1, ok2 bool
-		path, ok1 = layout.FieldOffset("file", "f_path")
-		dentry, ok2 = layout.FieldOffset("path", "dentry")
-		ok = ok1 && ok2
-	}
+	offs, ok := f.offsets("file.f_path", "path.dentry")
 	if !ok {
 		f.defaultPointer(o, file, sp)
 		return
@@ -49,7 +60,7 @@ func (f *Formatter) fileDentry(o *output, file uint64, sp spec, ext []byte) {
 		o.errorString(msg, sp)
 		return
 	}
-	d, err := f.readPointer(file + path + dentry)
+	d, err := f.readPointer(file + offs[0] + offs[1])
 	if err != nil {
 		o.errorString("(efault)", sp)
 		return
@@ -111,4 +122,42 @@ func (f *Formatter) readPointer(addr uint64) (uint64, error) {
 		return 0, err
 	}
 	return binary.LittleEndian.Uint64(raw[:]), nil
+}
+
+// diskNameLen is DISK_NAME_LEN, the size of gendisk.disk_name.
+const diskNameLen = 32
+
+// blockDevice is %pg: a block_device's disk name and partition number,
+// "sda1" or, for a disk name ending in a digit, "nvme0n1p1".
+func (f *Formatter) blockDevice(o *output, bdev uint64, sp spec) {
+	offs, ok := f.offsets("block_device.bd_disk", "gendisk.disk_name", "block_device.bd_partno")
+	if !ok {
+		f.defaultPointer(o, bdev, sp)
+		return
+	}
+	diskOff, nameOff, partOff := offs[0], offs[1], offs[2]
+	if msg := checkPointer(bdev); msg != "" {
+		o.errorString(msg, sp)
+		return
+	}
+	var part [1]byte // u8 bd_partno
+	if !f.readOrEfault(o, bdev+partOff, part[:], sp) {
+		return
+	}
+	disk, err := f.readPointer(bdev + diskOff)
+	if err != nil {
+		o.errorString("(efault)", sp)
+		return
+	}
+	// The name goes through string(), which checks the pointer, and so
+	// does the partition number through number(), both with the spec.
+	f.guestStringMax(o, disk+nameOff, diskNameLen, sp)
+	if part[0] == 0 {
+		return
+	}
+	name, err := f.Env.ReadString(disk+nameOff, diskNameLen)
+	if err == nil && name != "" && isDigit(name[len(name)-1]) {
+		o.byte('p')
+	}
+	o.number(uint64(part[0]), sp)
 }
