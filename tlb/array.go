@@ -13,10 +13,10 @@ type Replacement uint8
 const (
 	// LRU replaces the least recently used entry of the set.
 	LRU Replacement = iota
-	// BitPLRU is the one-bit pseudo-LRU (also called MRU bits or NRU)
-	// that hardware uses where true LRU is too costly: a use sets the
-	// entry's bit, clearing the others' once all are set, and a fill
-	// replaces the first entry whose bit is clear.
+	// BitPLRU is the one-bit pseudo-LRU (also called MRU bits or NRU), a
+	// common hardware approximation of LRU: a use sets the entry's bit,
+	// clearing the others' once all are set, and a fill replaces the first
+	// entry whose bit is clear.
 	BitPLRU
 )
 
@@ -49,6 +49,8 @@ func (c ArrayConfig) validate() error {
 		return fmt.Errorf("entries %d, ways %d: both must be positive", c.Entries, c.Ways)
 	case c.Ways > c.Entries:
 		return fmt.Errorf("%d ways exceed %d entries", c.Ways, c.Entries)
+	case c.Entries > maxEntries:
+		return fmt.Errorf("%d entries: at most %d", c.Entries, maxEntries)
 	case c.Sizes == 0 || c.Sizes&^SizesAll != 0:
 		return errors.New("no valid page sizes")
 	case c.Policy > BitPLRU:
@@ -56,6 +58,9 @@ func (c ArrayConfig) validate() error {
 	}
 	return nil
 }
+
+// maxEntries bounds an array's size: real TLBs have thousands of entries.
+const maxEntries = 1 << 20
 
 // validKey marks an entry in use; keys are granule number << 2 | granule code.
 const validKey = 1 << 63

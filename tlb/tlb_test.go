@@ -289,6 +289,7 @@ func TestConfigValidation(t *testing.T) {
 		{"zero ways", func(c *Config) { c.L2[0].Ways = 0 }},
 		{"more ways than entries", func(c *Config) { c.L2[0].Ways = 8 }},
 		{"no sizes", func(c *Config) { c.L1I[0].Sizes = 0 }},
+		{"too big", func(c *Config) { c.L2[0] = Array(1<<40, 4, Sizes4K) }},
 		{"bad cache", func(c *Config) { c.PDE = ArrayConfig{Entries: 4, Ways: 0} }},
 	}
 	for _, tc := range tests {
