@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"kemu/corpus"
 	"kemu/depmod"
 )
 
@@ -16,8 +17,9 @@ import (
 // rewrote kmod's modules.dep byte for byte. Metrics: kmod's wall and CPU time and kemu's relative to
 // them (kemu/kmod, kemu/kmod-cpu; below 1 is faster). CPU time stays meaningful on a loaded machine.
 func BenchmarkDepmodCorpus(b *testing.B) {
-	root, release, _ := debianTree(b)
-	kmodWall, kmodCPU, depFile := runDepmod(b, root, release)
+	tree := corpus.ForTest(b, "amd64")
+	release := tree.Release
+	kmodWall, kmodCPU, depFile := runDepmod(b, tree.Root, release)
 	if depFile == "" {
 		b.Skip("kmod's depmod is not installed")
 	}
