@@ -171,27 +171,15 @@ func (info *loadInfo) isCoreSymbol(s *elfSym) bool {
 // moveModule is move_module(): allocate the regions and copy every placed section's bytes into them.
 func (info *loadInfo) moveModule() error {
 	k, m, f := info.k, info.mod, info.f
-	alloc := func(kind RegionKind, size uint64) (Region, error) {
-		if size == 0 {
-			return Region{Kind: kind}, nil
-		}
-		addr, err := k.mem.ModuleAlloc(m.Name, kind, size)
-		if err != nil {
-			return Region{}, &Error{Errno: syscall.ENOMEM, Detail: fmt.Sprintf("%s: allocating %s region: %v", m.Name, kind, err)}
-		}
-		return Region{Kind: kind, Addr: addr, Size: size, Bytes: make([]byte, size)}, nil
-	}
 	var err error
-	if m.Core, err = alloc(CoreRegion, info.layout.core.size); err != nil {
+	if m.Core, err = info.allocRegion(CoreRegion, info.layout.core.size, rangesOf(info.layout.core, false)); err != nil {
 		return err
 	}
-	if m.Init, err = alloc(InitRegion, info.layout.init.size); err != nil {
+	if m.Init, err = info.allocRegion(InitRegion, info.layout.init.size, rangesOf(info.layout.init, true)); err != nil {
 		k.mem.ModuleFree(m.Core.Addr, m.Core.Size)
 		m.Core = Region{}
 		return err
 	}
-	m.Core.Ranges = rangesOf(m.Core.Addr, info.layout.core, false)
-	m.Init.Ranges = rangesOf(m.Init.Addr, info.layout.init, true)
 	for i := range f.secs {
 		p := info.place[i]
 		if !p.ok {
@@ -199,7 +187,7 @@ func (info *loadInfo) moveModule() error {
 		}
 		r := m.region(p.region)
 		s := &f.secs[i]
-		info.addr[i] = r.Addr + p.off
+		info.addr[i], _ = r.AddrOf(p.off) // every placed section lies inside one range, so one piece
 		if s.Type != shtNobits {
 			copy(r.Bytes[p.off:p.off+s.Size], f.sectionData(i))
 		}
@@ -216,17 +204,61 @@ func (info *loadInfo) moveModule() error {
 			return kerr(syscall.ENOMEM, "").withDetail("%s: per-CPU section of %d bytes", m.Name, s.Size)
 		}
 		if s.Size > 0 {
-			if m.Percpu, err = alloc(PercpuRegion, pageAlign(s.Size)); err != nil {
+			size := pageAlign(s.Size)
+			ranges := []Range{{Size: size, Perm: mmu.PermRW, AfterInit: mmu.PermRW, Class: "percpu"}}
+			if m.Percpu, err = info.allocRegion(PercpuRegion, size, ranges); err != nil {
 				return err
 			}
 			if s.Type != shtNobits {
 				copy(m.Percpu.Bytes, f.sectionData(info.idxPcpu))
 			}
-			m.Percpu.Ranges = []Range{{Addr: m.Percpu.Addr, Size: m.Percpu.Size, Perm: mmu.PermRW, AfterInit: mmu.PermRW, Class: "percpu"}}
 			info.addr[info.idxPcpu] = m.Percpu.Addr
 		}
 	}
 	return nil
+}
+
+// allocRegion is module_alloc() for one region: through the caller's PieceMemory when it has one,
+// else ModuleAlloc for one contiguous piece. The ranges get their addresses from the pieces.
+func (info *loadInfo) allocRegion(kind RegionKind, size uint64, ranges []Range) (Region, error) {
+	k, m := info.k, info.mod
+	r := Region{Kind: kind}
+	if size == 0 {
+		return r, nil
+	}
+	fail := func(err error) (Region, error) {
+		return Region{}, &Error{Errno: syscall.ENOMEM, Detail: fmt.Sprintf("%s: allocating %s region: %v", m.Name, kind, err)}
+	}
+	if pm, ok := k.mem.(PieceMemory); ok {
+		pieces, err := pm.ModuleAllocPieces(m.Name, kind, size, ranges)
+		if err != nil {
+			return fail(err)
+		}
+		if len(pieces) == 0 || pieces[0].Offset != 0 {
+			return fail(fmt.Errorf("the allocator returned no piece at offset 0"))
+		}
+		r.Pieces = pieces
+	} else {
+		addr, err := k.mem.ModuleAlloc(m.Name, kind, size)
+		if err != nil {
+			return fail(err)
+		}
+		r.Pieces = []Piece{{Offset: 0, Size: size, Addr: addr}}
+	}
+	r.Addr, r.Size = r.Pieces[0].Addr, size
+	for i := range ranges {
+		rg := &ranges[i]
+		a, ok1 := r.AddrOf(rg.Offset)
+		end, ok2 := r.AddrOf(rg.Offset + rg.Size - 1)
+		if !ok1 || !ok2 || end-a != rg.Size-1 {
+			k.mem.ModuleFree(r.Addr, size)
+			return fail(fmt.Errorf("the allocator's pieces split the %s range at offset %#x", rg.Class, rg.Offset))
+		}
+		rg.Addr = a
+	}
+	r.Ranges = ranges
+	r.Bytes = make([]byte, size)
+	return r, nil
 }
 
 // region returns the module's region of kind.
@@ -242,11 +274,11 @@ func (m *Module) region(kind RegionKind) *Region {
 
 // rangesOf is what module_enable_ro/nx/x make of a layout: text RO+X, rodata RO+NX, ro_after_init RW+NX
 // until init finishes and RO after, data (and the kallsyms copy) RW+NX.
-func rangesOf(base uint64, l layoutSizes, init bool) []Range {
+func rangesOf(l layoutSizes, init bool) []Range {
 	var out []Range
 	add := func(from, to uint64, perm, after mmu.Perm, class string) {
 		if to > from {
-			out = append(out, Range{Addr: base + from, Size: to - from, Perm: perm, AfterInit: after, Class: class})
+			out = append(out, Range{Offset: from, Size: to - from, Perm: perm, AfterInit: after, Class: class})
 		}
 	}
 	add(0, l.textSize, mmu.PermRX, mmu.PermRX, "text")
@@ -261,10 +293,15 @@ func rangesOf(base uint64, l layoutSizes, init bool) []Range {
 // readAt returns n bytes of the module's memory at addr, from whichever region holds them.
 func (m *Module) readAt(addr, n uint64) ([]byte, bool) {
 	for _, r := range []*Region{&m.Core, &m.Init, &m.Percpu} {
-		if r.Contains(addr) && n <= r.Size-(addr-r.Addr) {
-			off := addr - r.Addr
-			return r.Bytes[off : off+n], true
+		off, ok := r.Offset(addr)
+		if !ok || n > r.Size-off {
+			continue
 		}
+		// The bytes must be contiguous in guest memory too.
+		if end, ok := r.AddrOf(off + n - 1); n > 0 && (!ok || end-addr != n-1) {
+			return nil, false
+		}
+		return r.Bytes[off : off+n], true
 	}
 	return nil, false
 }
@@ -272,8 +309,8 @@ func (m *Module) readAt(addr, n uint64) ([]byte, bool) {
 // stringAt reads a NUL-terminated string from module memory (at most max bytes).
 func (m *Module) stringAt(addr uint64, max int) (string, bool) {
 	for _, r := range []*Region{&m.Core, &m.Init, &m.Percpu} {
-		if r.Contains(addr) {
-			b := r.Bytes[addr-r.Addr:]
+		if off, ok := r.Offset(addr); ok {
+			b := r.Bytes[off:]
 			if len(b) > max {
 				b = b[:max]
 			}

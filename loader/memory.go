@@ -20,6 +20,16 @@ type Memory interface {
 	KernelFree(addr uint64)
 }
 
+// PieceMemory is an optional extension of Memory for placements that may put parts of a region at
+// different addresses (hugepack packs text into shared pages apart from the rest). When the caller's
+// Memory implements it, the loader calls ModuleAllocPieces instead of ModuleAlloc with the region's
+// ranges (Offset, Size, Perm, Class set; Addr zero) and links every section at the address its piece
+// gives. Pieces must be sorted by Offset, cover the region and not split a range. ModuleFree is called
+// with the address of the region's first byte and its size.
+type PieceMemory interface {
+	ModuleAllocPieces(module string, kind RegionKind, size uint64, ranges []Range) ([]Piece, error)
+}
+
 // Kernel address-space constants of x86-64 with 4-level paging.
 const (
 	PageSize      = 4096

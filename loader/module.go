@@ -51,27 +51,58 @@ func (k RegionKind) String() string {
 
 // Range is a page-aligned part of a region with one protection, as module_enable_ro/nx/x set it.
 // AfterInit is the protection once init has finished (ro_after_init turns RW into RO); it equals Perm
-// for every other range.
+// for every other range. Offset is where the range's bytes start in Region.Bytes, Addr where they live.
 type Range struct {
 	Addr, Size uint64
+	Offset     uint64
 	Perm       mmu.Perm
 	AfterInit  mmu.Perm
 	Class      string // "text", "rodata", "ro_after_init", "data"
 }
 
-// Region is one contiguous allocation holding a module's laid-out sections. Bytes is the relocated image
-// the caller copies to [Addr, Addr+Size); sections of type NOBITS are zero in it.
+// Piece is a part of a region placed at its own address. A region from ModuleAlloc is one piece; a
+// PieceMemory may split a region at range boundaries (text in a shared pack, the rest elsewhere).
+type Piece struct {
+	Offset, Size uint64 // within the region
+	Addr         uint64 // guest address of Offset
+}
+
+// Region is one allocation holding a module's laid-out sections. Bytes is the relocated image: the
+// caller copies each piece's bytes to its address (for a contiguous region, Bytes to [Addr, Addr+Size));
+// sections of type NOBITS are zero in it.
 type Region struct {
 	Kind   RegionKind
-	Addr   uint64
+	Addr   uint64 // address of the region's first byte
 	Size   uint64 // page aligned, as module_alloc rounds it
 	Bytes  []byte // len == Size
 	Ranges []Range
+	Pieces []Piece // sorted by Offset, covering the region
 }
 
 // Contains reports whether addr is inside the region.
 func (r *Region) Contains(addr uint64) bool {
-	return r.Size != 0 && addr >= r.Addr && addr-r.Addr < r.Size
+	_, ok := r.Offset(addr)
+	return ok
+}
+
+// Offset is the position in Bytes of the byte at guest address addr.
+func (r *Region) Offset(addr uint64) (uint64, bool) {
+	for _, p := range r.Pieces {
+		if addr >= p.Addr && addr-p.Addr < p.Size {
+			return p.Offset + addr - p.Addr, true
+		}
+	}
+	return 0, false
+}
+
+// AddrOf is the guest address of byte off of the region.
+func (r *Region) AddrOf(off uint64) (uint64, bool) {
+	for _, p := range r.Pieces {
+		if off >= p.Offset && off-p.Offset < p.Size {
+			return p.Addr + off - p.Offset, true
+		}
+	}
+	return 0, false
 }
 
 // Section is one ALLOC section placed in a region.
