@@ -1,6 +1,10 @@
 package machine
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"fmt"
+	"syscall"
+)
 
 // Checked guest memory access for the emulated kernel. Every read or write a handler makes on a
 // pointer the module passed goes through these, so a bad pointer becomes a *Fault (and then an oops),
@@ -48,8 +52,15 @@ func (m *Machine) locateFault(addr, n uint64, acc Access) *Fault {
 	return &Fault{Addr: addr, Access: acc}
 }
 
-// Read returns n bytes of guest memory at addr.
+// maxRead bounds Read: larger guest buffers are handled in chunks (Copy, Fill, Compare, Index).
+const maxRead = 16 << 20
+
+// Read returns n bytes of guest memory at addr (at most maxRead; more is an error, not a host
+// allocation of the module's choosing).
 func (m *Machine) Read(addr, n uint64) ([]byte, error) {
+	if n > maxRead {
+		return nil, fmt.Errorf("read %d bytes at %#x: larger than %d: %w", n, addr, maxRead, syscall.EFBIG)
+	}
 	b := make([]byte, n)
 	return b, m.ReadAt(b, addr)
 }
@@ -108,4 +119,95 @@ func (m *Machine) ReadCString(addr uint64, max int) (string, error) {
 func (m *Machine) StrLen(addr uint64, max int) (uint64, error) {
 	s, err := m.ReadCString(addr, max)
 	return uint64(len(s)), err
+}
+
+// chunk bounds the host buffer of bulk guest operations: a module asking memset or memcpy for
+// terabytes faults at the first unmapped page instead of exhausting host memory.
+const chunk = 64 << 10
+
+// Copy is memmove in guest memory: n bytes from src to dst, correct for overlapping ranges, in
+// bounded chunks. It stops at the first fault.
+func (m *Machine) Copy(dst, src, n uint64) error {
+	buf := make([]byte, min(n, chunk))
+	if dst > src && dst-src < n { // overlapping with dst above src: copy from the end
+		for done := uint64(0); done < n; {
+			k := min(n-done, chunk)
+			off := n - done - k
+			if err := m.ReadAt(buf[:k], src+off); err != nil {
+				return err
+			}
+			if err := m.WriteAt(buf[:k], dst+off); err != nil {
+				return err
+			}
+			done += k
+		}
+		return nil
+	}
+	for off := uint64(0); off < n; {
+		k := min(n-off, chunk)
+		if err := m.ReadAt(buf[:k], src+off); err != nil {
+			return err
+		}
+		if err := m.WriteAt(buf[:k], dst+off); err != nil {
+			return err
+		}
+		off += k
+	}
+	return nil
+}
+
+// Fill is memset in guest memory, in bounded chunks.
+func (m *Machine) Fill(dst uint64, c byte, n uint64) error {
+	buf := make([]byte, min(n, chunk))
+	for i := range buf {
+		buf[i] = c
+	}
+	for off := uint64(0); off < n; {
+		k := min(n-off, chunk)
+		if err := m.WriteAt(buf[:k], dst+off); err != nil {
+			return err
+		}
+		off += k
+	}
+	return nil
+}
+
+// Compare is memcmp over guest memory, in bounded chunks: the difference of the first differing
+// bytes, or 0.
+func (m *Machine) Compare(a, b, n uint64) (int, error) {
+	x, y := make([]byte, min(n, chunk)), make([]byte, min(n, chunk))
+	for off := uint64(0); off < n; {
+		k := min(n-off, chunk)
+		if err := m.ReadAt(x[:k], a+off); err != nil {
+			return 0, err
+		}
+		if err := m.ReadAt(y[:k], b+off); err != nil {
+			return 0, err
+		}
+		for i := uint64(0); i < k; i++ {
+			if x[i] != y[i] {
+				return int(x[i]) - int(y[i]), nil
+			}
+		}
+		off += k
+	}
+	return 0, nil
+}
+
+// Index is memchr over guest memory: the address of the first byte c in [addr, addr+n), if any.
+func (m *Machine) Index(addr uint64, c byte, n uint64) (uint64, bool, error) {
+	buf := make([]byte, min(n, chunk))
+	for off := uint64(0); off < n; {
+		k := min(n-off, chunk)
+		if err := m.ReadAt(buf[:k], addr+off); err != nil {
+			return 0, false, err
+		}
+		for i := uint64(0); i < k; i++ {
+			if buf[i] == c {
+				return addr + off + i, true, nil
+			}
+		}
+		off += k
+	}
+	return 0, false, nil
 }

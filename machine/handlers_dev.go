@@ -140,26 +140,15 @@ const userEnd = 0x00007ffffffff000
 // zeroes the destination it could not fill, as the kernel does.
 func hCopyFromUser(m *Machine, t *Trap) (uint64, error) {
 	to, from, n := t.Arg(0), t.Arg(1), t.Arg(2)
-	if from >= userEnd || from+n > userEnd || from+n < from {
-		return n, m.WriteAt(make([]byte, n), to)
+	if from >= userEnd || from+n > userEnd || from+n < from || m.Copy(to, from, n) != nil {
+		return n, m.Fill(to, 0, n)
 	}
-	b := make([]byte, n)
-	if err := m.ReadAt(b, from); err != nil {
-		return n, m.WriteAt(make([]byte, n), to)
-	}
-	return 0, m.WriteAt(b, to)
+	return 0, nil
 }
 
 func hCopyToUser(m *Machine, t *Trap) (uint64, error) {
 	to, from, n := t.Arg(0), t.Arg(1), t.Arg(2)
-	if to >= userEnd || to+n > userEnd || to+n < to {
-		return n, nil
-	}
-	b, err := m.Read(from, n)
-	if err != nil {
-		return 0, err
-	}
-	if m.WriteAt(b, to) != nil {
+	if to >= userEnd || to+n > userEnd || to+n < to || m.Copy(to, from, n) != nil {
 		return n, nil
 	}
 	return 0, nil

@@ -117,13 +117,13 @@ func hKrealloc(m *Machine, t *Trap) (uint64, error) {
 	return q, m.kfree(p, t.caller())
 }
 
-// kmemdup(src, len, gfp).
+// kmemdup(src, len, gfp): NULL when the allocation fails, as for any kmalloc.
 func hKmemdup(m *Machine, t *Trap) (uint64, error) {
-	b, err := m.Read(t.Arg(0), t.Arg(1))
-	if err != nil {
-		return 0, err
+	q := m.kmalloc(t.Arg(1), t.caller(), t.Arg(2))
+	if q == 0 || q == slab.ZeroSizePtr {
+		return q, nil
 	}
-	return m.kmallocBytes(b, t.caller())
+	return q, m.Copy(q, t.Arg(0), t.Arg(1))
 }
 
 func (m *Machine) kmallocBytes(b []byte, caller mmu.Caller) (uint64, error) {

@@ -1,7 +1,6 @@
 package machine
 
 import (
-	"bytes"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,46 +46,26 @@ const maxString = 1 << 20
 
 func negErrno(e syscall.Errno) uint64 { return uint64(-int64(e)) }
 
-// memcpy(dst, src, n) and memmove: Go's copy of a snapshot is overlap-safe for both.
+// memcpy(dst, src, n) and memmove.
 func hMemcpy(m *Machine, t *Trap) (uint64, error) {
-	b, err := m.Read(t.Arg(1), t.Arg(2))
-	if err != nil {
-		return 0, err
-	}
-	return t.Arg(0), m.WriteAt(b, t.Arg(0))
+	return t.Arg(0), m.Copy(t.Arg(0), t.Arg(1), t.Arg(2))
 }
 
 func hMemset(m *Machine, t *Trap) (uint64, error) {
-	b := bytes.Repeat([]byte{byte(t.Arg(1))}, int(min(t.Arg(2), 1<<30)))
-	return t.Arg(0), m.WriteAt(b, t.Arg(0))
+	return t.Arg(0), m.Fill(t.Arg(0), byte(t.Arg(1)), t.Arg(2))
 }
 
 func hMemcmp(m *Machine, t *Trap) (uint64, error) {
-	a, err := m.Read(t.Arg(0), t.Arg(2))
-	if err != nil {
-		return 0, err
-	}
-	b, err := m.Read(t.Arg(1), t.Arg(2))
-	if err != nil {
-		return 0, err
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return uint64(int64(a[i]) - int64(b[i])), nil
-		}
-	}
-	return 0, nil
+	d, err := m.Compare(t.Arg(0), t.Arg(1), t.Arg(2))
+	return uint64(int64(d)), err
 }
 
 func hMemchr(m *Machine, t *Trap) (uint64, error) {
-	b, err := m.Read(t.Arg(0), t.Arg(2))
-	if err != nil {
+	p, ok, err := m.Index(t.Arg(0), byte(t.Arg(1)), t.Arg(2))
+	if !ok {
 		return 0, err
 	}
-	if i := bytes.IndexByte(b, byte(t.Arg(1))); i >= 0 {
-		return t.Arg(0) + uint64(i), nil
-	}
-	return 0, nil
+	return p, err
 }
 
 func hStrlen(m *Machine, t *Trap) (uint64, error) { return m.StrLen(t.Arg(0), maxString) }

@@ -137,3 +137,30 @@ func TestDelayedWorkRunsAfterItsDelay(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, uint32(1), read(), "cancelled work does not run")
 }
+
+func TestBulkMemoryIsBoundedAndOverlapSafe(t *testing.T) {
+	m := newTestMachine(t, Options{})
+	buf, err := m.slab.Kmalloc(4096, callerForTest, true)
+	require.NoError(t, err)
+	require.NoError(t, m.WriteAt([]byte("0123456789"), buf))
+
+	// memmove up by 2 and down by 2 over overlapping ranges.
+	_, err = hMemcpy(m, &Trap{m: m, regs: [6]uint64{buf + 2, buf, 8}})
+	require.NoError(t, err)
+	got, _ := m.Read(buf, 10)
+	assert.Equal(t, "0101234567", string(got))
+	_, err = hMemcpy(m, &Trap{m: m, regs: [6]uint64{buf, buf + 2, 8}})
+	require.NoError(t, err)
+	got, _ = m.Read(buf, 10)
+	assert.Equal(t, "0123456767", string(got))
+
+	// A terabyte memset or memcpy faults at the end of mapped memory instead of allocating on the host.
+	var f *Fault
+	_, err = hMemset(m, &Trap{m: m, regs: [6]uint64{buf, 0, 1 << 40}})
+	require.ErrorAs(t, err, &f)
+	_, err = hMemcpy(m, &Trap{m: m, regs: [6]uint64{buf, buf + 4096, 1 << 40}})
+	require.ErrorAs(t, err, &f)
+	p, err := hKmemdup(m, &Trap{m: m, regs: [6]uint64{buf, 1 << 40}})
+	require.NoError(t, err)
+	assert.Zero(t, p, "kmemdup of a terabyte fails its allocation: NULL")
+}
