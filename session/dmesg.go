@@ -18,7 +18,7 @@ func (s *Session) dmesg(out *output, args []string) int {
 		case "-C", "--clear":
 			show, clear = false, true
 		default:
-			out.printf("dmesg: invalid option -- '%s'\n", strings.TrimLeft(a, "-"))
+			out.errorf("dmesg: invalid option -- '%s'\n", strings.TrimLeft(a, "-"))
 			return statusFailed
 		}
 	}
@@ -74,16 +74,16 @@ func (s *Session) nextLogSeq() uint64 {
 // sleeps. DURATION is a Go duration ("1s", "250ms") or a number of seconds ("2", "0.5").
 func (s *Session) sleep(out *output, args []string) int {
 	if len(args) != 1 {
-		out.printf("sleep: missing operand\n")
+		out.errorf("sleep: missing operand\n")
 		return statusFailed
 	}
 	d, err := parseDuration(args[0])
 	if err != nil {
-		out.printf("sleep: invalid time interval '%s'\n", args[0])
+		out.errorf("sleep: invalid time interval '%s'\n", args[0])
 		return statusFailed
 	}
 	if _, err := s.m.Idle(uint64(d)); err != nil {
-		out.printf("sleep: %v\n", err)
+		out.errorf("sleep: %v\n", err)
 		return statusFailed
 	}
 	return statusOK

@@ -90,13 +90,13 @@ func (f *textFile) Close() error                                   { return nil 
 // cat is coreutils' cat: each file's content in turn; "cat: PATH: REASON" for one it cannot read.
 func (s *Session) cat(out *output, args []string) int {
 	if len(args) == 0 {
-		out.printf("cat: missing file operand\n")
+		out.errorf("cat: missing file operand\n")
 		return statusFailed
 	}
 	status := statusOK
 	for _, path := range args {
 		if err := s.catFile(out, path); err != nil {
-			out.printf("cat: %s: %s\n", path, strerror(err))
+			out.errorf("cat: %s: %s\n", path, strerror(err))
 			status = statusFailed
 		}
 	}
@@ -137,7 +137,7 @@ func (s *Session) echo(out *output, args []string) int {
 			continue
 		}
 		if i+1 >= len(args) || args[i+1] == redirect {
-			out.printf("bash: syntax error near unexpected token `newline'\n")
+			out.errorf("bash: syntax error near unexpected token `newline'\n")
 			return 2
 		}
 		target = args[i+1]
@@ -153,12 +153,12 @@ func (s *Session) echo(out *output, args []string) int {
 	}
 	f, err := s.open(target, oWRONLY)
 	if err != nil {
-		out.printf("bash: %s: %s\n", target, strerror(err))
+		out.errorf("bash: %s: %s\n", target, strerror(err))
 		return statusFailed
 	}
 	defer f.Close()
 	if _, err := f.Write([]byte(text)); err != nil {
-		out.printf("bash: echo: write error: %s\n", strerror(err))
+		out.errorf("bash: echo: write error: %s\n", strerror(err))
 		return statusFailed
 	}
 	return statusOK
@@ -171,25 +171,25 @@ func (s *Session) echo(out *output, args []string) int {
 // gets ARG as is.
 func (s *Session) ioctl(out *output, args []string) int {
 	if len(args) < 2 || len(args) > 3 {
-		out.printf("usage: ioctl PATH CMD [ARG]\n")
+		out.errorf("usage: ioctl PATH CMD [ARG]\n")
 		return statusFailed
 	}
 	path := args[0]
 	cmd, err := parseIoctlCmd(args[1])
 	if err != nil {
-		out.printf("ioctl: %s: %v\n", args[1], err)
+		out.errorf("ioctl: %s: %v\n", args[1], err)
 		return statusFailed
 	}
 	var arg uint64
 	if len(args) == 3 {
 		if arg, err = parseInt(args[2]); err != nil {
-			out.printf("ioctl: %s: %v\n", args[2], err)
+			out.errorf("ioctl: %s: %v\n", args[2], err)
 			return statusFailed
 		}
 	}
 	f, err := s.open(path, oRDWR)
 	if err != nil {
-		out.printf("ioctl: %s: %s\n", path, strerror(err))
+		out.errorf("ioctl: %s: %s\n", path, strerror(err))
 		return statusFailed
 	}
 	defer f.Close()
@@ -197,7 +197,7 @@ func (s *Session) ioctl(out *output, args []string) int {
 	if size == 0 {
 		ret, err := f.Ioctl(cmd, arg)
 		if err != nil {
-			out.printf("ioctl: %s: %s\n", path, strerror(err))
+			out.errorf("ioctl: %s: %s\n", path, strerror(err))
 			return statusFailed
 		}
 		out.printf("ioctl: returned %d\n", ret)
@@ -209,7 +209,7 @@ func (s *Session) ioctl(out *output, args []string) int {
 	copy(in, word[:])
 	ret, buf, err := f.IoctlBuf(cmd, in)
 	if err != nil {
-		out.printf("ioctl: %s: %s\n", path, strerror(err))
+		out.errorf("ioctl: %s: %s\n", path, strerror(err))
 		return statusFailed
 	}
 	out.printf("ioctl: returned %d, argument %s\n", ret, formatBuffer(buf))

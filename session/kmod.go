@@ -60,18 +60,18 @@ func readHostModule(path string) ([]byte, error) { return loader.ReadFile(path) 
 
 func (s *Session) insmod(out *output, args []string) int {
 	if len(args) == 0 {
-		out.printf("insmod: ERROR: missing filename.\n")
+		out.errorf("insmod: ERROR: missing filename.\n")
 		return statusFailed
 	}
 	file := args[0]
 	image, err := s.readModuleFile(file)
 	if err != nil {
-		out.printf("insmod: ERROR: could not load module %s: %s\n", file, strerror(err))
+		out.errorf("insmod: ERROR: could not load module %s: %s\n", file, strerror(err))
 		return statusFailed
 	}
 	if _, err := s.m.Insmod(image, joinParams(args[1:]), file); err != nil {
 		msg, status := InsmodError(file, err)
-		out.printf("%s\n", msg)
+		out.errorf("%s\n", msg)
 		return status
 	}
 	return statusOK
@@ -88,14 +88,14 @@ func (s *Session) rmmod(out *output, args []string) int {
 			force = true
 		case a == "-v" || a == "--verbose" || a == "-s" || a == "--syslog":
 		case strings.HasPrefix(a, "-"):
-			out.printf("rmmod: invalid option -- '%s'\n", strings.TrimLeft(a, "-"))
+			out.errorf("rmmod: invalid option -- '%s'\n", strings.TrimLeft(a, "-"))
 			return statusFailed
 		default:
 			names = append(names, a)
 		}
 	}
 	if len(names) == 0 {
-		out.printf("rmmod: ERROR: missing module name.\n")
+		out.errorf("rmmod: ERROR: missing module name.\n")
 		return statusFailed
 	}
 	status := statusOK
@@ -103,7 +103,7 @@ func (s *Session) rmmod(out *output, args []string) int {
 		name := loader.ModuleName(arg)
 		if !force {
 			if msg := s.inUse(name); msg != "" {
-				out.printf("rmmod: ERROR: %s\n", msg)
+				out.errorf("rmmod: ERROR: %s\n", msg)
 				status = statusFailed
 				continue
 			}
@@ -144,16 +144,16 @@ func (s *Session) remove(out *output, name string, force bool, prefix string) in
 		s.noteLeaks(name)
 		return statusOK
 	case errors.Is(err, machine.ErrKilled):
-		out.printf("Killed\n")
+		out.errorf("Killed\n")
 		return statusKilled
 	}
-	out.printf("%s: %s\n", prefix, strerror(err))
+	out.errorf("%s: %s\n", prefix, strerror(err))
 	return statusFailed
 }
 
 func (s *Session) lsmod(out *output, args []string) int {
 	if len(args) != 0 {
-		out.printf("Usage: lsmod\n")
+		out.errorf("Usage: lsmod\n")
 		return statusFailed
 	}
 	out.write(s.m.Registry().Lsmod())
@@ -179,17 +179,17 @@ func (s *Session) modprobe(out *output, args []string) int {
 		case "-q", "--quiet":
 			quiet = true
 		default:
-			out.printf("modprobe: unrecognized option '%s'\n", a)
+			out.errorf("modprobe: unrecognized option '%s'\n", a)
 			return statusFailed
 		}
 	}
 	if len(rest) == 0 {
-		out.printf("modprobe: ERROR: missing parameters. See -h.\n")
+		out.errorf("modprobe: ERROR: missing parameters. See -h.\n")
 		return statusFailed
 	}
 	log := func(format string, a ...any) {
 		if !quiet {
-			out.printf(format, a...)
+			out.errorf(format, a...)
 		}
 	}
 	if remove {
@@ -242,7 +242,7 @@ func (s *Session) probeInsert(out *output, log func(string, ...any), mod, params
 			continue
 		}
 		if errors.Is(err, machine.ErrKilled) {
-			out.printf("Killed\n")
+			out.errorf("Killed\n")
 			return statusKilled
 		}
 		switch loader.Errno(err) {

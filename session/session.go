@@ -54,13 +54,12 @@ type Session struct {
 	tree *Tree
 	opts Options
 
-	records   []Record
-	dmesgSeq  uint64 // dmesg -c cleared every record before this sequence number
-	logSeq    uint64 // the first log record the current command may have produced
-	problems  []Problem
-	leaks     []Leak
-	removed   []string // modules unloaded during the session, in order
-	commandNo int
+	records  []Record
+	dmesgSeq uint64 // dmesg -c cleared every record before this sequence number
+	logSeq   uint64 // the first log record the current command may have produced
+	problems []Problem
+	leaks    []Leak
+	removed  []string // modules unloaded during the session, in order
 }
 
 // New boots a machine for prof and returns a session driving it.
@@ -114,14 +113,17 @@ func init() {
 
 // Exec runs one command line and records it. Blank lines and comments (#) are not commands: Exec
 // returns ok false for them and records nothing.
-func (s *Session) Exec(line string) (rec Record, ok bool) {
+func (s *Session) Exec(line string) (rec Record, ok bool) { return s.ExecTo(line, nil, nil) }
+
+// ExecTo is Exec that also writes what the command prints to standard output and standard error to
+// stdout and stderr (either may be nil), as a program run from a terminal separates them.
+func (s *Session) ExecTo(line string, stdout, stderr io.Writer) (rec Record, ok bool) {
 	text := strings.TrimSpace(line)
 	if text == "" || strings.HasPrefix(text, "#") {
 		return Record{}, false
 	}
-	s.commandNo++
 	s.logSeq = s.nextLogSeq()
-	out := &output{}
+	out := &output{stdout: stdout, stderr: stderr}
 	status := s.execWords(out, text)
 	rec = Record{Command: text, Output: out.String(), Status: status}
 	s.records = append(s.records, rec)
@@ -132,7 +134,7 @@ func (s *Session) Exec(line string) (rec Record, ok bool) {
 func (s *Session) execWords(out *output, text string) int {
 	words, err := splitWords(text)
 	if err != nil {
-		out.printf("kemu: %v\n", err)
+		out.errorf("kemu: %v\n", err)
 		return 2
 	}
 	if len(words) == 0 {
@@ -141,7 +143,7 @@ func (s *Session) execWords(out *output, text string) int {
 	c, ok := commands[words[0]]
 	if !ok {
 		// What bash prints for a command it cannot find, with its status.
-		out.printf("%s: command not found\n", words[0])
+		out.errorf("%s: command not found\n", words[0])
 		return 127
 	}
 	return c.run(s, out, words[1:])
@@ -185,13 +187,25 @@ func (s *Session) help(out *output, args []string) int {
 	return 0
 }
 
-// output collects what a command prints. Standard output and error go to one stream, in order, as a
-// terminal shows them.
-type output struct{ b strings.Builder }
+// output collects what a command prints: standard output and error interleaved in order, as a
+// terminal shows them, and each also passed on to its own writer when the caller gave one.
+type output struct {
+	all            strings.Builder
+	stdout, stderr io.Writer
+}
 
-func (o *output) printf(format string, args ...any) { fmt.Fprintf(&o.b, format, args...) }
-func (o *output) write(text string)                 { o.b.WriteString(text) }
-func (o *output) String() string                    { return o.b.String() }
+// printf writes to standard output, errorf to standard error.
+func (o *output) printf(format string, args ...any) { o.write(fmt.Sprintf(format, args...)) }
+func (o *output) errorf(format string, args ...any) { o.emit(o.stderr, fmt.Sprintf(format, args...)) }
+func (o *output) write(text string)                 { o.emit(o.stdout, text) }
+func (o *output) String() string                    { return o.all.String() }
+
+func (o *output) emit(w io.Writer, text string) {
+	o.all.WriteString(text)
+	if w != nil {
+		io.WriteString(w, text)
+	}
+}
 
 // readModuleFile reads the file insmod was given.
 func (s *Session) readModuleFile(path string) ([]byte, error) {

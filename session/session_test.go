@@ -9,7 +9,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"kemu/machine"
+	"kemu/mmu"
 	"kemu/profile"
+	"kemu/slab"
 )
 
 func newTestSession(t *testing.T) *Session {
@@ -220,4 +222,42 @@ func TestParseDuration(t *testing.T) {
 		_, err := parseDuration(bad)
 		assert.Error(t, err, bad)
 	}
+}
+
+// TestHeapAndLeaks: chardev's two kzalloc'd buffers are live while it is loaded and freed by its
+// exit, so nothing leaks; the class and device objects the kernel created for it are not counted.
+func TestHeapAndLeaks(t *testing.T) {
+	s := newTestSession(t)
+	run(t, s, "insmod chardev.ko")
+	live := s.Report().HeapLive
+	sizes := map[uint64]string{}
+	for _, l := range live {
+		assert.Equal(t, "chardev", l.Module)
+		sizes[l.Size] = l.Caller
+	}
+	assert.Len(t, live, 2, "%+v", live)
+	assert.Regexp(t, `^chardev:chardev_init\+0x[0-9a-f]+$`, sizes[4096])
+	assert.Regexp(t, `^chardev:chardev_init\+0x[0-9a-f]+$`, sizes[256])
+	assert.NotEmpty(t, s.Report().Registrations)
+
+	run(t, s, "rmmod chardev")
+	r := s.Report()
+	assert.Empty(t, r.Leaks)
+	assert.Empty(t, r.HeapLive)
+}
+
+// TestModuleHeapFilter: only allocations made from module code count, of the module asked for,
+// minus the kernel's objects.
+func TestModuleHeapFilter(t *testing.T) {
+	objs := []slab.Allocation{
+		{Addr: 0x1000, Requested: 10, Cache: "kmalloc-16", Caller: mmu.Caller{Addr: 0xffffffffc0001234, Label: "leaky:leaky_init+0x1a"}},
+		{Addr: 0x2000, Requested: 20, Cache: "kmalloc-32", Caller: mmu.Caller{Label: "kemu"}},
+		{Addr: 0x3000, Requested: 30, Cache: "kmalloc-32", Caller: mmu.Caller{Addr: 0xffffffffc0005678, Label: "other:other_init+0x2"}},
+		{Addr: 0x4000, Requested: 40, Cache: "kmalloc-64", Caller: mmu.Caller{Addr: 0xffffffffc0001240, Label: "leaky:leaky_init+0x26"}},
+		{Addr: 0x5000, Requested: 50, Cache: "kmalloc-64", Caller: mmu.Caller{Label: "module parameter"}},
+	}
+	skip := map[uint64]bool{0x4000: true}
+	assert.Equal(t, []Leak{{Module: "leaky", Addr: 0x1000, Size: 10, Cache: "kmalloc-16", Caller: "leaky:leaky_init+0x1a"}},
+		moduleHeap(objs, skip, "leaky"))
+	assert.Len(t, moduleHeap(objs, skip, ""), 2)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -37,6 +36,7 @@ does (1 on failure, 137 when module code oopsed and killed the task).`,
 				return err
 			}
 			defer s.Close()
+			var rec session.Record
 			line := "modprobe"
 			if verbose {
 				line += " -v"
@@ -47,17 +47,18 @@ does (1 on failure, 137 when module code oopsed and killed the task).`,
 			for _, a := range args {
 				line += " " + shellQuote(a)
 			}
-			rec, _ := s.Exec(line)
-			dmesg, _ := s.Exec("dmesg")
 			out := cmd.OutOrStdout()
 			if global.json {
+				rec, _ = s.Exec(line)
+				dmesg, _ := s.Exec("dmesg")
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
 				if err := enc.Encode(modprobeReport{Command: rec, Dmesg: dmesg.Output}); err != nil {
 					return err
 				}
 			} else {
-				fmt.Fprint(out, rec.Output, dmesg.Output)
+				rec, _ = s.ExecTo(line, out, cmd.ErrOrStderr())
+				s.ExecTo("dmesg", out, cmd.ErrOrStderr())
 			}
 			if err := sf.writeReport(s); err != nil {
 				return err

@@ -42,17 +42,20 @@ terminal it prompts "# " before each; with piped input it prints a transcript (e
 				if line == "exit" || line == "quit" || line == "logout" {
 					break
 				}
-				rec, ok := s.Exec(line)
-				if !ok {
-					continue
-				}
-				status = rec.Status
+				var rec session.Record
+				var ok bool
 				switch {
 				case global.json:
+					rec, ok = s.Exec(line)
 				case interactive:
-					fmt.Fprint(out, rec.Output)
+					rec, ok = s.ExecTo(line, out, cmd.ErrOrStderr())
 				default:
-					fmt.Fprintf(out, "%s%s\n%s", session.Prompt, rec.Command, rec.Output)
+					if rec, ok = s.Exec(line); ok {
+						fmt.Fprintf(out, "%s%s\n%s", session.Prompt, rec.Command, rec.Output)
+					}
+				}
+				if ok {
+					status = rec.Status
 				}
 			}
 			if interactive && !global.json {
