@@ -219,11 +219,10 @@ func (k *Kernel) free(m *Module) {
 		t.usedBy = removeModule(t.usedBy, m)
 	}
 	m.uses = nil
-	for _, p := range m.Params {
-		if p.heap != 0 {
-			k.mem.KernelFree(p.heap)
-		}
+	for _, heap := range m.charps { // destroy_params()
+		k.mem.KernelFree(heap)
 	}
+	m.charps = nil
 	if m.Init.Size != 0 && !m.InitFreed {
 		k.mem.ModuleFree(m.Init.Addr, m.Init.Size)
 	}

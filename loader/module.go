@@ -224,9 +224,10 @@ type Module struct {
 	Taints Taint
 	SigOK  bool // a signature was verified against a trusted key
 
-	usedBy []*Module // source_list: modules that use this one
-	uses   []*Module // target_list: modules this one uses
-	refcnt int       // module_refcount(): what /proc/modules prints
+	usedBy []*Module         // source_list: modules that use this one
+	uses   []*Module         // target_list: modules this one uses
+	refcnt int               // module_refcount(): what /proc/modules prints
+	charps map[uint64]uint64 // charp parameter variable -> its kmalloc'd value, freed with the module
 }
 
 // UsedBy is the modules holding a reference to m through symbol use, most recent first as the kernel lists them.

@@ -14,7 +14,6 @@ type Param struct {
 	Arg  uint64 // address of the variable (kparam_string: of the buffer; kparam_array: of the elements)
 	Max  uint32 // kparam_string: buffer size; kparam_array: element count
 	Set  bool   // given a value at load time
-	heap uint64 // the kmalloc'd copy of a charp value, freed with the module
 }
 
 // paramLayout holds the offsets parse_args needs, read from the kernel's BTF.
@@ -278,10 +277,14 @@ func (info *loadInfo) setParam(p *Param, val *string) syscall.Errno {
 		if err != nil {
 			return syscall.ENOMEM
 		}
-		if p.heap != 0 {
-			k.mem.KernelFree(p.heap)
+		// maybe_kfree_parameter(): a value set earlier in the same string is freed.
+		if old, ok := m.charps[p.Arg]; ok {
+			k.mem.KernelFree(old)
 		}
-		p.heap = addr
+		if m.charps == nil {
+			m.charps = map[uint64]uint64{}
+		}
+		m.charps[p.Arg] = addr
 		return info.store(p.Arg, 8, addr)
 	case p.Type == "string":
 		if uint64(len(*val))+1 > uint64(p.Max) {
