@@ -173,6 +173,12 @@ func (a *array) touch(slot int, stamp uint64) {
 		a.entries[slot].stamp = stamp
 		return
 	}
+	a.touchPLRU(slot)
+}
+
+// touchPLRU sets the entry's BitPLRU bit, and clears the others in its set
+// once all are set.
+func (a *array) touchPLRU(slot int) {
 	a.entries[slot].recent = true
 	base := slot - slot%a.ways
 	set := a.entries[base : base+a.ways]

@@ -195,14 +195,15 @@ func (t *TLB) Tags() []TagName { return append([]TagName(nil), t.names...) }
 // Access translates va for an access of kind attributed to tag. An error
 // means the walker found no translation (a page fault); nothing is cached.
 func (t *TLB) Access(va uint64, kind Kind, tag Tag) (Outcome, error) {
-	if int(tag) >= len(t.counters) {
+	counters := t.counters
+	if int(tag) >= len(counters) {
 		return Outcome{}, fmt.Errorf("access %#x: unknown tag %d", va, tag)
 	}
 	if kind > Write {
 		return Outcome{}, fmt.Errorf("access %#x: unknown kind %d", va, kind)
 	}
 	t.stamp++
-	c := &t.counters[tag]
+	c := &counters[tag]
 	c.Accesses[kind]++
 	side := sideData
 	if kind == Fetch {
