@@ -2,20 +2,36 @@ package loader
 
 import (
 	"fmt"
+	"sync"
 	"syscall"
+
+	"kemu/profile"
 )
+
+// vmlinuxIndex caches, per profile, the index of each vmlinux export in the profile's Exports:
+// profiles are immutable and shared, and every registry of a machine or test would build the same map.
+var vmlinuxIndex sync.Map // *profile.Profile -> map[string]int
+
+func vmlinuxExports(p *profile.Profile) map[string]int {
+	if m, ok := vmlinuxIndex.Load(p); ok {
+		return m.(map[string]int)
+	}
+	m := make(map[string]int, len(p.Exports))
+	for i, e := range p.Exports {
+		if e.Module == "vmlinux" {
+			m[e.Name] = i
+		}
+	}
+	actual, _ := vmlinuxIndex.LoadOrStore(p, m)
+	return actual.(map[string]int)
+}
 
 // findSymbol is find_symbol(): vmlinux's exports first, then every formed module's, skipping GPL-only
 // exports when gplok is false. vmlinux exports come from the profile (Module.symvers rows owned by
 // vmlinux), with their addresses from System.map.
 func (k *Kernel) findSymbol(name string, gplok bool) (Export, bool) {
 	if k.vmlinux == nil {
-		k.vmlinux = make(map[string]int, len(k.prof.Exports))
-		for i, e := range k.prof.Exports {
-			if e.Module == "vmlinux" {
-				k.vmlinux[e.Name] = i
-			}
-		}
+		k.vmlinux = vmlinuxExports(k.prof)
 	}
 	if i, ok := k.vmlinux[name]; ok && (gplok || !k.prof.Exports[i].GPLOnly) {
 		e := &k.prof.Exports[i]
