@@ -118,6 +118,15 @@ func TestFixturesInitAndExit(t *testing.T) {
 		{name: "procfs", loads: []load{{name: "procfs"}},
 			init:  append(loadLines("procfs"), "procfs: created /proc/kemu_procfs"),
 			rmmod: []string{"procfs"}, exit: []string{"procfs: removed /proc/kemu_procfs"}},
+		{name: "fault_bug with a consistent state", loads: []load{{name: "fault_bug", params: "fault_bug_state=0"}},
+			init:  append(loadLines("fault_bug"), "fault_bug: checking state 0", "fault_bug: state is consistent"),
+			rmmod: []string{"fault_bug"}},
+		{name: "fault_loop already ready", loads: []load{{name: "fault_loop", params: "fault_loop_ready=1"}},
+			init:  append(loadLines("fault_loop"), "fault_loop: waiting for ready", "fault_loop: ready after 0 spins"),
+			rmmod: []string{"fault_loop"}},
+		{name: "fault_recursion bounded", loads: []load{{name: "fault_recursion", params: "fault_recursion_limit=10"}},
+			init:  append(loadLines("fault_recursion"), "fault_recursion: recursing, limit 10", "fault_recursion: returned 55"),
+			rmmod: []string{"fault_recursion"}},
 		{name: "hot chain", loads: []load{{name: "hot9"}, {name: "hot8"}, {name: "hot7"}, {name: "hot6"}, {name: "hot5"},
 			{name: "hot4"}, {name: "hot3"}, {name: "hot2"}, {name: "hot1"}, {name: "hot0"}},
 			init: append(loadLines("hot9"), "hot9: ready", "hot8: ready", "hot7: ready", "hot6: ready", "hot5: ready",
@@ -276,4 +285,44 @@ func indexOf(list []string, s string) int {
 		}
 	}
 	return -1
+}
+
+func TestFaultRecursionReportsTheGuardPage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots the full Debian profile")
+	}
+	m := bootDefault(t, Options{})
+	_, err := m.Insmod(fixture(t, "fault_recursion"), "", "fault_recursion.ko")
+	require.ErrorIs(t, err, ErrKilled)
+	assert.Regexp(t, `(?m)^BUG: TASK stack guard page was hit at [0-9a-f]{16} \(stack is [0-9a-f]{16}\.\.[0-9a-f]{16}\)$`,
+		strings.Join(m.Messages(), "\n"))
+}
+
+func TestCallingFreedInitCodeFaultsOnFetch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots the full Debian profile")
+	}
+	m := bootDefault(t, Options{})
+	mod, err := m.Insmod(fixture(t, "fault_uaf_init"), "", "fault_uaf_init.ko")
+	require.NoError(t, err)
+	call, ok := mod.Lookup("fault_uaf_init_call")
+	require.True(t, ok)
+	_, err = m.Call(call.Addr, 1)
+	require.ErrorIs(t, err, errTaskDied)
+	msgs := m.Messages()
+	assert.Contains(t, msgs, "#PF: supervisor instruction fetch in kernel mode")
+	assert.Contains(t, msgs, "#PF: error_code(0x0010) - not-present page")
+}
+
+func TestWarnFixtureUnloads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots the full Debian profile")
+	}
+	m := bootDefault(t, Options{})
+	_, err := m.Insmod(fixture(t, "fault_warn"), "", "fault_warn.ko")
+	require.NoError(t, err)
+	assert.Contains(t, m.kernelTaint().KernelString(), "W")
+	require.NoError(t, m.Rmmod("fault_warn", false))
+	assert.Equal(t, "fault_warn: exit", m.Messages()[len(m.Messages())-1])
+	assert.Contains(t, m.Dmesg(), "fault_warn.c:16 fault_warn_init+0x")
 }
