@@ -19,8 +19,8 @@ type Report struct {
 	Commands []Record `json:"commands"`
 	// Calls counts the calls module code made into each kernel function, most called first, with the
 	// first call site; Unimplemented is the subset kemu has no handler for (each returned 0).
-	Calls         []machine.CallStat `json:"calls"`
-	Unimplemented []machine.CallStat `json:"unimplemented"`
+	Calls         []APICall `json:"calls"`
+	Unimplemented []APICall `json:"unimplemented"`
 	// Modules is the modules still loaded when the report was made, as /proc/modules lists them.
 	Modules []ModuleState `json:"modules"`
 	// Unloaded is the modules the session unloaded, in order.
@@ -48,6 +48,22 @@ type Report struct {
 	VirtualTimeNS uint64 `json:"virtual_time_ns"`
 	// NotObserved names what the report cannot say yet because the machine does not record it.
 	NotObserved []string `json:"not_observed"`
+}
+
+// APICall is what the machine recorded about one kernel function module code called.
+type APICall struct {
+	Function    string `json:"function"`
+	Count       int    `json:"count"`
+	Implemented bool   `json:"implemented"`  // false: kemu has no handler and the call returned 0
+	FirstCaller string `json:"first_caller"` // module:function+offset of the first call site
+}
+
+func apiCalls(stats []machine.CallStat) []APICall {
+	out := make([]APICall, len(stats))
+	for i, c := range stats {
+		out[i] = APICall{Function: c.Name, Count: c.Count, Implemented: c.Implemented, FirstCaller: c.FirstCaller}
+	}
+	return out
 }
 
 // ModuleState is one loaded module.
@@ -92,8 +108,8 @@ func (s *Session) Report() *Report {
 	r := &Report{
 		Kernel:        s.prof.Release,
 		Commands:      nonNil(s.records),
-		Calls:         nonNil(s.m.CallStats()),
-		Unimplemented: nonNil(s.m.Unimplemented()),
+		Calls:         apiCalls(s.m.CallStats()),
+		Unimplemented: apiCalls(s.m.Unimplemented()),
 		Unloaded:      nonNil(s.removed),
 		Registrations: nonNil(s.m.KernelObjects()),
 		PendingTimers: timers,
