@@ -93,28 +93,32 @@ type granule struct {
 // sets*ways: a geometry whose entries are not a multiple of the ways (AMD's
 // 2048-entry 12-way L2) loses the remainder.
 type array struct {
-	ways     int
-	sets     uint64
-	setMask  uint64 // sets-1 when sets is a power of two
-	pow2     bool
-	granules []granule // probe order, smallest first
-	holds    Sizes     // page sizes held, for TLB arrays
-	policy   Replacement
-	keys     []uint64 // by slot: validKey | granule number << 2 | code, or 0
-	entries  []entry  // by slot
+	ways    int
+	sets    uint64
+	setMask uint64 // sets-1 when sets is a power of two
+	pow2    bool
+	// granules are the spans probed, smallest first: kept in the struct
+	// rather than behind a slice, to save a dependent load per lookup.
+	granules  [numPageSizes]granule
+	nGranules int
+	holds     Sizes // page sizes held, for TLB arrays
+	policy    Replacement
+	keys      []uint64 // by slot: validKey | granule number << 2 | code, or 0
+	entries   []entry  // by slot
 }
 
 func newArray(entries, ways int, granules []granule) array {
 	sets := uint64(entries / ways)
-	return array{
-		ways:     ways,
-		sets:     sets,
-		setMask:  sets - 1,
-		pow2:     bits.OnesCount64(sets) == 1,
-		granules: granules,
-		keys:     make([]uint64, int(sets)*ways),
-		entries:  make([]entry, int(sets)*ways),
+	a := array{
+		ways:    ways,
+		sets:    sets,
+		setMask: sets - 1,
+		pow2:    bits.OnesCount64(sets) == 1,
+		keys:    make([]uint64, int(sets)*ways),
+		entries: make([]entry, int(sets)*ways),
 	}
+	a.nGranules = copy(a.granules[:], granules)
+	return a
 }
 
 // newTLBArray builds an array holding the page sizes of c.
@@ -144,7 +148,7 @@ func (a *array) set(n uint64) (int, []uint64) {
 // find returns the slot of the entry covering va, or -1. A granule number
 // has at most one entry, so the first match is the only one.
 func (a *array) find(va uint64) int {
-	for _, g := range a.granules {
+	for _, g := range a.granules[:a.nGranules] {
 		n := va >> g.shift
 		key := validKey | n<<2 | uint64(g.code)
 		base, keys := a.set(n)
