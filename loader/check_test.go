@@ -43,3 +43,14 @@ func TestCheckFixtureTree(t *testing.T) {
 		assert.Equal(t, Live, m.State)
 	}
 }
+
+func TestParseModinfo(t *testing.T) {
+	mi := parseModinfo([]byte("license=GPL\x00\x00\x00name=x\x00intree\x00depends=a,b\x00alias=p\x00alias=q=r\x00vermagic="))
+	assert.Equal(t, Modinfo{{"license", "GPL"}, {"name", "x"}, {"depends", "a,b"}, {"alias", "p"}, {"alias", "q=r"}, {"vermagic", ""}}, mi)
+	_, ok := mi.Get("intree")
+	assert.False(t, ok, "a string without '=' is no tag")
+	assert.Equal(t, []string{"p", "q=r"}, mi.All("alias"))
+
+	v := parseVersions(append(append(make([]byte, 8), []byte("module_layout")...), make([]byte, 64-8-13+10)...))
+	assert.Equal(t, []Version{{CRC: 0, Name: "module_layout"}}, v, "a partial trailing record is ignored")
+}

@@ -6,7 +6,7 @@ import (
 )
 
 // parseModinfo splits a .modinfo section into its key=value strings (NUL separated; padding NULs are
-// skipped). A string without '=' becomes a key with an empty value.
+// skipped). A string without '=' is no tag at all for get_modinfo(), so it is dropped.
 func parseModinfo(b []byte) Modinfo {
 	var mi Modinfo
 	for len(b) > 0 {
@@ -19,8 +19,9 @@ func parseModinfo(b []byte) Modinfo {
 		if len(s) == 0 {
 			continue
 		}
-		k, v, _ := strings.Cut(string(s), "=")
-		mi = append(mi, ModinfoEntry{Key: k, Value: v})
+		if k, v, ok := strings.Cut(string(s), "="); ok {
+			mi = append(mi, ModinfoEntry{Key: k, Value: v})
+		}
 	}
 	return mi
 }
