@@ -44,6 +44,9 @@ func (c Config) validate() error {
 		arrays []ArrayConfig
 	}{{"L1I", c.L1I}, {"L1D", c.L1D}, {"L2", c.L2}, {"L2I", c.L2I}}
 	for _, l := range levels {
+		if len(l.arrays) > maxLevelArrays {
+			return fmt.Errorf("%s: %d arrays, at most %d", l.name, len(l.arrays), maxLevelArrays)
+		}
 		for i, a := range l.arrays {
 			if err := a.validate(); err != nil {
 				return fmt.Errorf("%s array %d: %w", l.name, i, err)

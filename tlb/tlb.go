@@ -54,25 +54,35 @@ type Outcome struct {
 	WalkRefs int      // paging-structure reads, when Where is Walked
 }
 
-// level is a set of arrays looked up together.
+// maxLevelArrays bounds the arrays of a level; CPUs have one per page size.
+const maxLevelArrays = 4
+
+// level is a set of arrays looked up together. The arrays live in the
+// struct, not behind a slice, to save a dependent load per lookup.
 type level struct {
-	id     Structure
-	arrays []array
+	id      Structure
+	nArrays int
+	inline  [maxLevelArrays]array
 }
 
-func newLevel(id Structure, configs []ArrayConfig) level {
-	l := level{id: id}
+func newLevel(id Structure, configs []ArrayConfig) *level {
+	l := &level{id: id}
 	for _, c := range configs {
-		l.arrays = append(l.arrays, newTLBArray(c))
+		l.inline[l.nArrays] = newTLBArray(c)
+		l.nArrays++
 	}
 	return l
 }
 
+// arrays are the level's arrays, in lookup order.
+func (l *level) arrays() []array { return l.inline[:l.nArrays] }
+
 // lookup finds the entry covering va in any of the arrays and marks it
 // used at stamp.
 func (l *level) lookup(va, stamp uint64) *entry {
-	for i := range l.arrays {
-		a := &l.arrays[i]
+	arrays := l.arrays()
+	for i := range arrays {
+		a := &arrays[i]
 		if slot := a.find(va); slot >= 0 {
 			a.touch(slot, stamp)
 			return &a.entries[slot]
@@ -86,10 +96,11 @@ func (l *level) lookup(va, stamp uint64) *entry {
 func (l *level) fill(va uint64, tr Translation, orig PageSize, stamp uint64) {
 	var best *array
 	var bestSize PageSize
-	for i := range l.arrays {
-		size, ok := l.arrays[i].largestHeld(tr.Size)
+	arrays := l.arrays()
+	for i := range arrays {
+		size, ok := arrays[i].largestHeld(tr.Size)
 		if ok && (best == nil || size > bestSize) {
-			best, bestSize = &l.arrays[i], size
+			best, bestSize = &arrays[i], size
 		}
 	}
 	if best != nil {
@@ -98,14 +109,16 @@ func (l *level) fill(va uint64, tr Translation, orig PageSize, stamp uint64) {
 }
 
 func (l *level) invalidate(va uint64) {
-	for i := range l.arrays {
-		l.arrays[i].invalidate(va)
+	arrays := l.arrays()
+	for i := range arrays {
+		arrays[i].invalidate(va)
 	}
 }
 
 func (l *level) flush(keepGlobal bool) {
-	for i := range l.arrays {
-		l.arrays[i].flush(keepGlobal)
+	arrays := l.arrays()
+	for i := range arrays {
+		arrays[i].flush(keepGlobal)
 	}
 }
 
@@ -126,8 +139,8 @@ type TagName struct {
 type TLB struct {
 	config Config
 	walker Walker
-	l1     [2]level // by side: instruction, data
-	l2     [2]level
+	l1     [2]level              // by side: instruction, data; inline for the hit path
+	l2     [2]*level             // the same level twice when the L2 is unified
 	psc    [numLevels - 1]*array // PML4E, PDPTE and PDE caches (nil: absent)
 	stamp  uint64
 
@@ -157,8 +170,8 @@ func New(c Config, walker Walker) (*TLB, error) {
 		tags:     map[TagName]Tag{{}: Untagged},
 		names:    []TagName{{}},
 	}
-	t.l1[sideInstruction] = newLevel(L1I, c.L1I)
-	t.l1[sideData] = newLevel(L1D, c.L1D)
+	t.l1[sideInstruction] = *newLevel(L1I, c.L1I)
+	t.l1[sideData] = *newLevel(L1D, c.L1D)
 	t.l2[sideData] = newLevel(L2, c.L2)
 	t.l2[sideInstruction] = t.l2[sideData]
 	if len(c.L2I) > 0 {
@@ -220,7 +233,7 @@ func (t *TLB) Access(va uint64, kind Kind, tag Tag) (Outcome, error) {
 
 // miss resolves a first-level miss from the second level or a walk.
 func (t *TLB) miss(va uint64, side int, c *Counters) (Outcome, error) {
-	l1, l2 := &t.l1[side], &t.l2[side]
+	l1, l2 := &t.l1[side], t.l2[side]
 	if e := l2.lookup(va, t.stamp); e != nil {
 		c.Misses[l1.id][e.size]++
 		c.Hits[l2.id][e.size]++

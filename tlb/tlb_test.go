@@ -290,6 +290,9 @@ func TestConfigValidation(t *testing.T) {
 		{"more ways than entries", func(c *Config) { c.L2[0].Ways = 8 }},
 		{"no sizes", func(c *Config) { c.L1I[0].Sizes = 0 }},
 		{"too big", func(c *Config) { c.L2[0] = Array(1<<40, 4, Sizes4K) }},
+		{"too many arrays", func(c *Config) {
+			c.L1D = append(c.L1D, Array(1, 1, Sizes4K), Array(1, 1, Sizes4K), Array(1, 1, Sizes4K), Array(1, 1, Sizes4K))
+		}},
 		{"bad cache", func(c *Config) { c.PDE = ArrayConfig{Entries: 4, Ways: 0} }},
 	}
 	for _, tc := range tests {
