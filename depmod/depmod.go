@@ -235,7 +235,8 @@ func (x *Index) readModules() {
 // read is what depmod_load_modules asks libkmod for. An unreadable module keeps its place in the
 // index with nothing exported or needed.
 func (m *Module) read() {
-	data, err := modinfo.ReadModule(m.Path)
+	data, release, err := mapModule(m.Path)
+	defer release()
 	if err != nil {
 		m.loadErr = err
 		return

@@ -276,3 +276,9 @@ func (f *elfFile) sectionRange(name string) (off, size uint64, err error) {
 // Strerror renders an error as glibc's strerror renders its errno, for tools that print kmod's
 // messages (depmod).
 func Strerror(err error) string { return strerror(err) }
+
+// IsCompressed reports whether a module file's contents start with a compression magic ReadModule
+// undoes (zstd, xz); callers that map uncompressed files use it to pick their path.
+func IsCompressed(head []byte) bool {
+	return bytes.HasPrefix(head, magicZstd) || bytes.HasPrefix(head, magicXZ)
+}
