@@ -15,9 +15,9 @@ type layoutSizes struct {
 }
 
 // maxRegion bounds a region. The kernel's bound is the module area (about 1 GiB); kemu holds every
-// region's bytes in host memory, so it refuses regions above 128 MiB (the largest Debian 6.1 module
-// needs about 12 MiB) rather than let a crafted .bss size allocate a gigabyte.
-const maxRegion = 128 << 20
+// region's bytes in host memory, so it refuses regions above 64 MiB (the largest Debian 6.1 module,
+// amdgpu, has a 9.2 MiB core region) rather than let a crafted .bss size allocate a gigabyte.
+const maxRegion = 64 << 20
 
 // layoutClasses are layout_sections()'s masks: flags a section must have, flags it must not have.
 var layoutClasses = [...]struct {
