@@ -180,6 +180,8 @@ func TestMalformed(t *testing.T) {
 		{"bad finit_module flags", func(e *elfEdit) []byte { return e.b }, LoadOptions{Flags: 8}, syscall.EINVAL, "finit_module flags 0x8"},
 		{"corrupt xz stream", func(e *elfEdit) []byte { return append([]byte{0xfd, '7', 'z', 'X', 'Z', 0}, e.b[:100]...) }, LoadOptions{}, syscall.ENOEXEC, "xz"},
 		{"corrupt gzip stream", func(e *elfEdit) []byte { return append([]byte{0x1f, 0x8b, 8, 0}, e.b[:100]...) }, LoadOptions{}, syscall.ENOEXEC, "gzip"},
+		{"huge .bss", func(e *elfEdit) []byte { e.put64(e.shdr(e.sec(".bss"))[shSize:], 1<<40); return e.b }, LoadOptions{}, syscall.ENOMEM, "section .bss (1099511627776 bytes, align"},
+		{"huge alignment", func(e *elfEdit) []byte { e.put64(e.shdr(e.sec(".data"))[48:], 1<<63); return e.b }, LoadOptions{}, syscall.ENOMEM, "section .data"},
 		{"bad parameter value", func(e *elfEdit) []byte { return e.b }, LoadOptions{Params: "count=12x"}, syscall.EINVAL, "hello: `12x' invalid for parameter `count'"},
 	}
 	for _, c := range cases {
