@@ -351,3 +351,49 @@ func checkLayout(t testing.TB, m *Module) {
 		lastIndex[key] = s.Index
 	}
 }
+
+func TestOwnerStates(t *testing.T) {
+	// A COMING owner: the kernel waits for its init, gives up, and the symbol is EBUSY.
+	var log []string
+	k, _ := testKernel(t, &log)
+	prod, err := k.Load(fixture(t, "producer"), LoadOptions{})
+	require.NoError(t, err)
+	_, err = k.Load(fixture(t, "consumer"), LoadOptions{})
+	assert.Equal(t, syscall.EBUSY, Errno(err))
+	assert.Contains(t, log, "consumer: gave up waiting for init of module producer.")
+	assert.Contains(t, err.Error(), "(err -16)")
+
+	// A GOING owner (being unloaded): ENOENT.
+	require.NoError(t, k.MarkLive(prod, 0))
+	_, err = k.Delete("producer", false)
+	require.NoError(t, err)
+	_, err = k.Load(fixture(t, "consumer"), LoadOptions{})
+	assert.Equal(t, syscall.ENOENT, Errno(err))
+	assert.Empty(t, prod.UsedBy())
+	assert.False(t, k.Get(prod), "try_module_get fails on a GOING module")
+}
+
+func TestPermanentModule(t *testing.T) {
+	var log []string
+	k, _ := testKernel(t, &log)
+	e := editFixture(t, "hello")
+	// Drop the relocation that points struct module's exit at cleanup_module.
+	for n := 0; n < 2; n++ {
+		r := e.rela(".rela.gnu.linkonce.this_module", n)
+		if le.Uint64(r[0:]) > 0x200 { // the exit pointer lies after init's in struct module
+			e.put32(r[8:], rX86_64None)
+		}
+	}
+	m, err := k.Load(e.b, LoadOptions{})
+	require.NoError(t, err)
+	require.NoError(t, k.MarkLive(m, 0))
+	assert.Zero(t, m.ExitFunc)
+	assert.True(t, m.Permanent())
+	assert.Contains(t, m.ProcModulesLine(), " 0 [permanent], Live ")
+	_, err = k.Delete("hello", false)
+	assert.Equal(t, syscall.EBUSY, Errno(err))
+	assert.Zero(t, k.Taint()&TaintForcedRmmod)
+	_, err = k.Delete("hello", true)
+	require.NoError(t, err)
+	assert.NotZero(t, k.Taint()&TaintForcedRmmod, "rmmod -f taints R")
+}
