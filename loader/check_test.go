@@ -1,7 +1,9 @@
 package loader
 
 import (
+	"fmt"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -53,4 +55,20 @@ func TestParseModinfo(t *testing.T) {
 
 	v := parseVersions(append(append(make([]byte, 8), []byte("module_layout")...), make([]byte, 64-8-13+10)...))
 	assert.Equal(t, []Version{{CRC: 0, Name: "module_layout"}}, v, "a partial trailing record is ignored")
+}
+
+func TestInsmodError(t *testing.T) {
+	cases := []struct {
+		err  error
+		want string
+	}{
+		{kerr(syscall.ENOEXEC, "Invalid ELF header len 0"), "Invalid module format"},
+		{kerr(syscall.ENOENT, "x: Unknown symbol y (err -2)"), "Unknown symbol in module"},
+		{kerr(syscall.EINVAL, "x"), "Invalid parameters"},
+		{&Error{Errno: syscall.EEXIST}, "File exists"},
+		{fmt.Errorf("wrapped: %w", &Error{Errno: syscall.EKEYREJECTED}), "Key was rejected by service"},
+	}
+	for _, c := range cases {
+		assert.Equal(t, "insmod: ERROR: could not insert module m.ko: "+c.want, InsmodError("m.ko", c.err))
+	}
 }

@@ -58,6 +58,12 @@ func Errno(err error) syscall.Errno {
 	return 0
 }
 
+// InsmodError is the line kmod's insmod prints when init_module fails:
+// "insmod: ERROR: could not insert module hello.ko: Invalid module format".
+func InsmodError(path string, err error) string {
+	return fmt.Sprintf("insmod: ERROR: could not insert module %s: %s", path, InsmodReason(Errno(err)))
+}
+
 // InsmodReason is the text insmod (kmod's mod_strerror) prints for errno after
 // "could not insert module %s: ".
 func InsmodReason(errno syscall.Errno) string {
