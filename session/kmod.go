@@ -216,28 +216,27 @@ func (s *Session) modprobeInsert(out *output, log func(string, ...any), name, pa
 	return status
 }
 
-// probeInsert is kmod_module_probe_insert_module(): the dependencies from the deepest, then the module
-// with its parameters, skipping what is loaded already. A failure is reported for mod, whichever
-// module of the chain failed, as modprobe does.
+// probeInsert is kmod_module_probe_insert_module(): the load list (dependencies from the most
+// basic up, then mod with its parameters), skipping built-in modules and what is loaded already. A
+// failure is reported for mod, whichever module of the list failed, as modprobe does.
 func (s *Session) probeInsert(out *output, log func(string, ...any), mod, params string, verbose bool) int {
-	deps := s.tree.Deps(mod)
-	chain := make([]string, 0, len(deps)+1)
-	for i := len(deps) - 1; i >= 0; i-- {
-		chain = append(chain, deps[i])
+	loads, err := s.tree.Resolve(mod)
+	if err != nil {
+		log("modprobe: FATAL: Module %s not found in directory %s\n", mod, s.tree.Dir())
+		return statusFailed
 	}
-	chain = append(chain, mod)
-	for _, name := range chain {
-		if s.inKernel(name) {
+	for _, l := range loads {
+		if l.Builtin || s.inKernel(l.Name) {
 			continue
 		}
 		opts := ""
-		if name == mod {
+		if l.Name == mod {
 			opts = params
 		}
 		if verbose {
-			out.printf("insmod %s %s\n", s.tree.Path(name), opts)
+			out.printf("insmod %s %s\n", s.tree.Show(l.Path), opts)
 		}
-		err := s.insertFromTree(name, opts)
+		err := s.insertFile(l.Path, opts)
 		if err == nil {
 			continue
 		}
@@ -258,12 +257,12 @@ func (s *Session) probeInsert(out *output, log func(string, ...any), mod, params
 	return statusOK
 }
 
-func (s *Session) insertFromTree(name, params string) error {
-	image, err := s.tree.Read(name)
+func (s *Session) insertFile(path, params string) error {
+	image, err := loader.ReadFile(path)
 	if err != nil {
 		return err
 	}
-	_, err = s.m.Insmod(image, params, s.tree.Path(name))
+	_, err = s.m.Insmod(image, params, s.tree.Show(path))
 	return err
 }
 
@@ -274,8 +273,9 @@ func (s *Session) inKernel(name string) bool {
 }
 
 // modprobeRemove is modprobe -r for one name: nothing to do when it is not loaded; refused while it
-// is in use; otherwise removed, then each of its dependencies nothing else uses (errors there are
-// not fatal).
+// is in use; otherwise its post-soft dependencies, it, its dependencies and its pre-soft dependencies
+// are unloaded in depmod's remove order, each of the others only if nothing uses it at that moment
+// (failures there are not fatal).
 func (s *Session) modprobeRemove(out *output, log func(string, ...any), name string, verbose bool) int {
 	matches := s.tree.Lookup(name)
 	if len(matches) == 0 {
@@ -294,12 +294,19 @@ func (s *Session) modprobeRemove(out *output, log func(string, ...any), name str
 			log("modprobe: FATAL: Module %s is in use.\n", mod)
 			return statusFailed
 		}
-		if st := s.modprobeRemoveOne(out, mod, verbose); st != statusOK {
-			return st
+		order, err := s.tree.RemoveOrder(mod)
+		if err != nil {
+			order = []string{mod}
 		}
-		for _, dep := range s.tree.Deps(mod) {
-			if d, ok := s.m.Registry().Find(dep); ok && d.Refcount() == 0 {
-				s.modprobeRemoveOne(out, dep, verbose)
+		for _, name := range order {
+			if name == mod {
+				if st := s.modprobeRemoveOne(out, mod, verbose); st != statusOK {
+					return st
+				}
+				continue
+			}
+			if other, ok := s.m.Registry().Find(name); ok && other.Refcount() == 0 {
+				s.modprobeRemoveOne(out, name, verbose)
 			}
 		}
 	}

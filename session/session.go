@@ -18,6 +18,7 @@ package session
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -49,10 +50,11 @@ type Record struct {
 
 // Session is one machine driven by commands. It is not safe for concurrent use.
 type Session struct {
-	m    *machine.Machine
-	prof *profile.Profile
-	tree *Tree
-	opts Options
+	m       *machine.Machine
+	prof    *profile.Profile
+	tree    *Tree
+	ownTree bool // the session made tree and closes it
+	opts    Options
 
 	records  []Record
 	dmesgSeq uint64 // dmesg -c cleared every record before this sequence number
@@ -64,22 +66,34 @@ type Session struct {
 
 // New boots a machine for prof and returns a session driving it.
 func New(prof *profile.Profile, opts Options) (*Session, error) {
-	if opts.Tree == nil {
+	s := &Session{prof: prof, tree: opts.Tree, opts: opts}
+	if s.tree == nil {
 		t, err := EmbeddedTree(prof.Release)
 		if err != nil {
-			return nil, fmt.Errorf("session: embedded modules: %w", err)
+			return nil, fmt.Errorf("session: %w", err)
 		}
-		opts.Tree = t
+		s.tree, s.ownTree = t, true
 	}
 	m, err := machine.New(prof, opts.Machine)
 	if err != nil {
+		s.Close()
 		return nil, fmt.Errorf("session: %w", err)
 	}
-	return &Session{m: m, prof: prof, tree: opts.Tree, opts: opts}, nil
+	s.m = m
+	return s, nil
 }
 
-// Close releases the machine.
-func (s *Session) Close() error { return s.m.Close() }
+// Close releases the machine, and the module tree when the session made it.
+func (s *Session) Close() error {
+	var err error
+	if s.m != nil {
+		err = s.m.Close()
+	}
+	if s.ownTree {
+		err = errors.Join(err, s.tree.Close())
+	}
+	return err
+}
 
 // Machine is the machine the session drives, for callers that inspect it further.
 func (s *Session) Machine() *machine.Machine { return s.m }
