@@ -145,25 +145,30 @@ func (a *array) set(n uint64) (int, []uint64) {
 	return base, a.keys[base : base+a.ways : base+a.ways]
 }
 
-// find returns the slot of the entry covering va, or -1. A granule number
-// has at most one entry, so the first match is the only one.
-func (a *array) find(va uint64) int {
-	for _, g := range a.granules[:a.nGranules] {
-		n := va >> g.shift
-		key := validKey | n<<2 | uint64(g.code)
-		base, keys := a.set(n)
-		for i, k := range keys {
-			if k == key {
-				return base + i
+// find returns the first of arrays with an entry covering va, and that
+// entry's slot; slot is -1 if none has one. A granule number has at most one
+// entry in an array. Every lookup goes through this one function: the hit
+// path of the whole model.
+func find(arrays []array, va uint64) (a *array, slot int) {
+	for ai := range arrays {
+		a = &arrays[ai]
+		for _, g := range a.granules[:a.nGranules] {
+			n := va >> g.shift
+			key := validKey | n<<2 | uint64(g.code)
+			base, keys := a.set(n)
+			for i, k := range keys {
+				if k == key {
+					return a, base + i
+				}
 			}
 		}
 	}
-	return -1
+	return nil, -1
 }
 
-// lookup finds the entry covering va and marks it used at stamp.
-func (a *array) lookup(va, stamp uint64) *entry {
-	slot := a.find(va)
+// lookup finds the entry covering va in arrays and marks it used at stamp.
+func lookup(arrays []array, va, stamp uint64) *entry {
+	a, slot := find(arrays, va)
 	if slot < 0 {
 		return nil
 	}
@@ -249,11 +254,18 @@ func (a *array) fillTranslation(va uint64, tr Translation, orig PageSize, stamp 
 		entry{stamp: stamp, frame: frame, size: orig, held: held, global: tr.Global})
 }
 
-// invalidate drops every entry covering va: one per page size held.
-func (a *array) invalidate(va uint64) {
-	for slot := a.find(va); slot >= 0; slot = a.find(va) {
-		a.keys[slot] = 0
-		a.entries[slot] = entry{}
+// invalidate drops every entry covering va in arrays: one per page size
+// an array holds.
+func invalidate(arrays []array, va uint64) {
+	for i := range arrays {
+		for {
+			a, slot := find(arrays[i:i+1], va)
+			if slot < 0 {
+				break
+			}
+			a.keys[slot] = 0
+			a.entries[slot] = entry{}
+		}
 	}
 }
 

@@ -80,15 +80,7 @@ func (l *level) arrays() []array { return l.inline[:l.nArrays] }
 // lookup finds the entry covering va in any of the arrays and marks it
 // used at stamp.
 func (l *level) lookup(va, stamp uint64) *entry {
-	arrays := l.arrays()
-	for i := range arrays {
-		a := &arrays[i]
-		if slot := a.find(va); slot >= 0 {
-			a.touch(slot, stamp)
-			return &a.entries[slot]
-		}
-	}
-	return nil
+	return lookup(l.inline[:l.nArrays], va, stamp)
 }
 
 // fill stores tr in the one array that holds it best: the array of its page
@@ -108,12 +100,7 @@ func (l *level) fill(va uint64, tr Translation, orig PageSize, stamp uint64) {
 	}
 }
 
-func (l *level) invalidate(va uint64) {
-	arrays := l.arrays()
-	for i := range arrays {
-		arrays[i].invalidate(va)
-	}
-}
+func (l *level) invalidate(va uint64) { invalidate(l.arrays(), va) }
 
 func (l *level) flush(keepGlobal bool) {
 	arrays := l.arrays()
@@ -139,9 +126,9 @@ type TagName struct {
 type TLB struct {
 	config Config
 	walker Walker
-	l1     [2]level              // by side: instruction, data; inline for the hit path
-	l2     [2]*level             // the same level twice when the L2 is unified
-	psc    [numLevels - 1]*array // PML4E, PDPTE and PDE caches (nil: absent)
+	l1     [2]level               // by side: instruction, data; inline for the hit path
+	l2     [2]*level              // the same level twice when the L2 is unified
+	psc    [numLevels - 1][]array // PML4E, PDPTE and PDE caches: one array, or none
 	stamp  uint64
 
 	counters []Counters // by tag
@@ -179,8 +166,7 @@ func New(c Config, walker Walker) (*TLB, error) {
 	}
 	for lvl, pc := range []ArrayConfig{c.PML4E, c.PDPTE, c.PDE} {
 		if pc.Entries > 0 {
-			p := newArray(pc.Entries, pc.Ways, []granule{{shift: levelShift[lvl]}})
-			t.psc[lvl] = &p
+			t.psc[lvl] = []array{newArray(pc.Entries, pc.Ways, []granule{{shift: levelShift[lvl]}})}
 		}
 	}
 	return t, nil
@@ -269,7 +255,7 @@ func (t *TLB) walk(va uint64, size PageSize, c *Counters) int {
 	leaf := LevelPTE - int(size)
 	start := LevelPML4E
 	for lvl := leaf - 1; lvl >= LevelPML4E; lvl-- {
-		if p := t.psc[lvl]; p != nil && p.lookup(va, t.stamp) != nil {
+		if lookup(t.psc[lvl], va, t.stamp) != nil {
 			c.CacheHits[lvl]++
 			start = lvl + 1
 			break
@@ -278,7 +264,7 @@ func (t *TLB) walk(va uint64, size PageSize, c *Counters) int {
 	for lvl := start; lvl <= leaf; lvl++ {
 		c.WalkRefs[lvl]++
 		if lvl < leaf && t.psc[lvl] != nil {
-			p := t.psc[lvl]
+			p := &t.psc[lvl][0]
 			p.fill(va, p.granules[0], entry{stamp: t.stamp})
 		}
 	}
@@ -335,8 +321,8 @@ func (t *TLB) Invlpg(va uint64) {
 
 func (t *TLB) flushCaches() {
 	for _, p := range t.psc {
-		if p != nil {
-			p.flush(false)
+		for i := range p {
+			p[i].flush(false)
 		}
 	}
 }
