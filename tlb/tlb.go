@@ -80,7 +80,7 @@ func (l *level) arrays() []array { return l.inline[:l.nArrays] }
 // lookup finds the entry covering va in any of the arrays and marks it
 // used at stamp.
 func (l *level) lookup(va, stamp uint64) *entry {
-	return lookup(l.inline[:l.nArrays], va, stamp)
+	return lookup(l.arrays(), va, stamp)
 }
 
 // fill stores tr in the one array that holds it best: the array of its page
