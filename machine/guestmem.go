@@ -211,3 +211,9 @@ func (m *Machine) Index(addr uint64, c byte, n uint64) (uint64, bool, error) {
 	}
 	return 0, false, nil
 }
+
+// mapped reports whether addr is readable guest memory.
+func (m *Machine) mapped(addr uint64) bool {
+	var b [1]byte
+	return m.ReadAt(b[:], addr) == nil
+}

@@ -158,6 +158,9 @@ func (m *Machine) install(mod *loader.Module) (*guestModule, error) {
 			return nil, fmt.Errorf("install %s per-CPU data: %w", mod.Name, err)
 		}
 	}
+	if err := m.patchModuleText(mod); err != nil {
+		return nil, err
+	}
 	for _, s := range mod.Symbols {
 		g.symbols = append(g.symbols, modSymbol{name: s.Name, addr: s.Addr, size: s.Size, init: s.Init})
 	}

@@ -378,3 +378,27 @@ func TestStackProtectorPanicHaltsMachine(t *testing.T) {
 	_, err = m.Call(fn)
 	require.ErrorIs(t, err, errMachineHalted, "nothing runs after a panic")
 }
+
+// BenchmarkFentryRealCode is the other side of BenchmarkTrap: 1000 calls to __fentry__, which runs
+// as a real `ret` on its executable thunk page instead of trapping into Go.
+func BenchmarkFentryRealCode(b *testing.B) {
+	m, err := New(testProfile(), Options{})
+	require.NoError(b, err)
+	defer m.Close()
+	tm := newModule(b, m)
+	a := tm.asm()
+	a.raw(0xb9, 0xe8, 0x03, 0, 0) // mov ecx, 1000
+	loop := a.pc()
+	a.call(kFentry)
+	a.raw(0xff, 0xc9) // dec ecx
+	a.rel32([]byte{0x0f, 0x85}, loop)
+	a.raw(0xc3)
+	fn := tm.load(b, m, "bench", a.code, nil)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := m.Call(fn); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/fentry")
+}
