@@ -2,6 +2,7 @@ package modinfo
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os"
@@ -58,22 +59,90 @@ func Decompress(raw []byte) ([]byte, error) {
 
 // unzstd decompresses a zstd stream. libkmod feeds the decoder until the input ends and keeps
 // what came out, so a truncated stream yields its decompressed prefix rather than an error; only
-// corrupt data is EINVAL.
+// corrupt data is EINVAL. The Go decoder reports both as an unexpected EOF, so the frame layout
+// (zstdTruncated) and whether all input was read tell them apart.
 func unzstd(raw []byte) ([]byte, error) {
-	d, err := zstd.NewReader(bytes.NewReader(raw), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(maxModuleSize)))
+	truncated := zstdTruncated(raw)
+	in := bytes.NewReader(raw)
+	// libzstd refuses windows over 2^27 bytes by default (ZSTD_WINDOWLOG_LIMIT_DEFAULT).
+	d, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderMaxMemory(uint64(maxModuleSize)), zstd.WithDecoderMaxWindow(1<<27))
 	if err != nil {
 		return nil, syscall.EINVAL
 	}
 	defer d.Close()
 	return drain(d, func(err error) error {
 		switch {
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			return nil
-		case errors.Is(err, zstd.ErrDecoderSizeExceeded), errors.Is(err, zstd.ErrWindowSizeExceeded):
-			return syscall.ENOMEM
+		case truncated && errors.Is(err, io.ErrUnexpectedEOF) && in.Len() == 0:
+			return nil // the decoder ran out of input, not into bad data
 		}
+		// Corrupt data, and also a frame declaring more content than the bound or a window
+		// larger than libzstd accepts: libzstd fails those as corrupt too.
 		return syscall.EINVAL
 	})
+}
+
+// zstdTruncated reports whether the input ends inside a frame, walking frame and block headers
+// (RFC 8878) without decoding: then libzstd would still be waiting for input when it runs out.
+// Anything that is not a frame where one should start counts as corrupt, not truncated.
+func zstdTruncated(b []byte) bool {
+	for len(b) > 0 {
+		if len(b) < 4 {
+			return true
+		}
+		magic := binary.LittleEndian.Uint32(b)
+		if magic&0xFFFFFFF0 == 0x184D2A50 { // skippable frame: magic, size, data
+			if len(b) < 8 {
+				return true
+			}
+			size := uint64(binary.LittleEndian.Uint32(b[4:]))
+			if uint64(len(b)) < 8+size {
+				return true
+			}
+			b = b[8+size:]
+			continue
+		}
+		if magic != 0xFD2FB528 || len(b) < 5 {
+			return magic == 0xFD2FB528
+		}
+		fhd := b[4]
+		single := fhd>>5&1 == 1
+		hdr := 5 + []int{0, 1, 2, 4}[fhd&3] + []int{0, 2, 4, 8}[fhd>>6]
+		if !single {
+			hdr++ // window descriptor
+		} else if fhd>>6 == 0 {
+			hdr++ // single-segment frames always carry a content size, one byte at least
+		}
+		if len(b) < hdr {
+			return true
+		}
+		b = b[hdr:]
+		for last := false; !last; {
+			if len(b) < 3 {
+				return true
+			}
+			h := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16
+			last = h&1 == 1
+			size := int(h >> 3)
+			switch h >> 1 & 3 {
+			case 1: // RLE: one byte repeated
+				size = 1
+			case 3: // reserved
+				return false
+			}
+			if len(b) < 3+size {
+				return true
+			}
+			b = b[3+size:]
+		}
+		if fhd>>2&1 == 1 { // content checksum
+			if len(b) < 4 {
+				return true
+			}
+			b = b[4:]
+		}
+	}
+	return false
 }
 
 // unxz decompresses concatenated xz streams; any decoder error, truncation included, is EINVAL

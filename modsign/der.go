@@ -72,10 +72,22 @@ func algorithm(v asn1.RawValue) (asn1.ObjectIdentifier, error) {
 }
 
 // validAny checks the encoding of a value in an ANY field the way decoders that decode ANY
-// (OpenSSL's does) check the common primitive types: NULL empty, BOOLEAN one byte, INTEGER
+// (OpenSSL's does) check the universal types: SEQUENCE and SET constructed; NULL, BOOLEAN,
+// INTEGER, ENUMERATED and OBJECT IDENTIFIER primitive, NULL empty, BOOLEAN one byte, INTEGER
 // non-empty and minimal, OBJECT IDENTIFIER well-formed.
 func validAny(v asn1.RawValue) bool {
-	if v.Class != asn1.ClassUniversal || v.IsCompound {
+	if v.Class != asn1.ClassUniversal {
+		return true
+	}
+	switch v.Tag {
+	case asn1.TagSequence, asn1.TagSet:
+		return v.IsCompound
+	case asn1.TagNull, asn1.TagBoolean, asn1.TagInteger, asn1.TagEnum, asn1.TagOID:
+		if v.IsCompound {
+			return false
+		}
+	}
+	if v.IsCompound {
 		return true
 	}
 	switch v.Tag {
