@@ -345,15 +345,14 @@ func TestIndirectThunkAndHostSafety(t *testing.T) {
 	assert.Equal(t, "(null)", m.Messages()[len(m.Messages())-1])
 }
 
-func BenchmarkTrap(b *testing.B) {
+// benchCalls runs the code emit assembles, once per iteration, on a machine of the test kernel.
+func benchCalls(b *testing.B, emit func(a *asm)) {
 	m, err := New(testProfile(), Options{})
 	require.NoError(b, err)
 	defer m.Close()
 	tm := newModule(b, m)
 	a := tm.asm()
-	a.movRDI(0)
-	a.call(kMsleep)
-	a.raw(0xc3)
+	emit(a)
 	fn := tm.load(b, m, "bench", a.code, nil)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -361,6 +360,15 @@ func BenchmarkTrap(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkTrap is one call into module code that makes one kernel call (msleep(0)) trapping into Go.
+func BenchmarkTrap(b *testing.B) {
+	benchCalls(b, func(a *asm) {
+		a.movRDI(0)
+		a.call(kMsleep)
+		a.raw(0xc3)
+	})
 }
 
 var callerForTest = mmu.Caller{Label: "test"}
@@ -382,23 +390,13 @@ func TestStackProtectorPanicHaltsMachine(t *testing.T) {
 // BenchmarkFentryRealCode is the other side of BenchmarkTrap: 1000 calls to __fentry__, which runs
 // as a real `ret` on its executable thunk page instead of trapping into Go.
 func BenchmarkFentryRealCode(b *testing.B) {
-	m, err := New(testProfile(), Options{})
-	require.NoError(b, err)
-	defer m.Close()
-	tm := newModule(b, m)
-	a := tm.asm()
-	a.raw(0xb9, 0xe8, 0x03, 0, 0) // mov ecx, 1000
-	loop := a.pc()
-	a.call(kFentry)
-	a.raw(0xff, 0xc9) // dec ecx
-	a.rel32([]byte{0x0f, 0x85}, loop)
-	a.raw(0xc3)
-	fn := tm.load(b, m, "bench", a.code, nil)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := m.Call(fn); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchCalls(b, func(a *asm) {
+		a.raw(0xb9, 0xe8, 0x03, 0, 0) // mov ecx, 1000
+		loop := a.pc()
+		a.call(kFentry)
+		a.raw(0xff, 0xc9) // dec ecx
+		a.rel32([]byte{0x0f, 0x85}, loop)
+		a.raw(0xc3)
+	})
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/fentry")
 }
