@@ -197,6 +197,14 @@ type Version struct {
 	Name string
 }
 
+// kallsym is one line of the module's /proc/kallsyms view.
+type kallsym struct {
+	name string
+	addr uint64
+	typ  byte
+	core bool // kept after init (is_core_symbol)
+}
+
 // Module is a module as the loader produced it and the registry tracks it.
 type Module struct {
 	Name     string
@@ -214,7 +222,7 @@ type Module struct {
 	InitFunc   uint64 // init_module(), 0 when the module has none
 	ExitFunc   uint64 // cleanup_module(), 0 when the module has none
 
-	Symbols  []Symbol // kallsyms view, in symbol-table order as /proc/kallsyms lists them
+	Symbols  []Symbol // symbols defined in the module's memory, in symbol-table order
 	Exports  []Export // what it exports, sorted by name
 	ExTable  []ExTableEntry
 	BugTable []BugEntry
@@ -224,10 +232,11 @@ type Module struct {
 	Taints Taint
 	SigOK  bool // a signature was verified against a trusted key
 
-	usedBy []*Module         // source_list: modules that use this one
-	uses   []*Module         // target_list: modules this one uses
-	refcnt int               // module_refcount(): what /proc/modules prints
-	charps map[uint64]uint64 // charp parameter variable -> its kmalloc'd value, freed with the module
+	usedBy   []*Module         // source_list: modules that use this one
+	uses     []*Module         // target_list: modules this one uses
+	refcnt   int               // module_refcount(): what /proc/modules prints
+	charps   map[uint64]uint64 // charp parameter variable -> its kmalloc'd value, freed with the module
+	kallsyms []kallsym         // add_kallsyms(): the symbol table as /proc/kallsyms shows it
 }
 
 // UsedBy is the modules holding a reference to m through symbol use, most recent first as the kernel lists them.

@@ -2,7 +2,6 @@ package loader
 
 import (
 	"cmp"
-	"fmt"
 	"slices"
 	"sort"
 	"syscall"
@@ -192,8 +191,10 @@ func (info *loadInfo) elfType(s *elfSym) byte {
 	return '?'
 }
 
-// buildKallsyms collects the module's symbols as kallsyms shows them: named symbols defined in a placed
-// section (or the per-CPU one), upper-case when the module exports them without GPL restriction.
+// buildKallsyms is add_kallsyms(): the /proc/kallsyms view of the module (every named symbol of its
+// table while it is COMING; only the core symbols once init has finished), and Module.Symbols, the
+// symbols defined in the module's own memory that addresses are symbolized against. Letters are
+// upper-case for symbols the module exports without GPL restriction (is_exported()).
 func (info *loadInfo) buildKallsyms() {
 	m := info.mod
 	exported := map[string]uint64{}
@@ -202,25 +203,27 @@ func (info *loadInfo) buildKallsyms() {
 			exported[e.Name] = e.Addr
 		}
 	}
+	livepatch := m.Taints&TaintLivepatch != 0
 	for i := 1; i < len(info.syms); i++ {
 		s := &info.syms[i]
-		if s.NameOff == 0 || s.Name == "" || s.Shndx == shnUndef || int(s.Shndx) >= len(info.f.secs) || s.typ() == sttSection {
-			continue
-		}
-		p := info.place[s.Shndx]
-		pcpu := info.idxPcpu != 0 && int(s.Shndx) == info.idxPcpu
-		if !p.ok && !pcpu {
-			continue
-		}
-		if int(s.Shndx) == info.idxSym || int(s.Shndx) == info.idxStr {
+		if s.Name == "" { // s_show() skips nameless symbols
 			continue
 		}
 		typ := info.elfType(s)
 		if a, ok := exported[s.Name]; ok && a == s.Value && typ >= 'a' && typ <= 'z' {
 			typ -= 'a' - 'A'
 		}
+		core := livepatch || info.isCoreSymbol(s)
+		m.kallsyms = append(m.kallsyms, kallsym{name: s.Name, addr: s.Value, typ: typ, core: core})
+
+		if s.Shndx == shnUndef || int(s.Shndx) >= len(info.f.secs) || s.typ() == sttSection {
+			continue
+		}
+		p := info.place[s.Shndx]
+		pcpu := info.idxPcpu != 0 && int(s.Shndx) == info.idxPcpu
+		if (!p.ok && !pcpu) || int(s.Shndx) == info.idxSym || int(s.Shndx) == info.idxStr {
+			continue
+		}
 		m.Symbols = append(m.Symbols, Symbol{Name: s.Name, Addr: s.Value, Size: s.Size, Type: typ, Init: p.ok && p.region == InitRegion})
 	}
 }
-
-var _ = fmt.Sprintf

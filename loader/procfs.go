@@ -74,16 +74,17 @@ func (k *Kernel) Lsmod() string {
 	return b.String()
 }
 
-// Kallsyms is the module part of /proc/kallsyms: "%px %c %s\t[%s]" per symbol, modules in list order,
-// init symbols only while init has not finished.
+// Kallsyms is the module part of /proc/kallsyms: "%px %c %s\t[%s]" per symbol, modules in list order.
+// While a module is COMING every named symbol of its table is listed (undefined ones with the address
+// they resolved to); after init only the core symbols remain.
 func (k *Kernel) Kallsyms() string {
 	var b strings.Builder
 	for _, m := range k.Modules() {
-		for _, s := range m.Symbols {
-			if s.Init && m.InitFreed {
+		for _, s := range m.kallsyms {
+			if !s.core && m.InitFreed {
 				continue
 			}
-			fmt.Fprintf(&b, "%016x %c %s\t[%s]\n", s.Addr, s.Type, s.Name, m.Name)
+			fmt.Fprintf(&b, "%016x %c %s\t[%s]\n", s.addr, s.typ, s.name, m.Name)
 		}
 	}
 	return b.String()

@@ -397,3 +397,32 @@ func TestPermanentModule(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotZero(t, k.Taint()&TaintForcedRmmod, "rmmod -f taints R")
 }
+
+func TestKallsyms(t *testing.T) {
+	k, _ := testKernel(t, nil)
+	prod, err := k.Load(fixture(t, "producer"), LoadOptions{})
+	require.NoError(t, err)
+	mutex, ok := k.prof.Lookup("mutex_lock")
+	require.True(t, ok)
+	coming := k.Kallsyms()
+	// While COMING: undefined symbols with their resolved address, init symbols, local symbols.
+	assert.Contains(t, coming, fmt.Sprintf("%016x U mutex_lock\t[producer]\n", mutex.Addr))
+	initFn, _ := prod.Lookup("init_module")
+	assert.Contains(t, coming, fmt.Sprintf("%016x t init_module\t[producer]\n", initFn.Addr))
+	add, _ := prod.Lookup("producer_add")
+	assert.Contains(t, coming, fmt.Sprintf("%016x T producer_add\t[producer]\n", add.Addr), "exported: upper case")
+	desc, _ := prod.Lookup("producer_describe")
+	assert.Contains(t, coming, fmt.Sprintf("%016x t producer_describe\t[producer]\n", desc.Addr), "GPL-only: lower case")
+	counter, _ := prod.Lookup("producer_counter")
+	assert.Contains(t, coming, fmt.Sprintf("%016x B producer_counter\t[producer]\n", counter.Addr), "exported .bss object")
+
+	require.NoError(t, k.MarkLive(prod, 0))
+	live := k.Kallsyms()
+	assert.NotContains(t, live, "init_module")
+	assert.NotContains(t, live, " U mutex_lock")
+	assert.Contains(t, live, fmt.Sprintf("%016x T producer_add\t[producer]\n", add.Addr))
+	assert.Contains(t, live, " d __this_module\t[producer]\n")
+	for _, line := range strings.Split(strings.TrimSuffix(live, "\n"), "\n") {
+		assert.Regexp(t, `^[0-9a-f]{16} [a-zA-Z?] \S+\t\[producer\]$`, line)
+	}
+}
