@@ -3,6 +3,7 @@ package depmod
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -65,4 +66,89 @@ func TestCorpusMatchesKmod(t *testing.T) {
 	t.Logf("%d modules, %d aliases, %d symbols, %d softdeps, %d devnames: kmod %v, kemu %v",
 		lines("modules.dep"), lines("modules.alias")-1, lines("modules.symbols")-1,
 		lines("modules.softdep")-1, lines("modules.devname")-1, kmodTime.Round(time.Millisecond), kemuTime.Round(time.Millisecond))
+}
+
+// TestResolveMatchesModprobe compares Resolve with kmod's `modprobe --show-depends` on the Debian
+// tree indexed by our depmod: every module with soft dependencies, every 25th module of
+// modules.order and every 15th alias without wildcards. kmod prints a module again when a soft
+// dependency brings it in twice (its insert loop would then skip it as loaded); Resolve lists each
+// module once, so repeated lines are dropped from kmod's output. Names whose modules the host has
+// loaded are skipped: modprobe leaves those out.
+func TestResolveMatchesModprobe(t *testing.T) {
+	modprobe := ""
+	for _, p := range []string{"/usr/sbin/modprobe", "/sbin/modprobe"} {
+		if _, err := os.Stat(p); err == nil {
+			modprobe = p
+		}
+	}
+	if modprobe == "" {
+		t.Skip("kmod's modprobe is not installed")
+	}
+	tree := corpus.ForTest(t, "amd64")
+	base, modDir := corpusTree(t, tree)
+	x, err := Build(Options{BaseDir: base, Version: tree.Release, ConfigPaths: []string{}})
+	require.NoError(t, err)
+	require.NoError(t, x.Write())
+	db, err := LoadDB(modDir)
+	require.NoError(t, err)
+
+	var names []string
+	for _, r := range db.softdeps {
+		names = append(names, r.pattern)
+	}
+	for i, m := range x.Modules {
+		if i%25 == 0 {
+			names = append(names, m.Name)
+		}
+	}
+	plain := 0
+	for _, a := range db.aliases {
+		if !strings.ContainsAny(a.pattern, "*?[") {
+			if plain%15 == 0 {
+				names = append(names, a.pattern)
+			}
+			plain++
+		}
+	}
+	noConfig := t.TempDir()
+	checked := 0
+	for _, name := range names {
+		loads, err := db.Resolve(name)
+		require.NoError(t, err, name)
+		if loadedOnHost(loads) {
+			continue
+		}
+		var got strings.Builder
+		for _, l := range loads {
+			if l.Builtin {
+				got.WriteString("builtin " + l.Name + "\n")
+			} else {
+				got.WriteString("insmod " + l.Path + " \n")
+			}
+		}
+		out, err := exec.Command(modprobe, "-C", noConfig, "-d", base, "-S", tree.Release, "--show-depends", name).Output()
+		require.NoError(t, err, name)
+		var want strings.Builder
+		seen := map[string]bool{}
+		for _, line := range strings.SplitAfter(string(out), "\n") {
+			if line != "" && !seen[line] {
+				seen[line] = true
+				want.WriteString(line)
+			}
+		}
+		assert.Equal(t, want.String(), got.String(), name)
+		checked++
+	}
+	require.Greater(t, checked, 200)
+	t.Logf("%d names resolved as modprobe --show-depends does", checked)
+}
+
+// loadedOnHost reports whether the host kernel has one of the modules (modprobe skips those).
+func loadedOnHost(loads []Load) bool {
+	for _, l := range loads {
+		if _, err := os.Stat("/sys/module/" + l.Name); err == nil {
+			return true
+		}
+	}
+	return false
 }

@@ -301,6 +301,24 @@ func (x *Index) writeBuiltinAliasBin(w *bytes.Buffer) error {
 		return err
 	}
 	t := newTrie()
+	for _, a := range builtinAliases(data) {
+		alias, ok := normalizeAlias(a.pattern)
+		if !ok {
+			x.log.warnf("Unmatched bracket in %s\n", a.pattern)
+			continue
+		}
+		if _, err := t.insert(alias, a.module, 0); err != nil {
+			return err
+		}
+	}
+	w.Write(t.bytes())
+	return nil
+}
+
+// builtinAliases reads the alias= entries of modules.builtin.modinfo ("module.key=value", NUL
+// separated) as depmod's output_builtin_alias_bin scans them: an entry cut short by a NUL or by the
+// end of the data is skipped.
+func builtinAliases(data []byte) []dbAlias {
 	// upTo is flush_stream_to: the bytes before end, or "" when a NUL or the end of the data comes
 	// first; either way what it read is consumed.
 	upTo := func(end byte) string {
@@ -319,6 +337,7 @@ func (x *Index) writeBuiltinAliasBin(w *bytes.Buffer) error {
 		}
 		return string(s)
 	}
+	var out []dbAlias
 	for len(data) > 0 {
 		module := upTo('.')
 		if module == "" {
@@ -328,21 +347,11 @@ func (x *Index) writeBuiltinAliasBin(w *bytes.Buffer) error {
 			upTo(0)
 			continue
 		}
-		value := upTo(0)
-		if value == "" {
-			continue
-		}
-		alias, ok := normalizeAlias(value)
-		if !ok {
-			x.log.warnf("Unmatched bracket in %s\n", value)
-			continue
-		}
-		if _, err := t.insert(alias, module, 0); err != nil {
-			return err
+		if value := upTo(0); value != "" {
+			out = append(out, dbAlias{pattern: value, module: module})
 		}
 	}
-	w.Write(t.bytes())
-	return nil
+	return out
 }
 
 // writeDevname lists modules that name a device node (alias devname:NAME) and its number (alias

@@ -17,8 +17,16 @@ type DB struct {
 	modules  map[string]*dbModule // by module name
 	aliases  []dbAlias            // modules.alias in file order
 	symbols  map[string]string    // "symbol:NAME" → module
-	softdeps map[string]Softdep
-	builtin  map[string]bool
+	softdeps []softdepRule        // modules.softdep in file order
+	builtin  map[string]bool      // modules.builtin by module name
+	// builtinAliases are the aliases of built-in modules (modules.builtin.modinfo).
+	builtinAliases []dbAlias
+}
+
+// softdepRule is one softdep line: the module pattern and the names (or aliases) to load around it.
+type softdepRule struct {
+	pattern string
+	Softdep
 }
 
 type dbModule struct {
@@ -28,7 +36,8 @@ type dbModule struct {
 
 type dbAlias struct{ pattern, module string }
 
-// Softdep is a module's soft dependencies: modules to load before and after it, if they exist.
+// Softdep is a module's soft dependencies: names or aliases of modules to load before and after it,
+// when they exist.
 type Softdep struct{ Pre, Post []string }
 
 // Load is one step of a load list.
@@ -70,6 +79,9 @@ func LoadDB(dir string) (*DB, error) {
 	})
 	_ = eachLine(dir+"/modules.softdep", func(line string) { db.addSoftdep(line) })
 	_ = eachLine(dir+"/modules.builtin", func(line string) { db.builtin[ModuleName(line)] = true })
+	if data, err := os.ReadFile(dir + "/modules.builtin.modinfo"); err == nil {
+		db.addBuiltinAliases(data)
+	}
 	return db, nil
 }
 
@@ -99,12 +111,22 @@ func (x *Index) DB() *DB {
 		}
 		f.Close()
 	}
+	if data, err := os.ReadFile(x.Dir + "/modules.builtin.modinfo"); err == nil {
+		db.addBuiltinAliases(data)
+	}
 	return db
 }
 
+func (db *DB) addBuiltinAliases(data []byte) {
+	for _, a := range builtinAliases(data) {
+		if p, ok := normalizeAlias(a.pattern); ok {
+			db.builtinAliases = append(db.builtinAliases, dbAlias{p, a.module})
+		}
+	}
+}
+
 func newDB(dir string) *DB {
-	return &DB{Dir: dir, modules: map[string]*dbModule{}, symbols: map[string]string{},
-		softdeps: map[string]Softdep{}, builtin: map[string]bool{}}
+	return &DB{Dir: dir, modules: map[string]*dbModule{}, symbols: map[string]string{}, builtin: map[string]bool{}}
 }
 
 func (db *DB) addAlias(pattern, module string) {
@@ -113,28 +135,33 @@ func (db *DB) addAlias(pattern, module string) {
 	}
 }
 
-// addSoftdep reads "softdep MODULE [pre: A B...] [post: C D...]"; lines for one module accumulate.
+// addSoftdep reads "softdep MODULE [pre: A B...] [post: C D...]" as libkmod's config parser: words
+// before the first "pre:" or "post:" are ignored, and a later line for the same module is never
+// consulted (the first matching line wins).
 func (db *DB) addSoftdep(line string) {
 	f := strings.Fields(line)
-	if len(f) < 2 || f[0] != "softdep" {
+	if len(f) < 3 || f[0] != "softdep" {
 		return
 	}
-	name := ModuleName(f[1])
-	sd := db.softdeps[name]
+	pattern, ok := normalizeAlias(f[1])
+	if !ok {
+		return
+	}
+	rule := softdepRule{pattern: pattern}
 	var list *[]string
 	for _, w := range f[2:] {
 		switch w {
 		case "pre:":
-			list = &sd.Pre
+			list = &rule.Pre
 		case "post:":
-			list = &sd.Post
+			list = &rule.Post
 		default:
 			if list != nil {
-				*list = append(*list, ModuleName(w))
+				*list = append(*list, w)
 			}
 		}
 	}
-	db.softdeps[name] = sd
+	db.softdeps = append(db.softdeps, rule)
 }
 
 func eachLine(path string, fn func(string)) error {
@@ -154,37 +181,54 @@ func eachLine(path string, fn func(string)) error {
 }
 
 // Lookup returns the modules a name means, trying in libkmod's order: a module of that name
-// (spelled with '-' or '_'), a "symbol:NAME" alias from modules.symbols, the aliases of
-// modules.alias (shell patterns; every match, in file order), then a built-in module of that name.
+// (spelled with '-' or '_'; a name with ':' never is one), a "symbol:NAME" alias from
+// modules.symbols, the aliases of modules.alias (shell patterns; every match, in file order), then
+// a built-in module of that name.
 func (db *DB) Lookup(name string) []string {
-	if m := db.modules[strings.ReplaceAll(name, "-", "_")]; m != nil {
-		return []string{m.name}
-	}
 	alias, ok := normalizeAlias(name)
 	if !ok {
 		return nil
+	}
+	if m := db.modules[alias]; m != nil && !strings.Contains(alias, ":") {
+		return []string{m.name}
 	}
 	if strings.HasPrefix(alias, "symbol:") {
 		if m, ok := db.symbols[alias]; ok {
 			return []string{m}
 		}
 	}
+	if out := matchAliases(db.aliases, alias); len(out) > 0 {
+		return out
+	}
+	if db.builtin[alias] {
+		return []string{alias}
+	}
+	return matchAliases(db.builtinAliases, alias)
+}
+
+// matchAliases lists the modules whose alias pattern matches name, each once, in list order.
+func matchAliases(aliases []dbAlias, name string) []string {
 	var out []string
 	seen := map[string]bool{}
-	for _, a := range db.aliases {
-		if !seen[a.module] && fnmatch(a.pattern, alias) {
+	for _, a := range aliases {
+		if !seen[a.module] && fnmatch(a.pattern, name) {
 			seen[a.module] = true
 			out = append(out, a.module)
 		}
-	}
-	if len(out) == 0 && db.builtin[ModuleName(name)] {
-		out = append(out, ModuleName(name))
 	}
 	return out
 }
 
 // Softdeps returns a module's soft dependencies.
-func (db *DB) Softdeps(module string) Softdep { return db.softdeps[ModuleName(module)] }
+func (db *DB) Softdeps(module string) Softdep {
+	module = strings.ReplaceAll(module, "-", "_")
+	for _, r := range db.softdeps {
+		if fnmatch(r.pattern, module) {
+			return r.Softdep
+		}
+	}
+	return Softdep{}
+}
 
 // Resolve is the load list of "modprobe NAME": for every module NAME means, its dependencies from
 // the most basic up, each preceded by its pre- and followed by its post-soft dependencies, then the
@@ -218,15 +262,19 @@ func (db *DB) probeList(name string, visited map[string]bool, out *[]Load) {
 
 // withSoftdeps is __kmod_module_fill_softdep: pre-softdeps, the module, post-softdeps.
 func (db *DB) withSoftdeps(name string, visited map[string]bool, out *[]Load) {
-	sd := db.softdeps[name]
+	sd := db.Softdeps(name)
 	for _, p := range sd.Pre {
-		db.probeList(p, visited, out)
+		for _, m := range db.Lookup(p) {
+			db.probeList(m, visited, out)
+		}
 	}
 	if !slices.ContainsFunc(*out, func(l Load) bool { return l.Name == name }) {
 		*out = append(*out, db.load(name)) // libkmod lists it again; insmod would find it loaded
 	}
 	for _, p := range sd.Post {
-		db.probeList(p, visited, out)
+		for _, m := range db.Lookup(p) {
+			db.probeList(m, visited, out)
+		}
 	}
 }
 
@@ -259,10 +307,15 @@ func (db *DB) RemoveOrder(name string) ([]string, error) {
 			out = append(out, n)
 		}
 	}
+	addAll := func(name string) {
+		for _, m := range db.Lookup(name) {
+			add(m)
+		}
+	}
 	for _, mod := range mods {
-		sd := db.softdeps[mod]
+		sd := db.Softdeps(mod)
 		for i := len(sd.Post) - 1; i >= 0; i-- {
-			add(sd.Post[i])
+			addAll(sd.Post[i])
 		}
 		add(mod)
 		if m := db.modules[mod]; m != nil {
@@ -271,7 +324,7 @@ func (db *DB) RemoveOrder(name string) ([]string, error) {
 			}
 		}
 		for i := len(sd.Pre) - 1; i >= 0; i-- {
-			add(sd.Pre[i])
+			addAll(sd.Pre[i])
 		}
 	}
 	return out, nil

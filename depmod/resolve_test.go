@@ -80,6 +80,7 @@ func TestDBLookup(t *testing.T) {
 	write("modules.symbols", "alias symbol:c_func c\n")
 	write("modules.softdep", "softdep a pre: pre post: post\nsoftdep snd_x pre: c\n")
 	write("modules.builtin", "kernel/fs/ext4/ext4.ko\n")
+	write("modules.builtin.modinfo", "ext4.alias=fs-ext4\x00md5.license=GPL\x00md5.alias=crypto-md5\x00")
 	db, err := LoadDB(dir)
 	require.NoError(t, err)
 
@@ -99,6 +100,8 @@ func TestDBLookup(t *testing.T) {
 		{"symbol:missing", nil},
 		{"ext4", []string{"ext4"}},
 		{"unbalanced]", nil},
+		{"crypto-md5", []string{"md5"}},
+		{"fs-ext4", []string{"ext4"}},
 	}
 	for _, tt := range lookups {
 		assert.Equal(t, tt.want, db.Lookup(tt.name), tt.name)
