@@ -30,9 +30,9 @@ const magicLen = 6
 
 // ReadModule returns a module file's contents, decompressed when it is zstd or xz data, with the
 // errnos libkmod's kmod_file_open gives: the open error, EINVAL for a file shorter than a magic
-// or for corrupt compressed data.
+// or for corrupt compressed data. Files beyond maxModuleSize are ENOMEM rather than read.
 func ReadModule(path string) ([]byte, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := readBounded(path)
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
@@ -41,6 +41,28 @@ func ReadModule(path string) ([]byte, error) {
 		return nil, err
 	}
 	return Decompress(raw)
+}
+
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := &boundedBuffer{max: maxModuleSize}
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		if st.Size() > maxModuleSize {
+			return nil, syscall.ENOMEM
+		}
+		out.buf.Grow(int(st.Size()) + bytes.MinRead)
+	}
+	if _, err := io.Copy(out, f); err != nil {
+		if errors.Is(err, errTooLarge) {
+			return nil, syscall.ENOMEM
+		}
+		return nil, err
+	}
+	return out.buf.Bytes(), nil
 }
 
 // Decompress undoes zstd or xz compression recognised by magic and returns anything else as is.

@@ -330,3 +330,22 @@ func TestDecompressBound(t *testing.T) {
 	_, err = Decompress(zstdBytes(t, hello))
 	assert.ErrorIs(t, err, syscall.EINVAL, "a zstd frame declaring more than the bound is refused up front")
 }
+
+func TestReadModuleErrors(t *testing.T) {
+	dir := t.TempDir()
+	_, err := ReadModule(filepath.Join(dir, "missing.ko"))
+	assert.ErrorIs(t, err, syscall.ENOENT)
+	_, err = ReadModule(dir)
+	assert.ErrorIs(t, err, syscall.EISDIR)
+
+	defer func(old int64) { maxModuleSize = old }(maxModuleSize)
+	maxModuleSize = 100
+	big := filepath.Join(dir, "big.ko")
+	require.NoError(t, os.WriteFile(big, make([]byte, 101), 0o644))
+	_, err = ReadModule(big)
+	assert.ErrorIs(t, err, syscall.ENOMEM)
+	require.NoError(t, os.WriteFile(big, make([]byte, 100), 0o644))
+	got, err := ReadModule(big)
+	require.NoError(t, err)
+	assert.Len(t, got, 100)
+}
