@@ -1,5 +1,6 @@
 // Package modinfo reads what kmod's modinfo shows about a kernel module file and prints it
-// byte for byte as kmod 30 does (as Debian bookworm builds it: zstd, xz and OpenSSL, no zlib).
+// byte for byte as kmod 30 does, as Debian bookworm ships it (30+20221128: zstd, xz and OpenSSL,
+// no zlib, and the upstream fix that hides signatures with a digest kmod cannot name).
 //
 // The pipeline mirrors libkmod: ReadModule opens and decompresses the file, Entries lists the
 // .modinfo strings followed by the signature fields, and Format prints them the way
