@@ -201,7 +201,9 @@ func (k *Kernel) CheckFiles(files []string, workers int, fn func(CheckResult)) {
 		r := <-slots[i]
 		<-ahead
 		res := CheckResult{Path: f, Err: r.err}
-		if r.err == nil {
+		if r.err != nil {
+			k.report(r.err)
+		} else {
 			res.Module, res.Err = k.LoadPrepared(r.p)
 			if res.Err == nil {
 				res.Err = k.MarkLive(res.Module, 0)

@@ -15,6 +15,9 @@ type Error struct {
 	Errno  syscall.Errno
 	Msg    string // the kernel's log line, without level or trailing newline
 	Detail string // kemu's extra context; "" when Msg says it all
+
+	level   int  // the printk level the kernel logs Msg at (0: KERN_ERR)
+	printed bool // Msg already went to Config.Printk
 }
 
 func (e *Error) Error() string {
@@ -42,6 +45,32 @@ func kerr(errno syscall.Errno, format string, args ...any) *Error {
 func (e *Error) withDetail(format string, args ...any) *Error {
 	e.Detail = fmt.Sprintf(format, args...)
 	return e
+}
+
+// at sets the printk level the kernel logs the message at (pr_warn, pr_notice rather than pr_err).
+func (e *Error) at(level int) *Error {
+	e.level = level
+	return e
+}
+
+// logged marks an error whose message was printed where it arose.
+func (e *Error) logged() *Error {
+	e.printed = true
+	return e
+}
+
+// report prints a failed load's kernel line, as the kernel's pr_err/pr_warn at the failure point would.
+func (k *Kernel) report(err error) {
+	var e *Error
+	if !errors.As(err, &e) || e.printed || e.Msg == "" {
+		return
+	}
+	level := e.level
+	if level == 0 {
+		level = LogErr
+	}
+	k.printk(level, "%s", e.Msg)
+	e.printed = true
 }
 
 // Errno extracts the kernel errno from err: the one an *Error carries, a bare syscall.Errno, or 0 when
@@ -84,3 +113,7 @@ func InsmodReason(errno syscall.Errno) string {
 	}
 	return s
 }
+
+// Report prints err's kernel line through Config.Printk unless it was printed already: for callers of
+// Prepare, whose failures Load would have logged.
+func (k *Kernel) Report(err error) { k.report(err) }

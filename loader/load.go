@@ -62,6 +62,7 @@ type placed struct {
 func (k *Kernel) Load(image []byte, opts LoadOptions) (*Module, error) {
 	p, err := k.Prepare(image, opts)
 	if err != nil {
+		k.report(err)
 		return nil, err
 	}
 	return k.LoadPrepared(p)
@@ -78,7 +79,8 @@ func (p *Prepared) Name() string { return p.info.name }
 
 // Prepare does the registry-independent first steps of Load (flags, decompression, module_sig_check,
 // elf_validity_check, setup_load_info). It only reads the Kernel's configuration, so several
-// goroutines may prepare files while one loads them.
+// goroutines may prepare files while one loads them; it prints nothing (Load prints a failure's kernel
+// line; callers of Prepare who want it in the log pass the error to Report).
 func (k *Kernel) Prepare(image []byte, opts LoadOptions) (*Prepared, error) {
 	if opts.Flags&^(IgnoreModversions|IgnoreVermagic|CompressedFile) != 0 {
 		return nil, &Error{Errno: syscall.EINVAL, Detail: fmt.Sprintf("finit_module flags %#x", opts.Flags)}
@@ -109,6 +111,7 @@ func (k *Kernel) LoadPrepared(p *Prepared) (mod *Module, err error) {
 	p.info = nil
 	defer func() {
 		if err != nil {
+			k.report(err)
 			info.cleanup()
 			mod = nil
 		}
@@ -188,10 +191,10 @@ func (info *loadInfo) setup() error {
 		}
 	}
 	if info.idxSym == 0 {
-		return kerr(syscall.ENOEXEC, "%s: module has no symbols (stripped?)", nameForLog())
+		return kerr(syscall.ENOEXEC, "%s: module has no symbols (stripped?)", nameForLog()).at(LogWarning)
 	}
 	if info.idxMod = f.findSec(".gnu.linkonce.this_module"); info.idxMod == 0 {
-		return kerr(syscall.ENOEXEC, "%s: No module found in object", nameForLog())
+		return kerr(syscall.ENOEXEC, "%s: No module found in object", nameForLog()).at(LogWarning)
 	}
 	// struct module's name[56] is at offset 24; kemu insists the section holds at least that much.
 	const nameOff, nameLen = 24, 56
@@ -263,7 +266,7 @@ func (info *loadInfo) checkModstructVersion() error {
 		crc = &c
 	}
 	if !info.checkVersion("module_layout", crc) {
-		return kerr(syscall.ENOEXEC, "%s: disagrees about version of symbol %s", info.name, "module_layout")
+		return kerr(syscall.ENOEXEC, "%s: disagrees about version of symbol %s", info.name, "module_layout").logged()
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package loader
 
 import (
 	"bytes"
+	"errors"
 	"syscall"
 	"testing"
 
@@ -204,6 +205,10 @@ func TestMalformed(t *testing.T) {
 			assert.Equal(t, c.errno, Errno(err), "%v", err)
 			assert.Contains(t, err.Error(), c.expect)
 			assert.Empty(t, k.Modules(), "a failed load leaves nothing registered")
+			var le *Error
+			if errors.As(err, &le) && le.Msg != "" {
+				assert.Equal(t, 1, count(log, le.Msg), "the kernel's line is logged once: %q", log)
+			}
 		})
 	}
 }

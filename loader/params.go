@@ -193,6 +193,7 @@ func (info *loadInfo) parseArgs() error {
 			last = kerr(errno, "%s: `%s' invalid for parameter `%s'", m.Name, v, param)
 		}
 		k.printk(LogErr, "%s", last.Msg)
+		last.logged()
 	}
 	if last != nil {
 		return last

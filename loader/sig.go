@@ -44,7 +44,7 @@ func (info *loadInfo) sigCheck(img []byte) ([]byte, error) {
 		return nil, le
 	}
 	if info.k.cfg.SigEnforce {
-		return nil, kerr(syscall.EKEYREJECTED, "Loading of %s is rejected", reason)
+		return nil, kerr(syscall.EKEYREJECTED, "Loading of %s is rejected", reason).at(LogNotice)
 	}
 	return img, nil
 }

@@ -138,7 +138,7 @@ func (info *loadInfo) simplifySymbols() error {
 			}
 			msg := fmt.Sprintf("%s: please compile with -fno-common", m.Name)
 			k.printk(LogWarning, "%s", msg)
-			report(&Error{Errno: syscall.ENOEXEC, Msg: msg, Detail: "common symbol " + s.Name})
+			report((&Error{Errno: syscall.ENOEXEC, Msg: msg, Detail: "common symbol " + s.Name}).logged())
 		case shnAbs, shnLivepatch:
 		case shnUndef:
 			addr, found, err := info.resolveSymbol(s.Name)
@@ -160,7 +160,7 @@ func (info *loadInfo) simplifySymbols() error {
 			}
 			msg := fmt.Sprintf("%s: Unknown symbol %s (err %d)", m.Name, s.Name, -int(errno))
 			k.printk(LogWarning, "%s", msg)
-			report(&Error{Errno: errno, Msg: msg, Detail: detail})
+			report((&Error{Errno: errno, Msg: msg, Detail: detail}).logged())
 		default:
 			if int(s.Shndx) >= len(f.secs) {
 				report(kerr(syscall.ENOEXEC, "").withDetail("%s: symbol %s has section index %d, the file has %d sections", m.Name, s.Name, s.Shndx, len(f.secs)))
