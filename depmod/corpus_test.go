@@ -66,6 +66,17 @@ func TestCorpusMatchesKmod(t *testing.T) {
 	t.Logf("%d modules, %d aliases, %d symbols, %d softdeps, %d devnames: kmod %v, kemu %v",
 		lines("modules.dep"), lines("modules.alias")-1, lines("modules.symbols")-1,
 		lines("modules.softdep")-1, lines("modules.devname")-1, kmodTime.Round(time.Millisecond), kemuTime.Round(time.Millisecond))
+
+	// The symbol checks of -e -E against the kernel's Module.symvers, printed with -n.
+	if _, err := os.Stat(tree.Symvers); err != nil {
+		t.Skipf("no Module.symvers: %v", err)
+	}
+	args = append([]string{"-n", "-e", "-E", tree.Symvers}, args...)
+	want, got = runKmod(t, modDir, args...), runKemu(t, modDir, args...)
+	assert.Equal(t, want.code, got.code)
+	assert.Equal(t, want.stderr, got.stderr)
+	assert.True(t, want.stdout == got.stdout, "depmod -n output differs")
+	t.Logf("-e -E Module.symvers: %d warnings", strings.Count(want.stderr, "\n"))
 }
 
 // TestResolveMatchesModprobe compares Resolve with kmod's `modprobe --show-depends` on the Debian

@@ -384,7 +384,9 @@ func (x *Index) loadSymvers(path string) error {
 		}
 		crc, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimPrefix(fields[0], "0x"), "0X"), 16, 64)
 		if err != nil {
-			x.log.errorf("%s:%d Invalid symbol version %s: %s\n", path, linenum, fields[0], strerror(syscall.EINVAL))
+			// kmod prints errno here although strtoull set none: what is left is the ENOENT of
+			// the configuration files libkmod looked for and did not find.
+			x.log.errorf("%s:%d Invalid symbol version %s: %s\n", path, linenum, fields[0], strerror(syscall.ENOENT))
 			continue
 		}
 		x.addSymbol(fields[1], false, crc, nil)

@@ -233,6 +233,16 @@ func TestMatchesKmod(t *testing.T) {
 			f["depmod.d/ext.conf"] = []byte("search external updates\nexternal * EXTDIR\nexternal 5.* /nonexistent\nexternal * /missing\n")
 			return f
 		}, []string{"-C", "CONFDIR"}},
+		{"symbol versions with -e -E", func() map[string][]byte {
+			f := hot()
+			delete(f, "extra/hot8.ko")
+			f["Module.symvers"] = []byte("0x12345678\t_printk\tvmlinux\tEXPORT_SYMBOL\n" +
+				"0xzz\tbroken\tvmlinux\tEXPORT_SYMBOL\n" +
+				"0x00000001\tother\tdrivers/x\tEXPORT_SYMBOL_GPL\n" +
+				"0x1 __fentry__ vmlinux EXPORT_SYMBOL\n" +
+				"short\tline\n")
+			return f
+		}, []string{"-e", "-E", "SYMVERS"}},
 		{"-e without -E or -F", func() map[string][]byte { return hot() }, []string{"-e"}},
 		{"named modules only", func() map[string][]byte { return hot() }, []string{"MODULES"}},
 		{"verbose", func() map[string][]byte { return hot() }, []string{"-v"}},
@@ -263,6 +273,8 @@ func TestMatchesKmod(t *testing.T) {
 						}
 					}
 					args = append(args, conf)
+				case "SYMVERS":
+					args = append(args, filepath.Join(modDir, "Module.symvers"))
 				case "SYSTEM_MAP":
 					args = append(args, filepath.Join(modDir, "System.map"))
 				case "MODULES":
