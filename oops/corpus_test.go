@@ -90,3 +90,37 @@ func TestDebianCorpus(t *testing.T) {
 	assert.Equal(t, "af_key", mod.name)
 	assert.Equal(t, mod.sections[fn.Section].addr+fn.Value+0x10, addr)
 }
+
+// TestDebianDebugVmlinux resolves a kernel frame through Debian's debug vmlinux (from the
+// linux-image-*-dbg package, 600 MB unpacked), when $KEMU_DEBUG_VMLINUX names it.
+func TestDebianDebugVmlinux(t *testing.T) {
+	path := os.Getenv("KEMU_DEBUG_VMLINUX")
+	if path == "" {
+		t.Skip("set KEMU_DEBUG_VMLINUX to a vmlinux with debug info (linux-image-<release>-dbg: /usr/lib/debug/boot/vmlinux-<release>)")
+	}
+	needAddr2line(t)
+	r := parseFile(t, "kemu_null.txt")[0]
+	require.Equal(t, "do_one_initcall", r.Trace[0].Symbol)
+	s := NewSymbolizer()
+	require.NoError(t, s.LoadVmlinux(path))
+	s.Symbolize(r)
+	start := systemMapAddrFromELF(t, path, "do_one_initcall")
+	want := addr2line(t, path, "", []uint64{start + r.Trace[0].Offset - 1})[0]
+	sameLines(t, want, r.Trace[0].Source, "do_one_initcall return address in vmlinux")
+}
+
+// systemMapAddrFromELF reads a symbol's address with debug/elf.
+func systemMapAddrFromELF(t *testing.T, path, name string) uint64 {
+	f, err := elf.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	syms, err := f.Symbols()
+	require.NoError(t, err)
+	for _, s := range syms {
+		if s.Name == name {
+			return s.Value
+		}
+	}
+	t.Fatalf("no %s in %s", name, path)
+	return 0
+}
