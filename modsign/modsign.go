@@ -8,7 +8,7 @@
 //	[ "~Module signature appended~\n" ]  Marker
 //
 // Split takes a module apart the way Linux 6.1's module_sig_check/mod_verify_sig do, with the
-// kernel's checks, errnos and messages; (*Signature).Verify checks the PKCS#7 signature against a
+// kernel's checks, errnos and log lines (Error); (*Signature).Verify checks the PKCS#7 signature against a
 // set of trusted certificates the way verify_pkcs7_signature does for VERIFYING_MODULE_SIGNATURE.
 // LoadCerts and KernelCerts supply the trusted certificates: from PEM/DER files, or the builtin
 // keyring found in a kernel image. ParseTrailer and DecodeSignature expose the trailer and the
@@ -69,25 +69,46 @@ func ParseTrailer(data []byte) (t Trailer, rest []byte, ok bool) {
 	return t, rest, true
 }
 
-// Error is a signature failure as the kernel reports it: an errno and, where the kernel prints
-// one, its message.
+// Error is a signature failure as the kernel reports it: the errno the load fails with, the
+// line the kernel logs for it (most signature failures log nothing), and kemu's own account.
 type Error struct {
-	Errno syscall.Errno
-	Msg   string
+	Errno  syscall.Errno
+	Msg    string // the kernel's log line, without level or newline; "" when it logs none
+	Level  int    // printk level of Msg: KernErr or KernWarning; 0 without Msg
+	Detail string // what kemu found wrong, for people; "" when Msg says it all
 }
 
+// Printk levels of Error.Msg.
+const (
+	KernErr     = 3
+	KernWarning = 4
+)
+
 func (e *Error) Error() string {
-	if e.Msg == "" {
+	s := e.Msg
+	switch {
+	case s == "":
+		s = e.Detail
+	case e.Detail != "":
+		s += " (" + e.Detail + ")"
+	}
+	if s == "" {
 		return e.Errno.Error()
 	}
-	return e.Msg + ": " + e.Errno.Error()
+	return s + ": " + e.Errno.Error()
 }
 
 // Unwrap lets errors.Is(err, syscall.EBADMSG) and friends match.
 func (e *Error) Unwrap() error { return e.Errno }
 
+// sigErr is a failure the kernel does not log; the text is kemu's.
 func sigErr(errno syscall.Errno, format string, args ...any) error {
-	return &Error{Errno: errno, Msg: fmt.Sprintf(format, args...)}
+	return &Error{Errno: errno, Detail: fmt.Sprintf(format, args...)}
+}
+
+// logged is a failure the kernel logs with msg at level.
+func logged(errno syscall.Errno, level int, msg string) error {
+	return &Error{Errno: errno, Msg: msg, Level: level}
 }
 
 // Split separates a module file into the payload the signature covers and the signature.
@@ -117,10 +138,10 @@ func Split(data []byte) (payload []byte, sig *Signature, err error) {
 		return stripped, nil, sigErr(syscall.EBADMSG, "module: signature length %d exceeds module length %d", t.SigLen, modlen-TrailerSize)
 	}
 	if t.IDType != IDPKCS7 {
-		return stripped, nil, sigErr(syscall.ENOPKG, "module: not signed with expected PKCS#7 message")
+		return stripped, nil, logged(syscall.ENOPKG, KernErr, "module: not signed with expected PKCS#7 message")
 	}
 	if t.Algo != 0 || t.Hash != 0 || t.SignerLen != 0 || t.KeyIDLen != 0 || t.Pad != [3]uint8{} {
-		return stripped, nil, sigErr(syscall.EBADMSG, "module: PKCS#7 signature info has unexpected non-zero params")
+		return stripped, nil, logged(syscall.EBADMSG, KernErr, "module: PKCS#7 signature info has unexpected non-zero params")
 	}
 	end := modlen - TrailerSize
 	start := end - int(t.SigLen)

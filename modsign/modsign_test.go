@@ -157,10 +157,33 @@ func TestSplit(t *testing.T) {
 }
 
 func TestSplitMessages(t *testing.T) {
-	_, _, err := Split(appendSignature([]byte("body of module"), []byte("x"), Trailer{IDType: IDX509, SigLen: 1}))
-	assert.EqualError(t, err, "module: not signed with expected PKCS#7 message: package not installed")
-	_, _, err = Split(appendSignature([]byte("body of module"), []byte("x"), Trailer{IDType: IDPKCS7, Algo: 1, SigLen: 1}))
-	assert.EqualError(t, err, "module: PKCS#7 signature info has unexpected non-zero params: bad message")
+	body := []byte("body of module")
+	tests := []struct {
+		name  string
+		data  []byte
+		msg   string
+		level int
+		text  string
+	}{
+		{"X509 id type", appendSignature(body, []byte("x"), Trailer{IDType: IDX509, SigLen: 1}),
+			"module: not signed with expected PKCS#7 message", KernErr,
+			"module: not signed with expected PKCS#7 message: package not installed"},
+		{"non-zero algo", appendSignature(body, []byte("x"), Trailer{IDType: IDPKCS7, Algo: 1, SigLen: 1}),
+			"module: PKCS#7 signature info has unexpected non-zero params", KernErr,
+			"module: PKCS#7 signature info has unexpected non-zero params: bad message"},
+		{"sig_len too long: the kernel logs nothing", appendSignature(body, nil, Trailer{IDType: IDPKCS7, SigLen: 100}),
+			"", 0, "module: signature length 100 exceeds module length 14: bad message"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := Split(tc.data)
+			var e *Error
+			require.ErrorAs(t, err, &e)
+			assert.Equal(t, tc.msg, e.Msg)
+			assert.Equal(t, tc.level, e.Level)
+			assert.EqualError(t, err, tc.text)
+		})
+	}
 }
 
 func TestParseSignatureRejects(t *testing.T) {
@@ -312,15 +335,20 @@ func TestVerifyRejectsMessageShape(t *testing.T) {
 		name  string
 		der   []byte
 		errno syscall.Errno
+		msg   string // the kernel's log line
 	}{
-		{"non-detached", attached, syscall.EBADMSG},
-		{"authenticated attributes", withAttrs, syscall.EKEYREJECTED},
+		{"non-detached", attached, syscall.EBADMSG, "PKCS#7 signature with non-detached data"},
+		{"authenticated attributes", withAttrs, syscall.EKEYREJECTED, "PKCS7: Invalid module sig (has authattrs)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			sig, err := ParseSignature(tc.der)
 			require.NoError(t, err)
-			assert.ErrorIs(t, sig.Verify(payload, []*x509.Certificate{k.cert}), tc.errno)
+			err = sig.Verify(payload, []*x509.Certificate{k.cert})
+			assert.ErrorIs(t, err, tc.errno)
+			var e *Error
+			require.ErrorAs(t, err, &e)
+			assert.Equal(t, tc.msg, e.Msg)
 		})
 	}
 }

@@ -105,7 +105,7 @@ func ParseSignature(der []byte) (*Signature, error) {
 		return nil, sigErr(syscall.EBADMSG, "PKCS#7: %d bytes of trailing data", len(rest))
 	}
 	if sig.version != 1 && sig.version != 3 {
-		return nil, sigErr(syscall.EINVAL, "PKCS#7: unsupported SignedData version %d", sig.version)
+		return nil, withDetail(logged(syscall.EINVAL, KernWarning, "PKCS7: Unsupported SignedData version"), "version %d", sig.version)
 	}
 	if !sig.dataType.Equal(oidData) && !sig.dataType.Equal(oidMSIndirect) {
 		return nil, sigErr(syscall.EINVAL, "PKCS#7: unsupported data type %v", sig.dataType)
@@ -145,6 +145,14 @@ func DecodeSignature(der []byte) (*Signature, error) {
 	return sig, nil
 }
 
+// withDetail adds kemu's account to a logged error.
+func withDetail(err error, format string, args ...any) error {
+	if e, ok := err.(*Error); ok {
+		e.Detail = fmt.Sprintf(format, args...)
+	}
+	return err
+}
+
 // decode walks ContentInfo{SignedData} and its signer infos (RFC 2315, RFC 5652) strictly: every
 // SEQUENCE must hold exactly the elements the grammar allows, as both the kernel's ASN.1 decoder
 // and OpenSSL insist. Only bytes after the whole message are returned rather than refused.
@@ -167,7 +175,7 @@ func decode(der []byte) (*Signature, []byte, error) {
 		return bad("contentType: %v", err)
 	}
 	if !contentType.Equal(oidSignedData) {
-		return nil, nil, sigErr(syscall.EINVAL, "PKCS#7: only support pkcs7_signedData type, got %v", contentType)
+		return nil, nil, withDetail(logged(syscall.EINVAL, KernWarning, "PKCS7: Only support pkcs7_signedData type"), "content type %v", contentType)
 	}
 	explicit, err := elements(ci[1].Bytes)
 	if err != nil || !isContext(ci[1], 0, true) || len(explicit) != 1 || !isUniversal(explicit[0], asn1.TagSequence, true) {
@@ -301,20 +309,20 @@ func (s Signer) check(sdVersion int) error {
 	switch s.Version {
 	case 1:
 		if sdVersion != 1 {
-			return sigErr(syscall.EBADMSG, "SignedData-SignerInfo version mismatch")
+			return logged(syscall.EBADMSG, KernWarning, "PKCS7: SignedData-SignerInfo version mismatch")
 		}
 		if s.Serial == nil {
 			return sigErr(syscall.EBADMSG, "version 1 signer without issuer and serial number")
 		}
 	case 3:
 		if sdVersion == 1 {
-			return sigErr(syscall.EBADMSG, "SignedData-SignerInfo version mismatch")
+			return logged(syscall.EBADMSG, KernWarning, "PKCS7: SignedData-SignerInfo version mismatch")
 		}
 		if s.SubjectKeyID == nil {
 			return sigErr(syscall.EBADMSG, "version 3 signer without subjectKeyIdentifier")
 		}
 	default:
-		return sigErr(syscall.EINVAL, "unsupported SignerInfo version %d", s.Version)
+		return withDetail(logged(syscall.EINVAL, KernWarning, "PKCS7: Unsupported SignerInfo version"), "version %d", s.Version)
 	}
 	if digestName(s.DigestOID) == "" {
 		return sigErr(syscall.ENOPKG, "unsupported digest algo %v", s.DigestOID)
@@ -485,14 +493,14 @@ func cString(b []byte) string {
 // rejection is returned at once.
 func (s *Signature) Verify(payload []byte, certs []*x509.Certificate) error {
 	if s.hasContent {
-		return sigErr(syscall.EBADMSG, "PKCS#7 signature with non-detached data")
+		return logged(syscall.EBADMSG, KernErr, "PKCS#7 signature with non-detached data")
 	}
 	if !s.dataType.Equal(oidData) {
-		return sigErr(syscall.EKEYREJECTED, "invalid module sig (not pkcs7-data)")
+		return logged(syscall.EKEYREJECTED, KernWarning, "PKCS7: Invalid module sig (not pkcs7-data)")
 	}
 	for _, signer := range s.Signers {
 		if signer.HasAuthAttrs {
-			return sigErr(syscall.EKEYREJECTED, "invalid module sig (has authattrs)")
+			return logged(syscall.EKEYREJECTED, KernWarning, "PKCS7: Invalid module sig (has authattrs)")
 		}
 	}
 	verdict := error(sigErr(syscall.ENOKEY, "module signature: no trusted key matches the signer"))
