@@ -161,7 +161,9 @@ type CheckResult struct {
 
 // CheckFiles links every file, in the given order, into k, marking each successful one LIVE so that
 // later modules can use its exports. Files are read and prepared (decompressed, signature-checked,
-// ELF-validated) by workers goroutines ahead of the sequential linker. fn receives each result in order.
+// ELF-validated) by workers goroutines ahead of the sequential linker. fn receives each result in order;
+// once it returns, the module's region bytes are dropped (the registry keeps everything else), so a
+// whole distribution's modules fit in memory.
 func (k *Kernel) CheckFiles(files []string, workers int, fn func(CheckResult)) {
 	if workers < 1 {
 		workers = 1
@@ -210,6 +212,9 @@ func (k *Kernel) CheckFiles(files []string, workers int, fn func(CheckResult)) {
 			}
 		}
 		fn(res)
+		if m := res.Module; m != nil {
+			m.Core.Bytes, m.Init.Bytes, m.Percpu.Bytes = nil, nil, nil
+		}
 	}
 }
 

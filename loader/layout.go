@@ -294,7 +294,7 @@ func rangesOf(l layoutSizes, init bool) []Range {
 func (m *Module) readAt(addr, n uint64) ([]byte, bool) {
 	for _, r := range []*Region{&m.Core, &m.Init, &m.Percpu} {
 		off, ok := r.Offset(addr)
-		if !ok || n > r.Size-off {
+		if !ok || n > r.Size-off || uint64(len(r.Bytes)) != r.Size {
 			continue
 		}
 		// The bytes must be contiguous in guest memory too.
@@ -309,7 +309,7 @@ func (m *Module) readAt(addr, n uint64) ([]byte, bool) {
 // stringAt reads a NUL-terminated string from module memory (at most max bytes).
 func (m *Module) stringAt(addr uint64, max int) (string, bool) {
 	for _, r := range []*Region{&m.Core, &m.Init, &m.Percpu} {
-		if off, ok := r.Offset(addr); ok {
+		if off, ok := r.Offset(addr); ok && uint64(len(r.Bytes)) == r.Size {
 			b := r.Bytes[off:]
 			if len(b) > max {
 				b = b[:max]
