@@ -1,17 +1,12 @@
 package modsign
 
 import (
-	"bytes"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/asn1"
 	"errors"
 	"fmt"
 	"math/big"
 	"syscall"
-	"unicode/utf8"
 
 	_ "crypto/md5" // digests a module signature may name; registered for crypto.Hash.New
 	_ "crypto/sha1"
@@ -71,7 +66,7 @@ var pkeyAlgos = []struct {
 type Signature struct {
 	Trailer Trailer  // the struct module_signature (zero when parsed by ParseSignature alone)
 	Raw     []byte   // the PKCS#7 message, DER
-	Signers []Signer // at least one
+	Signers []Signer // at least one, unless from DecodeSignature
 	// version is the SignedData version, dataType the inner content type, hasContent whether the
 	// content is embedded rather than detached.
 	version    int
@@ -390,181 +385,3 @@ func (s *Signature) HashAlgo() string { return digestName(s.first().DigestOID) }
 
 // Bytes returns the first signer's signature value.
 func (s *Signature) Bytes() []byte { return s.first().Sig }
-
-// nameEntry is one AttributeTypeAndValue of a distinguished name.
-type nameEntry struct {
-	Type  asn1.ObjectIdentifier
-	Value asn1.RawValue
-}
-
-// parseName decodes an RDNSequence (SEQUENCE OF SET OF AttributeTypeAndValue) strictly, the way
-// OpenSSL's X509_NAME decoder does: every RDN a SET, every entry an OID and a value, and string
-// values valid for their type (UTF-8 for UTF8String, whole code units for BMPString and
-// UniversalString), since OpenSSL converts them all to UTF-8 while decoding.
-func parseName(der []byte) ([]nameEntry, error) {
-	var name asn1.RawValue
-	if rest, err := asn1.Unmarshal(der, &name); err != nil || len(rest) != 0 || !isUniversal(name, asn1.TagSequence, true) {
-		return nil, errors.New("malformed name")
-	}
-	rdns, err := elements(name.Bytes)
-	if err != nil {
-		return nil, err
-	}
-	var entries []nameEntry
-	for _, rdn := range rdns {
-		atvs, err := elements(rdn.Bytes)
-		if err != nil || !isUniversal(rdn, asn1.TagSet, true) {
-			return nil, errors.New("name component is not a SET")
-		}
-		for _, atv := range atvs {
-			fields, err := elements(atv.Bytes)
-			if err != nil || !isUniversal(atv, asn1.TagSequence, true) || len(fields) != 2 {
-				return nil, errors.New("name attribute is not {type, value}")
-			}
-			t, err := oid(fields[0])
-			if err != nil {
-				return nil, fmt.Errorf("name attribute type: %w", err)
-			}
-			if !validString(fields[1]) {
-				return nil, fmt.Errorf("name attribute %v: invalid string", t)
-			}
-			entries = append(entries, nameEntry{Type: t, Value: fields[1]})
-		}
-	}
-	return entries, nil
-}
-
-// validString reports whether OpenSSL's X509_NAME decoder takes an attribute value. The value is
-// an ASN1_PRINTABLE multi-string: universal class, primitive, and a tag from its set (the
-// string types plus tags OpenSSL calls unknown), or a SEQUENCE kept as raw bytes; and the
-// string types it canonicalises must convert to UTF-8. The set was checked against Debian's
-// kmod/OpenSSL one tag at a time.
-func validString(v asn1.RawValue) bool {
-	if v.Class != asn1.ClassUniversal {
-		return false
-	}
-	if v.IsCompound {
-		return v.Tag == asn1.TagSequence
-	}
-	switch v.Tag {
-	case asn1.TagUTF8String:
-		return utf8.Valid(v.Bytes)
-	case asn1.TagBMPString:
-		return len(v.Bytes)%2 == 0
-	case 7, 8, 9, 11, 13, 14, 15, 29, // tags OpenSSL maps to "unknown"
-		asn1.TagNumericString, asn1.TagPrintableString, asn1.TagT61String, asn1.TagIA5String:
-		return true
-	}
-	return false
-}
-
-// issuerDisplayName picks the name kmod's x509_name_to_str shows: the first commonName, or the
-// last attribute when there is none, as raw bytes cut at the first NUL.
-func issuerDisplayName(name []byte) string {
-	entries, err := parseName(name)
-	if err != nil || len(entries) == 0 {
-		return ""
-	}
-	for _, e := range entries {
-		if e.Type.Equal(oidCommonName) {
-			return cString(e.Value.Bytes)
-		}
-	}
-	return cString(entries[len(entries)-1].Value.Bytes)
-}
-
-func cString(b []byte) string {
-	if i := bytes.IndexByte(b, 0); i >= 0 {
-		b = b[:i]
-	}
-	return string(b)
-}
-
-// Verify checks the signature over payload (the module without its signature, as Split returns
-// it) against trusted certificates, with the kernel's verdicts for a module signature:
-//
-//   - content embedded in the message: EBADMSG ("PKCS#7 signature with non-detached data");
-//   - data type not pkcs7-data, or authenticated attributes present: EKEYREJECTED;
-//   - no trusted certificate matches any signer (issuer and serial, or subjectKeyIdentifier): ENOKEY;
-//   - a digest this build cannot compute, or a key type it cannot check: ENOPKG;
-//   - a matching certificate whose key does not verify the signature: EKEYREJECTED.
-//
-// Like pkcs7_validate_trust, one verified signer suffices; ENOPKG outranks ENOKEY, and a
-// rejection is returned at once.
-func (s *Signature) Verify(payload []byte, certs []*x509.Certificate) error {
-	if s.hasContent {
-		return logged(syscall.EBADMSG, KernErr, "PKCS#7 signature with non-detached data")
-	}
-	if !s.dataType.Equal(oidData) {
-		return logged(syscall.EKEYREJECTED, KernWarning, "PKCS7: Invalid module sig (not pkcs7-data)")
-	}
-	for _, signer := range s.Signers {
-		if signer.HasAuthAttrs {
-			return logged(syscall.EKEYREJECTED, KernWarning, "PKCS7: Invalid module sig (has authattrs)")
-		}
-	}
-	verdict := error(sigErr(syscall.ENOKEY, "module signature: no trusted key matches the signer"))
-	for _, signer := range s.Signers {
-		err := signer.verify(payload, certs)
-		switch {
-		case err == nil:
-			return nil
-		case errors.Is(err, syscall.ENOKEY):
-		case errors.Is(err, syscall.ENOPKG):
-			if errors.Is(verdict, syscall.ENOKEY) {
-				verdict = err
-			}
-		default:
-			return err
-		}
-	}
-	return verdict
-}
-
-// verify checks one signer against the trusted certificates.
-func (signer Signer) verify(payload []byte, certs []*x509.Certificate) error {
-	hash := digestHash(signer.DigestOID)
-	if hash == 0 || !hash.Available() {
-		return sigErr(syscall.ENOPKG, "module signature: digest %s not supported", digestName(signer.DigestOID))
-	}
-	cert := signer.find(certs)
-	if cert == nil {
-		return sigErr(syscall.ENOKEY, "module signature: no trusted key matches the signer")
-	}
-	h := hash.New()
-	h.Write(payload)
-	digest := h.Sum(nil)
-
-	family := pkeyFamily(signer.PubKeyOID)
-	var ok bool
-	switch pub := cert.PublicKey.(type) {
-	case *rsa.PublicKey:
-		ok = family == "rsa" && rsa.VerifyPKCS1v15(pub, hash, digest, signer.Sig) == nil
-	case *ecdsa.PublicKey:
-		ok = family == "ecdsa" && ecdsa.VerifyASN1(pub, digest, signer.Sig)
-	default:
-		return sigErr(syscall.ENOPKG, "module signature: %s key of certificate %q not supported", cert.PublicKeyAlgorithm, cert.Subject.CommonName)
-	}
-	if !ok {
-		return sigErr(syscall.EKEYREJECTED, "module signature: %s/%s signature does not verify with key %q", family, digestName(signer.DigestOID), cert.Subject.CommonName)
-	}
-	return nil
-}
-
-// find returns the certificate the signer names, by issuer and serial number or by subject key
-// identifier, as find_asymmetric_key matches a key's identifiers.
-func (signer Signer) find(certs []*x509.Certificate) *x509.Certificate {
-	for _, c := range certs {
-		if c == nil {
-			continue
-		}
-		if signer.Serial != nil && c.SerialNumber != nil &&
-			c.SerialNumber.Cmp(signer.Serial) == 0 && bytes.Equal(c.RawIssuer, signer.Issuer) {
-			return c
-		}
-		if signer.SubjectKeyID != nil && bytes.Equal(c.SubjectKeyId, signer.SubjectKeyID) {
-			return c
-		}
-	}
-	return nil
-}
