@@ -119,3 +119,55 @@ func TestNextArg(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+func TestScalarParams(t *testing.T) {
+	const base = ModulesVaddr
+	cases := []struct {
+		typ, val string
+		want     []byte
+		errno    syscall.Errno
+	}{
+		{"byte", "255", []byte{0xff}, 0},
+		{"byte", "256", nil, syscall.ERANGE},
+		{"byte", "-1", nil, syscall.EINVAL},
+		{"short", "-32768", []byte{0x00, 0x80}, 0},
+		{"short", "32768", nil, syscall.ERANGE},
+		{"ushort", "0xffff", []byte{0xff, 0xff}, 0},
+		{"ushort", "0x10000", nil, syscall.ERANGE},
+		{"int", "+12", []byte{12, 0, 0, 0}, 0},
+		{"int", "-2147483649", nil, syscall.ERANGE},
+		{"int", "0x", nil, syscall.EINVAL},
+		{"int", "08", nil, syscall.EINVAL},
+		{"int", "", nil, syscall.EINVAL},
+		{"uint", "037", []byte{31, 0, 0, 0}, 0},
+		{"hexint", "0xdeadbeef", []byte{0xef, 0xbe, 0xad, 0xde}, 0},
+		{"long", "-9223372036854775808", []byte{0, 0, 0, 0, 0, 0, 0, 0x80}, 0},
+		{"long", "9223372036854775808", nil, syscall.ERANGE},
+		{"ulong", "18446744073709551615", []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 0},
+		{"ulong", "18446744073709551616", nil, syscall.ERANGE},
+		{"ullong", "1\n", []byte{1, 0, 0, 0, 0, 0, 0, 0}, 0},
+		{"ullong", "1\n\n", nil, syscall.EINVAL},
+		{"bool", "on", []byte{1}, 0},
+		{"bool", "of", []byte{0}, 0},
+		{"bool", "ox", nil, syscall.EINVAL},
+		{"bool", "o", nil, syscall.EINVAL},
+		{"invbool", "y", []byte{0}, 0},
+		{"invbool", "N", []byte{1}, 0},
+		{"bint", "t", []byte{1, 0, 0, 0}, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.typ+"="+c.val, func(t *testing.T) {
+			m := &Module{Core: Region{Addr: base, Size: PageSize, Bytes: make([]byte, PageSize), Pieces: []Piece{{Size: PageSize, Addr: base}}}}
+			for i := range m.Core.Bytes[:16] {
+				m.Core.Bytes[i] = 0x55
+			}
+			info := &loadInfo{mod: m}
+			errno := info.setScalar(c.typ, base, c.val)
+			assert.Equal(t, c.errno, errno)
+			if c.errno == 0 {
+				assert.Equal(t, c.want, m.Core.Bytes[:len(c.want)])
+				assert.Equal(t, byte(0x55), m.Core.Bytes[len(c.want)], "writes exactly the type's size")
+			}
+		})
+	}
+}
