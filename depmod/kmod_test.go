@@ -243,6 +243,17 @@ func TestMatchesKmod(t *testing.T) {
 				"short\tline\n")
 			return f
 		}, []string{"-e", "-E", "SYMVERS"}},
+		{"aliases, soft dependencies and device names", func() map[string][]byte {
+			f := hot()
+			f["extra/hello.ko"] = patchModinfo(t, f["extra/hello.ko"], "description",
+				"alias=devname:kemu", "alias=char-major-10-250", "softdep=pre: hot9")
+			f["extra/hello.ko"] = patchModinfo(t, f["extra/hello.ko"], "author", "alias=pci:v*d[0-9]*")
+			f["extra/hot9.ko"] = patchModinfo(t, f["extra/hot9.ko"], "description", "alias=a-b]", "alias=dup")
+			f["extra/hot5.ko"] = patchModinfo(t, f["extra/hot5.ko"], "description", "alias=dup", "alias=dup")
+			f["extra/hot6.ko"] = patchModinfo(t, f["extra/hot6.ko"], "description", "alias=block-major-8-1", "softdep=post: hot5 x")
+			f["extra/hot4.ko"] = patchModinfo(t, f["extra/hot4.ko"], "description", "alias=devname:sda")
+			return f
+		}, []string{"-w"}},
 		{"dependency cycle", func() map[string][]byte {
 			f := hot()
 			// hot8 now exports _printk instead of hot8_step: hot9 and hot8 itself need it, and
@@ -373,4 +384,20 @@ func TestQuick(t *testing.T) {
 			assert.Equal(t, "# Aliases extracted from modules themselves.\n", string(data), "a newer module: rewritten")
 		})
 	}
+}
+
+// patchModinfo replaces the .modinfo entry of key in a module with the strings repl, padded with
+// NULs to the same length (kmod skips empty strings), so a fixture can carry keys it was not built
+// with.
+func patchModinfo(t testing.TB, data []byte, key string, repl ...string) []byte {
+	t.Helper()
+	start := bytes.Index(data, []byte("\x00"+key+"="))
+	require.GreaterOrEqual(t, start, 0, "no %s= entry", key)
+	start++
+	end := start + bytes.IndexByte(data[start:], 0)
+	joined := strings.Join(repl, "\x00")
+	require.LessOrEqual(t, len(joined), end-start, "replacement longer than %q", data[start:end])
+	out := bytes.Clone(data)
+	copy(out[start:end], joined+strings.Repeat("\x00", end-start-len(joined)))
+	return out
 }
