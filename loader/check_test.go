@@ -2,6 +2,7 @@ package loader
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -71,4 +72,17 @@ func TestInsmodError(t *testing.T) {
 	for _, c := range cases {
 		assert.Equal(t, "insmod: ERROR: could not insert module m.ko: "+c.want, InsmodError("m.ko", c.err))
 	}
+}
+
+func TestReadModulesDep(t *testing.T) {
+	dir := t.TempDir()
+	dep := filepath.Join(dir, "modules.dep")
+	require.NoError(t, os.WriteFile(dep, []byte("kernel/a/x-y.ko.xz: kernel/b/z.ko kernel/c/w.ko\nkernel/b/z.ko: kernel/c/w.ko\nkernel/c/w.ko:\n"), 0o644))
+	assert.Equal(t, dep, FindModulesDep(dir))
+	deps, err := ReadModulesDep(dep)
+	require.NoError(t, err)
+	assert.Equal(t, map[string][]string{"x_y": {"z", "w"}, "z": {"w"}, "w": nil}, deps)
+	order := LoadOrder([]string{"/t/kernel/a/x-y.ko.xz", "/t/kernel/b/z.ko", "/t/kernel/c/w.ko"}, deps)
+	assert.Equal(t, []string{"/t/kernel/c/w.ko", "/t/kernel/b/z.ko", "/t/kernel/a/x-y.ko.xz"}, order)
+	assert.Equal(t, "", FindModulesDep(filepath.Join(dir, "none")))
 }
