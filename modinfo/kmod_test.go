@@ -293,22 +293,25 @@ func TestMatchesKmodOnCorpus(t *testing.T) {
 	mods := corpusModules(t)
 	const batch = 400
 	var kmodTime, kemuTime time.Duration
-	for i := 0; i < len(mods); i += batch {
-		args := mods[i:min(i+batch, len(mods))]
-		start := time.Now()
-		want := runKmod(t, bin, "/", args)
-		kmodTime += time.Since(start)
-		start = time.Now()
-		got := runKemu(t, "/", args)
-		kemuTime += time.Since(start)
-		if !assert.Equal(t, want.code, got.code, "exit code, batch at %s", args[0]) ||
-			!assert.Equal(t, want.stderr, got.stderr, "stderr, batch at %s", args[0]) ||
-			!assert.Equal(t, want.stdout, got.stdout, "stdout, batch at %s", args[0]) {
-			return
+	for _, mode := range [][]string{nil, {"-0"}, {"-F", "parm"}} {
+		for i := 0; i < len(mods); i += batch {
+			args := append(append([]string{}, mode...), mods[i:min(i+batch, len(mods))]...)
+			start := time.Now()
+			want := runKmod(t, bin, "/", args)
+			kmodTime += time.Since(start)
+			start = time.Now()
+			got := runKemu(t, "/", args)
+			kemuTime += time.Since(start)
+			at := fmt.Sprintf("%q batch at %s", mode, mods[i])
+			if !assert.Equal(t, want.code, got.code, "exit code, %s", at) ||
+				!assert.Equal(t, want.stderr, got.stderr, "stderr, %s", at) ||
+				!assert.Equal(t, want.stdout, got.stdout, "stdout, %s", at) {
+				return
+			}
 		}
 	}
-	t.Logf("kemu modinfo == kmod modinfo on %d corpus modules (kmod %v, kemu %v)", len(mods),
-		kmodTime.Round(time.Millisecond), kemuTime.Round(time.Millisecond))
+	t.Logf("kemu modinfo == kmod modinfo on %d corpus modules, default, -0 and -F parm (kmod %v, kemu %v)",
+		len(mods), kmodTime.Round(time.Millisecond), kemuTime.Round(time.Millisecond))
 }
 
 func absPath(t *testing.T, p string) string {
