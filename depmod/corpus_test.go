@@ -3,7 +3,6 @@ package depmod
 import (
 	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -79,22 +78,11 @@ func TestCorpusMatchesKmod(t *testing.T) {
 	t.Logf("-e -E Module.symvers: %d warnings", strings.Count(want.stderr, "\n"))
 }
 
-// TestResolveMatchesModprobe compares Resolve with kmod's `modprobe --show-depends` on the Debian
+// TestResolveMatchesModprobe compares Resolve with kmod's modprobe (see matchModprobe) on the Debian
 // tree indexed by our depmod: every module with soft dependencies, every 25th module of
-// modules.order and every 15th alias without wildcards. kmod prints a module again when a soft
-// dependency brings it in twice (its insert loop would then skip it as loaded); Resolve lists each
-// module once, so repeated lines are dropped from kmod's output. Names whose modules the host has
-// loaded are skipped: modprobe leaves those out.
+// modules.order and every 15th alias without wildcards.
 func TestResolveMatchesModprobe(t *testing.T) {
-	modprobe := ""
-	for _, p := range []string{"/usr/sbin/modprobe", "/sbin/modprobe"} {
-		if _, err := os.Stat(p); err == nil {
-			modprobe = p
-		}
-	}
-	if modprobe == "" {
-		t.Skip("kmod's modprobe is not installed")
-	}
+	modprobe := kmodModprobe(t)
 	tree := corpus.ForTest(t, "amd64")
 	base, modDir := corpusTree(t, tree)
 	x, err := Build(Options{BaseDir: base, Version: tree.Release, ConfigPaths: []string{}})
@@ -121,45 +109,7 @@ func TestResolveMatchesModprobe(t *testing.T) {
 			plain++
 		}
 	}
-	noConfig := t.TempDir()
-	checked := 0
-	for _, name := range names {
-		loads, err := db.Resolve(name)
-		require.NoError(t, err, name)
-		if loadedOnHost(loads) {
-			continue
-		}
-		var got strings.Builder
-		for _, l := range loads {
-			if l.Builtin {
-				got.WriteString("builtin " + l.Name + "\n")
-			} else {
-				got.WriteString("insmod " + l.Path + " \n")
-			}
-		}
-		out, err := exec.Command(modprobe, "-C", noConfig, "-d", base, "-S", tree.Release, "--show-depends", name).Output()
-		require.NoError(t, err, name)
-		var want strings.Builder
-		seen := map[string]bool{}
-		for _, line := range strings.SplitAfter(string(out), "\n") {
-			if line != "" && !seen[line] {
-				seen[line] = true
-				want.WriteString(line)
-			}
-		}
-		assert.Equal(t, want.String(), got.String(), name)
-		checked++
-	}
+	checked := matchModprobe(t, modprobe, db, base, tree.Release, names)
 	require.Greater(t, checked, 200)
 	t.Logf("%d names resolved as modprobe --show-depends does", checked)
-}
-
-// loadedOnHost reports whether the host kernel has one of the modules (modprobe skips those).
-func loadedOnHost(loads []Load) bool {
-	for _, l := range loads {
-		if _, err := os.Stat("/sys/module/" + l.Name); err == nil {
-			return true
-		}
-	}
-	return false
 }

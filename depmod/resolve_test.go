@@ -3,7 +3,9 @@ package depmod
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -195,4 +197,90 @@ func TestCycles(t *testing.T) {
 	}
 	assert.ErrorIs(t, x.sortDependencies(), ErrCycle)
 	assert.Equal(t, "depmod: ERROR: Cycle detected: b -> c -> b\ndepmod: ERROR: Found 2 modules in dependency cycles!\n", stderr.String())
+}
+
+func kmodModprobe(t testing.TB) string {
+	t.Helper()
+	for _, p := range []string{"/usr/sbin/modprobe", "/sbin/modprobe"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Skip("kmod's modprobe is not installed")
+	return ""
+}
+
+// matchModprobe checks Resolve against `modprobe --show-depends` (which reads the .bin indexes) for
+// each name and returns how many it compared. kmod prints a module again when a soft dependency
+// brings it in twice (its insert loop would then skip it as loaded); Resolve lists each module
+// once, so repeated lines are dropped from kmod's output. Names whose modules the host has loaded
+// are skipped: modprobe leaves those out.
+func matchModprobe(t *testing.T, modprobe string, db *DB, base, release string, names []string) int {
+	t.Helper()
+	noConfig := t.TempDir()
+	checked := 0
+	for _, name := range names {
+		loads, err := db.Resolve(name)
+		require.NoError(t, err, name)
+		if loadedOnHost(loads) {
+			continue
+		}
+		var got strings.Builder
+		for _, l := range loads {
+			if l.Builtin {
+				got.WriteString("builtin " + l.Name + "\n")
+			} else {
+				got.WriteString("insmod " + l.Path + " \n")
+			}
+		}
+		out, err := exec.Command(modprobe, "-C", noConfig, "-d", base, "-S", release, "--show-depends", name).Output()
+		require.NoError(t, err, name)
+		var want strings.Builder
+		seen := map[string]bool{}
+		for _, line := range strings.SplitAfter(string(out), "\n") {
+			if line != "" && !seen[line] {
+				seen[line] = true
+				want.WriteString(line)
+			}
+		}
+		assert.Equal(t, want.String(), got.String(), name)
+		checked++
+	}
+	return checked
+}
+
+// loadedOnHost reports whether the host kernel has one of the modules (modprobe skips those).
+func loadedOnHost(loads []Load) bool {
+	for _, l := range loads {
+		if _, err := os.Stat("/sys/module/" + l.Name); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// TestResolveMatchesModprobeFixtures indexes fixtures given aliases and soft dependencies and
+// compares every load list with modprobe's.
+func TestResolveMatchesModprobeFixtures(t *testing.T) {
+	modprobe := kmodModprobe(t)
+	files := map[string][]byte{}
+	for _, n := range []string{"hot0", "hot1", "hot2", "hot3", "hot4", "hot5", "hot6", "hot7", "hot8", "hot9", "producer", "consumer", "hello"} {
+		files["extra/"+n+".ko"] = fixture(t, n)
+	}
+	files["extra/hello.ko"] = patchModinfo(t, files["extra/hello.ko"], "description", "alias=fixture:*", "softdep=pre: hot7 post: consumer")
+	files["extra/hot2.ko"] = patchModinfo(t, files["extra/hot2.ko"], "description", "alias=fixture:h*", "softdep=x pre: fixture:p")
+	files["extra/producer.ko"] = patchModinfo(t, files["extra/producer.ko"], "description", "alias=fixture:p")
+	files["modules.builtin"] = []byte("kernel/crypto/md5.ko\n")
+	files["modules.builtin.modinfo"] = []byte("md5.alias=crypto-md5\x00")
+	base, modDir := makeTree(t, files)
+	x, err := Build(Options{BaseDir: base, Version: release, ConfigPaths: []string{}})
+	require.NoError(t, err)
+	require.NoError(t, x.Write())
+	db, err := LoadDB(modDir)
+	require.NoError(t, err)
+	names := []string{"fixture:hot", "fixture:p", "fixture:x", "symbol:hot3_step", "crypto-md5", "md5"}
+	for _, m := range x.Modules {
+		names = append(names, m.Name)
+	}
+	assert.Equal(t, len(names), matchModprobe(t, modprobe, db, base, release, names))
 }
