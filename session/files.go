@@ -291,3 +291,55 @@ func formatBuffer(b []byte) string {
 	}
 	return fmt.Sprintf("% x", b)
 }
+
+// execFD is bash's "exec" with one redirection only, which opens or closes a file descriptor of the
+// shell itself: "exec 3< PATH" (read), "exec 3> PATH" (write), "exec 3<> PATH" (both), "exec 3>&-"
+// or "exec 3<&-" (close). A descriptor stays open across commands, so an open device keeps its module
+// referenced (try_module_get at open, module_put at close) until it is closed.
+func (s *Session) execFD(out *output, args []string) int {
+	// The words of "3<> /dev/x" are "3<", the redirect and "/dev/x": put the redirection back together.
+	var spec strings.Builder
+	for _, a := range args {
+		if a == redirect {
+			a = ">"
+		}
+		spec.WriteString(a)
+	}
+	m := fdRedirect.FindStringSubmatch(spec.String())
+	if m == nil {
+		out.errorf("usage: exec N< PATH | exec N> PATH | exec N<> PATH | exec N>&-\n")
+		return statusFailed
+	}
+	fd, _ := strconv.Atoi(m[1])
+	op, path := m[2], m[3]
+	if op == ">&-" || op == "<&-" {
+		f, ok := s.fds[fd]
+		if !ok {
+			return statusOK // bash closes a closed descriptor silently
+		}
+		delete(s.fds, fd)
+		if err := f.Close(); err != nil {
+			out.errorf("bash: %d: %s\n", fd, strerror(err))
+			return statusFailed
+		}
+		return statusOK
+	}
+	if path == "" {
+		out.errorf("bash: syntax error near unexpected token `newline'\n")
+		return 2
+	}
+	flags := map[string]int{"<": oRDONLY, ">": oWRONLY, "<>": oRDWR}[op]
+	f, err := s.open(path, flags)
+	if err != nil {
+		out.errorf("bash: %s: %s\n", path, strerror(err))
+		return statusFailed
+	}
+	if old, ok := s.fds[fd]; ok {
+		old.Close()
+	}
+	s.fds[fd] = f
+	return statusOK
+}
+
+// fdRedirect is exec's redirection put back together ("3<>/dev/x", "3>&-").
+var fdRedirect = regexp.MustCompile(`^(\d+)(<>|<&-|>&-|<|>)([^<>&]*)$`)

@@ -61,12 +61,13 @@ type Session struct {
 	logSeq   uint64 // the first log record the current command may have produced
 	problems []Problem
 	leaks    []Leak
-	removed  []string // modules unloaded during the session, in order
+	removed  []string     // modules unloaded during the session, in order
+	fds      map[int]file // files the shell keeps open (exec N< PATH), by descriptor
 }
 
 // New boots a machine for prof and returns a session driving it.
 func New(prof *profile.Profile, opts Options) (*Session, error) {
-	s := &Session{prof: prof, tree: opts.Tree, opts: opts}
+	s := &Session{prof: prof, tree: opts.Tree, opts: opts, fds: map[int]file{}}
 	if s.tree == nil {
 		t, err := EmbeddedTree(prof.Release)
 		if err != nil {
@@ -83,14 +84,21 @@ func New(prof *profile.Profile, opts Options) (*Session, error) {
 	return s, nil
 }
 
-// Close releases the machine, and the module tree when the session made it.
+// Close closes the files the shell kept open and releases the machine, and the module tree when the
+// session made it. The session cannot run commands afterwards.
 func (s *Session) Close() error {
 	var err error
+	for fd, f := range s.fds {
+		err = errors.Join(err, f.Close())
+		delete(s.fds, fd)
+	}
 	if s.m != nil {
-		err = s.m.Close()
+		err = errors.Join(err, s.m.Close())
+		s.m = nil
 	}
 	if s.ownTree {
 		err = errors.Join(err, s.tree.Close())
+		s.ownTree = false
 	}
 	return err
 }
@@ -121,6 +129,7 @@ func init() {
 		"echo":     {(*Session).echo, "echo [-n] TEXT ... [> PATH]"},
 		"ioctl":    {(*Session).ioctl, "ioctl PATH CMD [ARG]"},
 		"sleep":    {(*Session).sleep, "sleep DURATION (1s, 250ms, 0.5)"},
+		"exec":     {(*Session).execFD, "exec N< PATH | exec N> PATH | exec N<> PATH | exec N>&- (keep a file open)"},
 		"help":     {(*Session).help, "help"},
 	}
 }

@@ -78,6 +78,11 @@ func TestCommandStatus(t *testing.T) {
 		{"unknown command", nil, "reboot", "reboot: command not found\n", 127},
 		{"unterminated quote", nil, `echo "abc`, "kemu: unterminated double quote\n", 2},
 		{"dmesg bad option", nil, "dmesg -x", "dmesg: invalid option -- 'x'\n", 1},
+		{"exec open", nil, "exec 3< /proc/modules", "", 0},
+		{"exec missing", nil, "exec 3<> /dev/nosuch", "bash: /dev/nosuch: No such file or directory\n", 1},
+		{"exec read-only", nil, "exec 3> /proc/modules", "bash: /proc/modules: Permission denied\n", 1},
+		{"exec close unopened", nil, "exec 4>&-", "", 0},
+		{"exec no redirection", nil, "exec ls", "usage: exec N< PATH | exec N> PATH | exec N<> PATH | exec N>&-\n", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -260,4 +265,16 @@ func TestModuleHeapFilter(t *testing.T) {
 	assert.Equal(t, []Leak{{Module: "leaky", Addr: 0x1000, Size: 10, Cache: "kmalloc-16", Caller: "leaky:leaky_init+0x1a"}},
 		moduleHeap(objs, skip, "leaky"))
 	assert.Len(t, moduleHeap(objs, skip, ""), 2)
+}
+
+// TestExecKeepsFilesOpen: a descriptor opened with exec stays open across commands until closed.
+func TestExecKeepsFilesOpen(t *testing.T) {
+	s := newTestSession(t)
+	run(t, s, "exec 3< /proc/modules", "exec 5</proc/kallsyms")
+	assert.Len(t, s.fds, 2)
+	run(t, s, "exec 3<&-")
+	assert.Len(t, s.fds, 1)
+	assert.Contains(t, s.fds, 5)
+	require.NoError(t, s.Close())
+	assert.Empty(t, s.fds)
 }
