@@ -1,6 +1,6 @@
 // Package session drives one emulated machine with the commands a user types at a root shell to
 // load, exercise and unload kernel modules: insmod, rmmod, lsmod, modprobe, dmesg, cat, echo > FILE,
-// ioctl and sleep. Each command prints exactly what the real tool prints on Linux (kmod's messages
+// ioctl, exec N< FILE (keep a file open) and sleep. Each command prints exactly what the real tool prints on Linux (kmod's messages
 // and formats, the kernel's /proc files, dmesg's time stamps), so a session script reads like a
 // transcript of a real machine and its output can be compared with one.
 //
@@ -11,9 +11,10 @@
 // modules did to the kernel: API calls, registrations, oopses, taints and leaks.
 //
 // The files of the package, top-down: session.go (the Session, scripts and the command table),
-// kmod.go (insmod, rmmod, lsmod, modprobe and kmod's messages), files.go (cat, echo, ioctl and the
-// files the session serves), dmesg.go (dmesg and sleep), words.go (the command-line syntax),
-// tree.go (the module directory modprobe searches) and report.go (the behaviour report).
+// kmod.go (insmod, rmmod, lsmod, modprobe and kmod's messages), files.go (cat, echo, ioctl, exec and
+// the files the session serves), vfs.go (the machine's files of user processes), dmesg.go (dmesg and
+// sleep), words.go (the command-line syntax), tree.go (the module directory modprobe searches, over
+// depmod's index) and report.go (the behaviour report).
 package session
 
 import (
