@@ -227,6 +227,15 @@ func TestSignatures(t *testing.T) {
 		{"unsigned, enforced", true, certs, fixture(t, "hello"), syscall.EKEYREJECTED, ""},
 		{"signature corrupted", false, certs, corruptSig(signed), syscall.EKEYREJECTED, ""},
 	}
+	// A forced load counts as mangled: the signature is not looked at (and stays appended).
+	t.Run("forced load of a signed module", func(t *testing.T) {
+		k, _ := testKernel(t, nil)
+		k.cfg.Certs = certs
+		m, err := k.Load(signed, LoadOptions{Flags: IgnoreVermagic})
+		require.NoError(t, err)
+		assert.False(t, m.SigOK)
+		assert.Equal(t, "FOE", m.Taints.String())
+	})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var log []string
