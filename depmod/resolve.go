@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 )
 
 // What modprobe does with depmod's files: find the modules a name or alias means, and the order to
@@ -40,6 +41,15 @@ type dbAlias struct{ pattern, module string }
 // when they exist.
 type Softdep struct{ Pre, Post []string }
 
+// NotFoundError is a name that means no module; it is ENOENT, as for modprobe.
+type NotFoundError struct{ Name, Dir string }
+
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("Module %s not found in directory %s", e.Name, e.Dir)
+}
+
+func (e *NotFoundError) Unwrap() error { return syscall.ENOENT }
+
 // Load is one step of a load list.
 type Load struct {
 	Name    string
@@ -47,8 +57,8 @@ type Load struct {
 	Builtin bool   // built into the kernel: nothing to load
 }
 
-// LoadDB reads dir's modules.dep (required), modules.alias, modules.symbols, modules.softdep and
-// modules.builtin.
+// LoadDB reads dir's modules.dep (required), modules.alias, modules.symbols, modules.softdep,
+// modules.builtin and modules.builtin.modinfo.
 func LoadDB(dir string) (*DB, error) {
 	db := newDB(dir)
 	err := eachLine(dir+"/modules.dep", func(line string) {
@@ -236,7 +246,7 @@ func (db *DB) Softdeps(module string) Softdep {
 func (db *DB) Resolve(name string) ([]Load, error) {
 	mods := db.Lookup(name)
 	if len(mods) == 0 {
-		return nil, fmt.Errorf("depmod: module %s not found in directory %s", name, db.Dir)
+		return nil, &NotFoundError{Name: name, Dir: db.Dir}
 	}
 	var out []Load
 	visited := map[string]bool{}
@@ -297,7 +307,7 @@ func (db *DB) load(name string) Load {
 func (db *DB) RemoveOrder(name string) ([]string, error) {
 	mods := db.Lookup(name)
 	if len(mods) == 0 {
-		return nil, fmt.Errorf("depmod: module %s not found in directory %s", name, db.Dir)
+		return nil, &NotFoundError{Name: name, Dir: db.Dir}
 	}
 	var out []string
 	seen := map[string]bool{}

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -61,7 +62,8 @@ func TestResolveFixtures(t *testing.T) {
 		}
 		t.Run(db.name+"/unknown", func(t *testing.T) {
 			_, err := db.db.Resolve("no_such_module")
-			assert.ErrorContains(t, err, "not found")
+			assert.ErrorIs(t, err, syscall.ENOENT)
+			assert.EqualError(t, err, "Module no_such_module not found in directory "+modDir)
 		})
 	}
 	order, err := fromFiles.RemoveOrder("hot2")

@@ -29,9 +29,11 @@ type Symbol struct {
 	Bind SymbolBind
 }
 
-// Object is a module's (decompressed) ELF image opened the way libkmod's kmod_elf_new opens it.
+// Object is a module's (decompressed) ELF image in memory, opened the way libkmod's kmod_elf_new
+// opens it.
 type Object struct {
-	f *elfFile
+	f    *elfFile
+	data []byte
 }
 
 // OpenObject checks the ELF identification, header and section-name table of a decompressed module:
@@ -41,7 +43,7 @@ func OpenObject(data []byte) (*Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Object{f: f}, nil
+	return &Object{f: f, data: data}, nil
 }
 
 // Modinfo lists the .modinfo strings split at their first '=', without the signature fields Entries
@@ -96,7 +98,7 @@ type elfSymbol struct {
 
 // symbol reads entry i of the table.
 func (o *Object) symbol(t symbolTable, i uint64) elfSymbol {
-	b := o.f.data[t.symOff+i*t.entSize:]
+	b := o.data[t.symOff+i*t.entSize:]
 	if o.f.is64 {
 		return elfSymbol{nameOff: o.f.order.Uint32(b), info: b[4], shndx: o.f.order.Uint16(b[6:]), value: o.f.order.Uint64(b[8:])}
 	}
@@ -106,10 +108,10 @@ func (o *Object) symbol(t symbolTable, i uint64) elfSymbol {
 // stringAt reads the NUL-terminated string at a file offset. Like libkmod it is not confined to the
 // section the offset came from; unlike libkmod it stops at the end of the file.
 func (o *Object) stringAt(off uint64) []byte {
-	if off >= uint64(len(o.f.data)) {
+	if off >= uint64(len(o.data)) {
 		return nil
 	}
-	b := o.f.data[off:]
+	b := o.data[off:]
 	if i := bytes.IndexByte(b, 0); i >= 0 {
 		return b[:i]
 	}
@@ -162,7 +164,7 @@ func (o *Object) resolveCRC(value uint64, shndx uint16) uint64 {
 	if !ok || size < 4 || value > size-4 {
 		return ^uint64(0)
 	}
-	return uint64(o.f.order.Uint32(o.f.data[off+value:]))
+	return uint64(o.f.order.Uint32(o.data[off+value:]))
 }
 
 func bindFromELF(bind byte) SymbolBind {
@@ -215,7 +217,7 @@ func (o *Object) DependencySymbols() ([]Symbol, error) {
 			index[names[i]] = i
 		}
 	}
-	machine := o.f.order.Uint16(o.f.data[18:])
+	machine := o.f.order.Uint16(o.data[18:])
 	var out []Symbol
 	for i := uint64(1); i < t.symCount; i++ {
 		s := o.symbol(t, i)
