@@ -242,7 +242,7 @@ func (db *DB) Softdeps(module string) Softdep {
 
 // Resolve is the load list of "modprobe NAME": for every module NAME means, its dependencies from
 // the most basic up, each preceded by its pre- and followed by its post-soft dependencies, then the
-// module itself likewise; each module once. ENOENT-style error when NAME means nothing.
+// module itself likewise; each module once. A NotFoundError (ENOENT) when NAME means nothing.
 func (db *DB) Resolve(name string) ([]Load, error) {
 	mods := db.Lookup(name)
 	if len(mods) == 0 {
