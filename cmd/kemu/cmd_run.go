@@ -29,7 +29,7 @@ func (f *sessionFlags) open() (*session.Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := session.Options{Machine: machine.Options{Strict: global.strict}}
+	opts := session.Options{Machine: machine.Options{Strict: global.strict, Strategy: global.strategy}}
 	if f.modules != "" {
 		if opts.Tree, err = session.DirTree(f.modules); err != nil {
 			return nil, err
