@@ -7,8 +7,8 @@ import (
 
 // reportCycles is depmod_report_cycles: the modules the topological sort could not place are in
 // cycles or below one; walking from each of them, kmod logs every cycle that returns to its start
-// ("Cycle detected: a -> b -> a") and then how many modules the cycles hold.
-func (x *Index) reportCycles(users []int) {
+// ("Cycle detected: a -> b -> a") and then how many modules the cycles hold, which it returns.
+func (x *Index) reportCycles(users []int) int {
 	var roots []*Module
 	for i, m := range x.Modules {
 		if users[i] > 0 {
@@ -67,4 +67,5 @@ func (x *Index) reportCycles(users []int) {
 		}
 	}
 	x.log.errorf("Found %d modules in dependency cycles!\n", len(inLoop))
+	return len(inLoop)
 }

@@ -3,6 +3,7 @@ package depmod
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -80,7 +81,6 @@ type Index struct {
 	Modules []*Module
 
 	opts    Options
-	cfg     *config
 	log     *logger
 	byName  map[string]*Module
 	symbols map[string]*symbol
@@ -136,7 +136,6 @@ func (x *Index) findModules() error {
 	s := &scanner{dir: x.Dir, log: x.log, byName: x.byName}
 	if x.opts.Files == nil {
 		s.cfg = loadConfig(paths, x.opts.Version, x.log)
-		x.cfg = s.cfg
 		if err := s.searchPath(x.Dir); err != nil {
 			x.log.critf("could not search modules: %s\n", strerror(err))
 			return err
@@ -147,7 +146,6 @@ func (x *Index) findModules() error {
 		return nil
 	}
 	s.cfg = &config{}
-	x.cfg = s.cfg
 	for _, p := range x.opts.Files {
 		if !strings.HasPrefix(p, "/") {
 			x.log.critf("%s: not absolute path.\n", p)
@@ -334,8 +332,7 @@ func (x *Index) sortDependencies() error {
 		}
 	}
 	if sorted < n {
-		x.reportCycles(users)
-		return ErrCycle
+		return fmt.Errorf("depmod: %d modules in %w", x.reportCycles(users), ErrCycle)
 	}
 	for _, m := range x.Modules {
 		slices.SortFunc(m.Deps, func(a, b *Module) int { return a.depSortIdx - b.depSortIdx })
