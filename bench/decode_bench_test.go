@@ -24,12 +24,12 @@ const decodeModule = "chardev"
 
 var decodeModuleDir = filepath.Join("..", "testdata", "modules")
 
-// decodeOops builds the oops text: every function of the module as a "name+off/size [mod]" frame.
-func decodeOops(tb testing.TB) string {
+// elfFrames prints functions of an object as "name+off/size [mod]" frames, with the object's own sizes.
+func elfFrames(tb testing.TB, path, module string, keep func(elf.Symbol) bool) []string {
 	tb.Helper()
-	f, err := elf.Open(filepath.Join(decodeModuleDir, decodeModule+".ko"))
+	f, err := elf.Open(path)
 	if err != nil {
-		tb.Skipf("fixture module: %v", err)
+		tb.Skipf("%v", err)
 	}
 	defer f.Close()
 	syms, err := f.Symbols()
@@ -38,15 +38,35 @@ func decodeOops(tb testing.TB) string {
 	}
 	var frames []string
 	for _, s := range syms {
-		if elf.ST_TYPE(s.Info) == elf.STT_FUNC && s.Size > 8 && elf.ST_BIND(s.Info) == elf.STB_LOCAL {
-			frames = append(frames, fmt.Sprintf("%s+%#x/%#x [%s]", s.Name, s.Size/2, s.Size, decodeModule))
+		if elf.ST_TYPE(s.Info) == elf.STT_FUNC && s.Size > 8 && keep(s) {
+			fr := fmt.Sprintf("%s+%#x/%#x", s.Name, s.Size/2, s.Size)
+			if module != "" {
+				fr += " [" + module + "]"
+			}
+			frames = append(frames, fr)
 		}
 	}
+	return frames
+}
+
+// decodeOops builds the oops text: every function of the module as a "name+off/size [mod]" frame,
+// then a few kernel frames (sized as vmlinux has them when one is given).
+func decodeOops(tb testing.TB, vmlinux string) string {
+	tb.Helper()
+	frames := elfFrames(tb, filepath.Join(decodeModuleDir, decodeModule+".ko"), decodeModule,
+		func(s elf.Symbol) bool { return elf.ST_BIND(s.Info) == elf.STB_LOCAL })
 	if len(frames) < 3 {
 		tb.Skipf("%s has too few functions", decodeModule)
 	}
+	kernel := []string{"ksys_read+0x5f/0xe0"}
+	if vmlinux != "" {
+		want := map[string]bool{"ksys_read": true, "vfs_read": true, "do_syscall_64": true}
+		kernel = elfFrames(tb, vmlinux, "", func(s elf.Symbol) bool { return want[s.Name] })
+	}
 	var b strings.Builder
-	w := func(format string, args ...any) { fmt.Fprintf(&b, "[   42.%06d] "+format+"\n", append([]any{b.Len()}, args...)...) }
+	w := func(format string, args ...any) {
+		fmt.Fprintf(&b, "[   42.%06d] "+format+"\n", append([]any{b.Len()}, args...)...)
+	}
 	w("BUG: unable to handle page fault for address: ffffffffc0abc000")
 	w("#PF: supervisor read access in kernel mode")
 	w("Oops: 0000 [#1] PREEMPT SMP NOPTI")
@@ -59,19 +79,26 @@ func decodeOops(tb testing.TB) string {
 	for _, fr := range frames {
 		w(" %s", fr)
 	}
-	w(" ksys_read+0x5f/0xe0")
+	for _, fr := range kernel {
+		w(" %s", fr)
+	}
 	w(" </TASK>")
 	w("Modules linked in: %s(OE)", decodeModule)
 	w("---[ end trace 0000000000000000 ]---")
 	return b.String()
 }
 
-// decodeWithKemu is what `kemu decode --ko DIR` does, minus reading the file.
-func decodeWithKemu(tb testing.TB, log string, out io.Writer) {
+// decodeWithKemu is what `kemu decode --ko DIR [--vmlinux FILE]` does, minus reading the file.
+func decodeWithKemu(tb testing.TB, log, vmlinux string, out io.Writer) {
 	reports := oops.ParseString(log)
 	s := oops.NewSymbolizer()
 	if err := s.AddModules(decodeModuleDir); err != nil {
 		tb.Fatal(err)
+	}
+	if vmlinux != "" {
+		if err := s.LoadVmlinux(vmlinux); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	for _, r := range reports {
 		s.Symbolize(r)
@@ -124,10 +151,14 @@ func findDecodeStacktrace(tb testing.TB) string {
 	return script
 }
 
-// decodeWithScript runs decode_stacktrace.sh with no vmlinux (kernel frames stay as they are, as
-// they do for kemu without --vmlinux), the fixture directory as base path and module path.
-func decodeWithScript(tb testing.TB, script, log string, out io.Writer) {
-	cmd := exec.Command("bash", script, "/dev/null", decodeModuleDir, decodeModuleDir)
+// decodeWithScript runs decode_stacktrace.sh with the fixture directory as base path and module path,
+// and vmlinux for kernel frames; with none (/dev/null) kernel frames stay as they are, as they do for
+// kemu without --vmlinux.
+func decodeWithScript(tb testing.TB, script, log, vmlinux string, out io.Writer) {
+	if vmlinux == "" {
+		vmlinux = "/dev/null"
+	}
+	cmd := exec.Command("bash", script, vmlinux, decodeModuleDir, decodeModuleDir)
 	cmd.Stdin, cmd.Stdout = strings.NewReader(log), out
 	if err := cmd.Run(); err != nil {
 		tb.Fatalf("decode_stacktrace.sh: %v", err)
@@ -137,7 +168,22 @@ func decodeWithScript(tb testing.TB, script, log string, out io.Writer) {
 // BenchmarkDecode decodes the same oops both ways in each iteration and reports each one's time and
 // their ratio (script time / kemu time). Both outputs must carry the module's source lines.
 func BenchmarkDecode(b *testing.B) {
-	log := decodeOops(b)
+	benchmarkDecode(b, "", decodeModule+".c:")
+}
+
+// BenchmarkDecodeVmlinux adds kernel frames resolved through a debug vmlinux ($KEMU_DEBUG_VMLINUX,
+// from Debian's linux-image-<release>-dbg package), where the script runs nm over the whole vmlinux
+// for each kernel symbol.
+func BenchmarkDecodeVmlinux(b *testing.B) {
+	vmlinux := os.Getenv("KEMU_DEBUG_VMLINUX")
+	if vmlinux == "" {
+		b.Skip("set KEMU_DEBUG_VMLINUX to a vmlinux with debug info (linux-image-<release>-dbg)")
+	}
+	benchmarkDecode(b, vmlinux, "read_write.c:")
+}
+
+func benchmarkDecode(b *testing.B, vmlinux, wantSource string) {
+	log := decodeOops(b, vmlinux)
 	script := findDecodeStacktrace(b)
 	for _, tool := range []string{"addr2line", "nm", "readelf", "objdump", "as"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -145,21 +191,21 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 	var kemuOut, scriptOut bytes.Buffer
-	decodeWithKemu(b, log, &kemuOut)
-	decodeWithScript(b, script, log, &scriptOut)
+	decodeWithKemu(b, log, vmlinux, &kemuOut)
+	decodeWithScript(b, script, log, vmlinux, &scriptOut)
 	for name, out := range map[string]string{"kemu": kemuOut.String(), "decode_stacktrace.sh": scriptOut.String()} {
-		if !strings.Contains(out, decodeModule+".c:") {
-			b.Fatalf("%s printed no %s.c source lines:\n%s", name, decodeModule, out)
+		if !strings.Contains(out, wantSource) {
+			b.Fatalf("%s printed no %s source lines:\n%s", name, wantSource, out)
 		}
 	}
 	var kemuTime, scriptTime time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		decodeWithKemu(b, log, io.Discard)
+		decodeWithKemu(b, log, vmlinux, io.Discard)
 		kemuTime += time.Since(start)
 		start = time.Now()
-		decodeWithScript(b, script, log, io.Discard)
+		decodeWithScript(b, script, log, vmlinux, io.Discard)
 		scriptTime += time.Since(start)
 	}
 	b.ReportMetric(float64(kemuTime.Nanoseconds())/float64(b.N), "kemu-ns/op")
@@ -169,9 +215,9 @@ func BenchmarkDecode(b *testing.B) {
 
 // BenchmarkDecodeKemu times kemu's library path alone, for profiling.
 func BenchmarkDecodeKemu(b *testing.B) {
-	log := decodeOops(b)
+	log := decodeOops(b, "")
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		decodeWithKemu(b, log, io.Discard)
+		decodeWithKemu(b, log, "", io.Discard)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+	"golang.org/x/sys/unix"
 )
 
 // maxObjectSize bounds a decompressed object file. A vmlinux with full debug info runs to several hundred
@@ -30,6 +31,8 @@ const maxObjectSize = 2 << 30
 // address can be looked up in it whatever section the code sits in.
 type objectFile struct {
 	path     string
+	data     []byte // the whole (decompressed) file, mapped when mapped is set
+	mapped   bool
 	name     string // module name from .modinfo, or "vmlinux"
 	rel      bool   // ET_REL: a module
 	elf      *elf.File
@@ -58,21 +61,75 @@ type objSymbol struct {
 }
 
 // openObject reads an ELF object file, decompressing xz, zstd or gzip content.
+//
+// An uncompressed file is mapped rather than read: a debug vmlinux is over 600 MB, of which a lookup
+// touches a few pages, and its DWARF sections are then used in place (see sectionBytes). The mapping
+// lives as long as the process, or until Symbolizer.Close.
 func openObject(path string) (*objectFile, error) {
-	data, err := os.ReadFile(path)
+	data, mapped, err := mapFile(path)
 	if err != nil {
 		return nil, err
 	}
-	data, err = decompress(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if !mapped {
+		if data, err = decompress(data); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	o, err := newObject(data)
 	if err != nil {
+		if mapped {
+			_ = unix.Munmap(data)
+		}
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	o.path = path
+	o.path, o.data, o.mapped = path, data, mapped
 	return o, nil
+}
+
+// mapFile maps an uncompressed ELF file read-only; any other file (compressed, empty, special) is
+// read into memory instead.
+func mapFile(path string) (data []byte, mapped bool, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, false, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, false, err
+	}
+	var magic [4]byte
+	if info.Mode().IsRegular() && info.Size() >= 64 && info.Size() == int64(int(info.Size())) {
+		if _, err := f.ReadAt(magic[:], 0); err == nil && string(magic[:]) == elf.ELFMAG {
+			if m, err := unix.Mmap(int(f.Fd()), 0, int(info.Size()), unix.PROT_READ, unix.MAP_PRIVATE); err == nil {
+				return m, true, nil
+			}
+		}
+	}
+	data, err = io.ReadAll(io.LimitReader(f, maxObjectSize+1))
+	if err != nil {
+		return nil, false, err
+	}
+	return data, false, nil
+}
+
+// close releases a mapped file; the object must not be used after.
+func (o *objectFile) close() {
+	if o.mapped {
+		_ = unix.Munmap(o.data)
+		o.data, o.mapped = nil, false
+	}
+}
+
+// sectionBytes returns a section's contents: in place when they are stored plainly in the file (no
+// copy of hundreds of MB of vmlinux DWARF), else decompressed by debug/elf. The result may be
+// read-only memory: callers that modify it copy it first.
+func (o *objectFile) sectionBytes(s *elf.Section) ([]byte, error) {
+	if s.Type != elf.SHT_NOBITS && s.Flags&elf.SHF_COMPRESSED == 0 && s.Offset+s.FileSize >= s.Offset &&
+		s.Offset+s.FileSize <= uint64(len(o.data)) && s.FileSize == s.Size {
+		return o.data[s.Offset : s.Offset+s.Size : s.Offset+s.Size], nil
+	}
+	return s.Data()
 }
 
 // decompress returns data itself unless its first bytes name a compressed stream.

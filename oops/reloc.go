@@ -8,32 +8,27 @@ import (
 	"strings"
 )
 
-// loadDWARF returns the object's DWARF. An executable's is used as it is. A relocatable module's
+// loadDWARF returns the object's DWARF. An executable's is used as it is, in place. A relocatable module's
 // .debug_* sections hold zeros where addresses go, plus .rela.debug_* entries saying "section S +
 // addend"; debug/elf applies those against section-relative symbol values, which puts .text,
 // .init.text and .exit.text all at 0 on top of each other. Here each relocation is applied against the
 // section bases of layoutSections instead, so every code address in the module is distinct and equal
 // to the file address the symbol table gives.
 func (o *objectFile) loadDWARF() (*dwarf.Data, error) {
-	if !o.rel {
-		d, err := o.elf.DWARF()
-		if err != nil {
-			return nil, fmt.Errorf("read DWARF: %w", err)
-		}
-		return d, nil
-	}
 	sections := map[string][]byte{}
 	for i, s := range o.elf.Sections {
 		if !strings.HasPrefix(s.Name, ".debug_") {
 			continue
 		}
-		data, err := s.Data() // decompresses SHF_COMPRESSED sections
+		data, err := o.sectionBytes(s)
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", s.Name, err)
 		}
-		data = append([]byte(nil), data...)
-		if err := o.relocateSection(i, data); err != nil {
-			return nil, fmt.Errorf("relocate %s: %w", s.Name, err)
+		if o.rel { // an executable's DWARF is final; its .rela.debug_* (if --emit-relocs kept them) are not applied
+			data = append([]byte(nil), data...)
+			if err := o.relocateSection(i, data); err != nil {
+				return nil, fmt.Errorf("relocate %s: %w", s.Name, err)
+			}
 		}
 		sections[s.Name] = data
 	}

@@ -36,6 +36,16 @@ func NewSymbolizer() *Symbolizer {
 	return &Symbolizer{koPaths: map[string]string{}, objects: map[string]*objectFile{}, failed: map[string]error{}}
 }
 
+// Close releases the object files the Symbolizer mapped. It must not be used after.
+func (s *Symbolizer) Close() {
+	for _, o := range s.objects {
+		o.close()
+	}
+	if s.vmlinux != nil {
+		s.vmlinux.close()
+	}
+}
+
 // LoadKallsyms reads a /proc/kallsyms dump (module symbols carry "[mod]").
 func (s *Symbolizer) LoadKallsyms(path string) error { return s.loadTable(path) }
 

@@ -82,6 +82,7 @@ func runDecode(stdout, stderr io.Writer, stdin io.Reader, args []string, f decod
 	if err != nil {
 		return err
 	}
+	defer sym.Close()
 	for _, r := range reports {
 		sym.Symbolize(r)
 	}
