@@ -197,12 +197,14 @@ type Version struct {
 	Name string
 }
 
-// kallsym is one line of the module's /proc/kallsyms view.
+// kallsym is one line of the module's /proc/kallsyms view. Names live in the Module's kallsymNames so
+// that the thousands of entries of a loaded tree hold no pointers for the collector to scan.
 type kallsym struct {
-	name string
-	addr uint64
-	typ  byte
-	core bool // kept after init (is_core_symbol)
+	addr    uint64
+	nameOff uint32
+	nameLen uint32
+	typ     byte
+	core    bool // kept after init (is_core_symbol)
 }
 
 // Module is a module as the loader produced it and the registry tracks it.
@@ -232,11 +234,12 @@ type Module struct {
 	Taints Taint
 	SigOK  bool // a signature was verified against a trusted key
 
-	usedBy   []*Module         // source_list: modules that use this one
-	uses     []*Module         // target_list: modules this one uses
-	refcnt   int               // module_refcount(): what /proc/modules prints
-	charps   map[uint64]uint64 // charp parameter variable -> its kmalloc'd value, freed with the module
-	kallsyms []kallsym         // add_kallsyms(): the symbol table as /proc/kallsyms shows it
+	usedBy       []*Module         // source_list: modules that use this one
+	uses         []*Module         // target_list: modules this one uses
+	refcnt       int               // module_refcount(): what /proc/modules prints
+	charps       map[uint64]uint64 // charp parameter variable -> its kmalloc'd value, freed with the module
+	kallsyms     []kallsym         // add_kallsyms(): the symbol table as /proc/kallsyms shows it
+	kallsymNames []byte
 }
 
 // UsedBy is the modules holding a reference to m through symbol use, most recent first as the kernel lists them.

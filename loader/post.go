@@ -214,7 +214,8 @@ func (info *loadInfo) buildKallsyms() {
 			typ -= 'a' - 'A'
 		}
 		core := livepatch || info.isCoreSymbol(s)
-		m.kallsyms = append(m.kallsyms, kallsym{name: s.Name, addr: s.Value, typ: typ, core: core})
+		m.kallsyms = append(m.kallsyms, kallsym{addr: s.Value, nameOff: uint32(len(m.kallsymNames)), nameLen: uint32(len(s.Name)), typ: typ, core: core})
+		m.kallsymNames = append(m.kallsymNames, s.Name...)
 
 		if s.Shndx == shnUndef || int(s.Shndx) >= len(info.f.secs) || s.typ() == sttSection {
 			continue

@@ -84,7 +84,7 @@ func (k *Kernel) Kallsyms() string {
 			if !s.core && m.InitFreed {
 				continue
 			}
-			fmt.Fprintf(&b, "%016x %c %s\t[%s]\n", s.addr, s.typ, s.name, m.Name)
+			fmt.Fprintf(&b, "%016x %c %s\t[%s]\n", s.addr, s.typ, m.kallsymNames[s.nameOff:s.nameOff+s.nameLen], m.Name)
 		}
 	}
 	return b.String()
