@@ -139,9 +139,9 @@ func (k *Kernel) MarkLive(m *Module, initRet int) error {
 	if m.State != Coming {
 		return fmt.Errorf("mark %s live: state is %s, not COMING", m.Name, m.State)
 	}
-	if initRet > 0 {
-		k.printk(LogWarning, "%s: '%s'->init suspiciously returned %d, it should follow 0/-E convention\n"+
-			"%s: loading module anyway...", "do_init_module", m.Name, initRet, "do_init_module")
+	if initRet > 0 { // one pr_warn of two lines
+		k.printk(LogWarning, "do_init_module: '%s'->init suspiciously returned %d, it should follow 0/-E convention", m.Name, initRet)
+		k.printk(LogWarning, "do_init_module: loading module anyway...")
 	}
 	m.State = Live
 	m.refcnt-- // drop the init reference: module_put() after init
@@ -164,6 +164,9 @@ func (k *Kernel) MarkLive(m *Module, initRet int) error {
 // GOING, its uses are dropped and its memory freed; the kernel logs nothing. It returns the errno the
 // syscall returns.
 func (k *Kernel) FailInit(m *Module, initRet int) error {
+	if initRet >= 0 {
+		return fmt.Errorf("fail init of %s: init returned %d, not a negative errno", m.Name, initRet)
+	}
 	m.State = Going
 	k.free(m)
 	return &Error{Errno: syscall.Errno(-initRet), Detail: fmt.Sprintf("%s: init returned %d", m.Name, initRet)}

@@ -179,6 +179,13 @@ func TestRegistryRules(t *testing.T) {
 	assert.Equal(t, TaintOOTModule|TaintUnsigned, k.Taint())
 	assert.Equal(t, "Tainted: G           OE     ", k.Taint().KernelString())
 
+	// A positive return is warned about and accepted.
+	odd, err := k.Load(fixture(t, "timers"), LoadOptions{})
+	require.NoError(t, err)
+	require.NoError(t, k.MarkLive(odd, 3))
+	assert.Contains(t, log, "do_init_module: 'timers'->init suspiciously returned 3, it should follow 0/-E convention")
+	assert.Contains(t, log, "do_init_module: loading module anyway...")
+
 	// A failing init unwinds everything.
 	m, err := k.Load(fixture(t, "fault_enodev"), LoadOptions{})
 	require.NoError(t, err)
