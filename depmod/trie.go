@@ -26,15 +26,41 @@ type trieValue struct {
 	value    string
 }
 
+// trieNode keeps its children densely for the byte range [first, first+len(children)), as the
+// file stores them: most nodes have one or two, and a 128-entry table per node would dominate
+// depmod's memory.
 type trieNode struct {
-	prefix      string
-	values      []trieValue
-	first, last int // child range; first > last when there are none
-	children    [indexChildMax]*trieNode
+	prefix   string
+	values   []trieValue
+	first    byte
+	children []*trieNode
 }
 
-func newTrieNode(prefix string) *trieNode {
-	return &trieNode{prefix: prefix, first: indexChildMax, last: 0}
+func newTrieNode(prefix string) *trieNode { return &trieNode{prefix: prefix} }
+
+// child returns the child for ch, or nil.
+func (n *trieNode) child(ch byte) *trieNode {
+	if ch < n.first || int(ch-n.first) >= len(n.children) {
+		return nil
+	}
+	return n.children[ch-n.first]
+}
+
+// setChild stores c as the child for ch, widening the child range as needed.
+func (n *trieNode) setChild(ch byte, c *trieNode) {
+	switch {
+	case len(n.children) == 0:
+		n.first = ch
+		n.children = []*trieNode{c}
+		return
+	case ch < n.first:
+		grown := make([]*trieNode, int(n.first-ch)+len(n.children))
+		copy(grown[n.first-ch:], n.children)
+		n.children, n.first = grown, ch
+	case int(ch-n.first) >= len(n.children):
+		n.children = append(n.children, make([]*trieNode, int(ch-n.first)+1-len(n.children))...)
+	}
+	n.children[ch-n.first] = c
 }
 
 // trie is an in-memory index (depmod's index_node tree).
@@ -76,8 +102,8 @@ func (t *trie) insert(key, value string, priority uint32) (duplicate bool, err e
 				ch := node.prefix[j]
 				child := *node
 				child.prefix = node.prefix[j+1:]
-				*node = trieNode{prefix: node.prefix[:j], first: int(ch), last: int(ch)}
-				node.children[ch] = &child
+				*node = trieNode{prefix: node.prefix[:j]}
+				node.setChild(ch, &child)
 				break
 			}
 		}
@@ -86,15 +112,14 @@ func (t *trie) insert(key, value string, priority uint32) (duplicate bool, err e
 			return node.addValue(value, priority), nil
 		}
 		ch := key[i]
-		if node.children[ch] == nil {
-			node.first = min(node.first, int(ch))
-			node.last = max(node.last, int(ch))
+		next := node.child(ch)
+		if next == nil {
 			child := newTrieNode(key[i+1:])
 			child.addValue(value, priority)
-			node.children[ch] = child
+			node.setChild(ch, child)
 			return false, nil
 		}
-		node = node.children[ch]
+		node = next
 		i++
 	}
 }
@@ -128,13 +153,10 @@ func (t *trie) bytes() []byte {
 
 // write appends the node after its children and returns its offset with the flags.
 func (n *trieNode) write(out []byte) ([]byte, uint32) {
-	var childOffs []uint32
-	if n.first < indexChildMax {
-		childOffs = make([]uint32, n.last-n.first+1)
-		for k := range childOffs {
-			if c := n.children[n.first+k]; c != nil {
-				out, childOffs[k] = c.write(out)
-			}
+	childOffs := make([]uint32, len(n.children))
+	for k, c := range n.children {
+		if c != nil {
+			out, childOffs[k] = c.write(out)
 		}
 	}
 	off := uint32(len(out))
@@ -143,7 +165,7 @@ func (n *trieNode) write(out []byte) ([]byte, uint32) {
 		off |= nodePrefix
 	}
 	if len(childOffs) > 0 {
-		out = append(out, byte(n.first), byte(n.last))
+		out = append(out, n.first, n.first+byte(len(n.children)-1))
 		for _, c := range childOffs {
 			out = binary.BigEndian.AppendUint32(out, c)
 		}
