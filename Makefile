@@ -32,7 +32,9 @@ unit: deps
 fuzz: deps
 	$(GO) test ./loader -run '^$$' -fuzz FuzzLoad -fuzztime $${FUZZTIME:-60s}
 
-bench: deps
+# Benchmarks against kmod, bare Unicorn and decode_stacktrace.sh (installs linux-source-6.1 for the latter).
+bench:
+	@scripts/install-deps bench
 	$(GO) test ./bench/... -run '^$$' -bench . -benchtime $${BENCHTIME:-1x}
 
 # Rebuild the fixture modules with Debian's kernel build system (installs linux-headers-amd64).
