@@ -2,6 +2,7 @@ package loader
 
 import (
 	"encoding/binary"
+	"strings"
 	"syscall"
 )
 
@@ -202,25 +203,38 @@ func (f *elfFile) findSec(name string) int {
 }
 
 // symbols parses the symbol table at index symIdx with its string table. Unlike the kernel, which trusts
-// st_name, a name offset outside the string table is an error.
-func (f *elfFile) symbols(symIdx int) ([]elfSym, error) {
+// st_name, a name offset outside the string table is an error. The names are substrings of one copy of
+// the string table (returned too): one allocation per module, not one per symbol.
+func (f *elfFile) symbols(symIdx int) ([]elfSym, string, error) {
 	sec := &f.secs[symIdx]
 	strIdx := int(sec.Link)
 	strSec := &f.secs[strIdx]
 	if strSec.Type == shtNobits || strSec.Type == shtNull {
-		return nil, kerr(syscall.ENOEXEC, "").withDetail("symbol table's string table (section %d) has no data", strIdx)
+		return nil, "", kerr(syscall.ENOEXEC, "").withDetail("symbol table's string table (section %d) has no data", strIdx)
 	}
-	strtab := f.sectionData(strIdx)
+	strtab := string(f.sectionData(strIdx))
 	raw := f.sectionData(symIdx)
 	syms := make([]elfSym, len(raw)/symSize)
 	for i := range syms {
 		b := raw[i*symSize:]
 		s := elfSym{NameOff: le.Uint32(b[0:]), Info: b[4], Shndx: le.Uint16(b[6:]), Value: le.Uint64(b[8:]), Size: le.Uint64(b[16:])}
 		if s.NameOff != 0 && uint64(s.NameOff) >= uint64(len(strtab)) {
-			return nil, kerr(syscall.ENOEXEC, "").withDetail("symbol %d: name offset %#x outside the string table (%d bytes)", i, s.NameOff, len(strtab))
+			return nil, "", kerr(syscall.ENOEXEC, "").withDetail("symbol %d: name offset %#x outside the string table (%d bytes)", i, s.NameOff, len(strtab))
 		}
-		s.Name = cstring(strtab, uint64(s.NameOff))
+		s.Name = substring(strtab, uint64(s.NameOff))
 		syms[i] = s
 	}
-	return syms, nil
+	return syms, strtab, nil
+}
+
+// substring is cstring for a string: the NUL-terminated part of s at off, sharing s's bytes.
+func substring(s string, off uint64) string {
+	if off >= uint64(len(s)) {
+		return ""
+	}
+	s = s[off:]
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		return s[:i]
+	}
+	return s
 }

@@ -28,12 +28,13 @@ const tempImageBase = 0xffffc90000000000
 
 // loadInfo is struct load_info: the file and everything learnt about it while loading.
 type loadInfo struct {
-	k    *Kernel
-	opts LoadOptions
-	f    *elfFile
-	name string
-	mod  *Module
-	syms []elfSym
+	k      *Kernel
+	opts   LoadOptions
+	f      *elfFile
+	name   string
+	mod    *Module
+	syms   []elfSym
+	strtab string // the symbol names, one string the names are substrings of
 
 	// Section indexes, 0 when absent.
 	idxInfo, idxSym, idxStr, idxMod, idxVers, idxPcpu int
@@ -213,7 +214,7 @@ func (info *loadInfo) setup() error {
 	}
 	info.idxPcpu = f.findSec(".data..percpu")
 	var err error
-	if info.syms, err = f.symbols(info.idxSym); err != nil {
+	if info.syms, info.strtab, err = f.symbols(info.idxSym); err != nil {
 		return err
 	}
 	if info.idxVers != 0 {

@@ -62,7 +62,7 @@ func (e *elfEdit) rela(name string, n int) []byte {
 // symbol returns the symtab entry of the symbol called name.
 func (e *elfEdit) symbol(name string) []byte {
 	si := e.sec(".symtab")
-	syms, err := e.f.symbols(si)
+	syms, _, err := e.f.symbols(si)
 	require.NoError(e.t, err)
 	for i, s := range syms {
 		if s.Name == name {

@@ -197,8 +197,8 @@ type Version struct {
 	Name string
 }
 
-// kallsym is one line of the module's /proc/kallsyms view. Names live in the Module's kallsymNames so
-// that the thousands of entries of a loaded tree hold no pointers for the collector to scan.
+// kallsym is one line of the module's /proc/kallsyms view. Names are offsets into the module's string
+// table (kallsymNames), so the thousands of entries of a loaded tree hold no pointers to scan.
 type kallsym struct {
 	addr    uint64
 	nameOff uint32
@@ -239,7 +239,7 @@ type Module struct {
 	refcnt       int               // module_refcount(): what /proc/modules prints
 	charps       map[uint64]uint64 // charp parameter variable -> its kmalloc'd value, freed with the module
 	kallsyms     []kallsym         // add_kallsyms(): the symbol table as /proc/kallsyms shows it
-	kallsymNames []byte
+	kallsymNames string
 }
 
 // UsedBy is the modules holding a reference to m through symbol use, most recent first as the kernel lists them.

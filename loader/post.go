@@ -204,6 +204,7 @@ func (info *loadInfo) buildKallsyms() {
 		}
 	}
 	livepatch := m.Taints&TaintLivepatch != 0
+	m.kallsymNames = info.strtab
 	for i := 1; i < len(info.syms); i++ {
 		s := &info.syms[i]
 		if s.Name == "" { // s_show() skips nameless symbols
@@ -214,8 +215,7 @@ func (info *loadInfo) buildKallsyms() {
 			typ -= 'a' - 'A'
 		}
 		core := livepatch || info.isCoreSymbol(s)
-		m.kallsyms = append(m.kallsyms, kallsym{addr: s.Value, nameOff: uint32(len(m.kallsymNames)), nameLen: uint32(len(s.Name)), typ: typ, core: core})
-		m.kallsymNames = append(m.kallsymNames, s.Name...)
+		m.kallsyms = append(m.kallsyms, kallsym{addr: s.Value, nameOff: s.NameOff, nameLen: uint32(len(s.Name)), typ: typ, core: core})
 
 		if s.Shndx == shnUndef || int(s.Shndx) >= len(info.f.secs) || s.typ() == sttSection {
 			continue
