@@ -2,8 +2,10 @@ package machine
 
 import (
 	"encoding/binary"
+	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -399,4 +401,22 @@ func BenchmarkFentryRealCode(b *testing.B) {
 		a.raw(0xc3)
 	})
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/fentry")
+}
+
+// TestRandomCodeNeverPanicsTheHost runs random bytes as module code: whatever they do (fault, trap,
+// spin, call into the kernel with garbage arguments), the host survives and the machine reports.
+func TestRandomCodeNeverPanicsTheHost(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for seed := 0; seed < 40; seed++ {
+		m := newTestMachine(t, Options{Watchdog: 100 * time.Millisecond})
+		tm := newModule(t, m)
+		code := make([]byte, 96)
+		for i := range code {
+			code[i] = byte(rng.Uint32())
+		}
+		// Point some arguments at the kernel functions' pages so calls into the kernel happen.
+		fn := tm.load(t, m, "random", code, nil)
+		assert.NotPanics(t, func() { _, _ = m.Call(fn, kPrintk, tm.data, 0, 1, 2, 3) }, "seed %d", seed)
+		m.Close()
+	}
 }

@@ -77,8 +77,10 @@ const watchdogRetry = 20 * time.Millisecond
 // function that disarms it.
 func (m *Machine) startWatchdog() (stop func()) {
 	m.lockedUp.Store(false)
-	done := make(chan struct{})
+	done, exited := make(chan struct{}), make(chan struct{})
+	cpu := m.cpu
 	go func() {
+		defer close(exited)
 		timer := time.NewTimer(m.opts.Watchdog)
 		defer timer.Stop()
 		select {
@@ -90,7 +92,7 @@ func (m *Machine) startWatchdog() (stop func()) {
 		tick := time.NewTicker(watchdogRetry)
 		defer tick.Stop()
 		for {
-			_ = m.cpu.Stop()
+			_ = cpu.Stop()
 			select {
 			case <-done:
 				return
@@ -98,7 +100,8 @@ func (m *Machine) startWatchdog() (stop func()) {
 			}
 		}
 	}()
-	return func() { close(done) }
+	// Disarming waits for the goroutine, so it never touches the engine after the call (or Close).
+	return func() { close(done); <-exited }
 }
 
 // returnSite is where calls from the kernel into module code return: do_one_initcall+0x41, the

@@ -1,0 +1,125 @@
+package machine
+
+import (
+	"fmt"
+	"syscall"
+
+	"kemu/mmu"
+)
+
+// The emulated user process: the task that opens files (cat, echo, ioctl in a session) and its user
+// address space. Its buffers live in the low half of the address space as user pages (US set in
+// the page tables, mirrored into Unicorn like every mapping), so module code reaching them through
+// copy_to_user and friends touches real, separately mapped memory, and a pointer outside them is
+// a user-space fault the kernel's uaccess rules turn into -EFAULT.
+
+// userProcess is the user task that drives file operations.
+type userProcess struct {
+	pid  int
+	comm string
+	next uint64 // where the next user buffer is mapped: addresses are never reused
+}
+
+const (
+	// userPID is the process id of the session's user process (insmod's task is 1000).
+	userPID = 1001
+	// userBufferBase is where buffers are mapped: the mmap area of an x86-64 process.
+	userBufferBase = 0x00007f0000000000
+	// maxUserBuffer is the largest buffer one operation maps (the page allocator's largest block).
+	maxUserBuffer = pageSize << mmu.MaxOrder
+)
+
+// SetProcess names the user process that opens files from now on (its comm, as oopses inside file
+// operations report it: "cat", "echo", "ioctl"). The default is "cat".
+func (m *Machine) SetProcess(comm string) { m.files().user.comm = comm }
+
+// userBuffer is user memory mapped for one operation.
+type userBuffer struct {
+	addr, size uint64
+	kva        uint64 // the frames' direct-map address (what AllocPages returned)
+	order      int
+}
+
+// mapUserBuffer maps n bytes (at least one page) of zeroed user memory, readable and writable by
+// the process, holding init at its start.
+func (m *Machine) mapUserBuffer(n uint64, init []byte) (*userBuffer, error) {
+	n = max(n, uint64(len(init)), 1)
+	if n > maxUserBuffer {
+		return nil, fmt.Errorf("user buffer of %d bytes: larger than %d: %w", n, maxUserBuffer, syscall.ENOMEM)
+	}
+	order := 0
+	for pageSize<<order < n {
+		order++
+	}
+	size := uint64(pageSize) << order
+	kva, err := m.mem.AllocPages(order, true)
+	if err != nil {
+		return nil, fmt.Errorf("user buffer of %d bytes: %w", n, syscall.ENOMEM)
+	}
+	pa, _ := m.mem.DirectMapPA(kva)
+	u := &m.files().user
+	addr := u.next
+	if err := m.mem.Tables.Map(addr, pa, size, pageSize, mmu.PermRW, mmu.AttrUser); err != nil {
+		_ = m.mem.FreePages(kva, order)
+		return nil, fmt.Errorf("map user buffer at %#x: %w", addr, err)
+	}
+	u.next += size + pageSize // an unmapped page between buffers catches overruns
+	b := &userBuffer{addr: addr, size: size, kva: kva, order: order}
+	if err := m.WriteAt(init, addr); err != nil {
+		m.unmapUserBuffer(b)
+		return nil, err
+	}
+	return b, nil
+}
+
+// unmapUserBuffer removes the buffer from the address space and frees its frames: a module that
+// kept the pointer faults on its next use, as it would once the process unmapped it.
+func (m *Machine) unmapUserBuffer(b *userBuffer) {
+	if b == nil || m.mem == nil {
+		return
+	}
+	_ = m.mem.Tables.Unmap(b.addr, b.size)
+	_ = m.mem.FreePages(b.kva, b.order)
+}
+
+// accessOK is the kernel's access_ok(): the whole range lies below TASK_SIZE_MAX, without wrapping.
+func accessOK(addr, n uint64) bool {
+	return addr+n >= addr && addr+n <= userEnd
+}
+
+// copyToUser copies n bytes of kernel memory at from to the user address to and returns how many
+// bytes it could not copy, as copy_to_user does: a range failing access_ok copies nothing, a
+// range running into an unmapped page copies up to that page.
+func (m *Machine) copyToUser(to, from, n uint64) uint64 {
+	if !accessOK(to, n) {
+		return n
+	}
+	return n - m.copyPrefix(to, from, n)
+}
+
+// copyFromUser is copy_from_user: like copyToUser, and the uncopied tail of the destination is
+// zeroed so that no stale kernel data survives.
+func (m *Machine) copyFromUser(to, from, n uint64) (uint64, error) {
+	if !accessOK(from, n) {
+		return n, m.Fill(to, 0, n)
+	}
+	done := m.copyPrefix(to, from, n)
+	if done < n {
+		return n - done, m.Fill(to+done, 0, n-done)
+	}
+	return 0, nil
+}
+
+// copyPrefix copies page by page from src to dst and returns how many bytes it copied before the
+// first fault on either side.
+func (m *Machine) copyPrefix(dst, src, n uint64) uint64 {
+	done := uint64(0)
+	for done < n {
+		k := min(n-done, pageDown(src+done)+pageSize-(src+done), pageDown(dst+done)+pageSize-(dst+done))
+		if m.Copy(dst+done, src+done, k) != nil {
+			break
+		}
+		done += k
+	}
+	return done
+}

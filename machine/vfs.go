@@ -1,0 +1,242 @@
+package machine
+
+import (
+	"sort"
+	"strings"
+)
+
+// The VFS side of devices and /proc: what modules registered (character device regions and cdevs,
+// misc devices, device nodes, proc entries) and the paths the user process can open through them.
+// Registration handlers (vfs_register.go) record here; Open (vfs_file.go) resolves paths here the
+// way the kernel does: /dev/NAME is a node devtmpfs made from device_create's name, its dev_t finds
+// the cdev (chrdev_open) or, for major 10, the misc device (misc_open); /proc/PATH is a
+// proc_dir_entry. The kernel's own /proc files are in procfs.go, seq_file in vfs_seq.go, the user
+// process in uproc.go.
+
+// vfs is the machine's registry of openable things and the user process using them.
+type vfs struct {
+	regions []chrdevRegion
+	cdevs   []cdevEntry
+	misc    []*miscEntry // newest first, as misc_list
+	nodes   []devNode
+	proc    []*procEntry
+	user    userProcess
+	polling *File // the file whose ->poll is running: __pollwait records its wait queues
+}
+
+// files is the machine's vfs, created on first use.
+func (m *Machine) files() *vfs {
+	if m.vfs == nil {
+		m.vfs = &vfs{
+			user: userProcess{pid: userPID, comm: "cat", next: userBufferBase},
+		}
+	}
+	return m.vfs
+}
+
+// dev_t as the kernel keeps it: 12 bits of major above 20 bits of minor.
+func mkdev(major, minor uint32) uint32 { return major<<minorBits | minor }
+func devMajor(dev uint32) uint32     { return dev >> minorBits }
+func devMinor(dev uint32) uint32     { return dev & (1<<minorBits - 1) }
+
+// miscMajor is MISC_MAJOR: every misc device is a minor of it.
+const miscMajor = 10
+
+// chrdevRegion is a range of device numbers a driver owns (register_chrdev_region and friends),
+// what /proc/devices lists.
+type chrdevRegion struct {
+	major, baseminor, count uint32
+	name                    string
+}
+
+// cdevEntry is a cdev_add()ed struct cdev: the guest object whose ops serve [dev, dev+count).
+type cdevEntry struct {
+	addr       uint64
+	dev, count uint32
+	fops       uint64 // for __register_chrdev, whose cdev the kernel allocates: its fops directly
+}
+
+// miscEntry is a misc_register()ed struct miscdevice.
+type miscEntry struct {
+	addr  uint64
+	minor uint32
+	name  string // misc->name, for /proc/misc
+	node  string // the /dev name: misc->nodename, else misc->name
+}
+
+// devNode is a /dev entry devtmpfs would create for a device with a dev_t.
+type devNode struct {
+	name   string
+	dev    uint32
+	device uint64 // the struct device, for device_destroy
+}
+
+// procKind is how a proc entry's files are served.
+type procKind int
+
+const (
+	procDir    procKind = iota // proc_mkdir
+	procOps                    // proc_create(_data): the module's proc_ops
+	procSingle                 // proc_create_single_data: single_open over a show function
+	procSeq                    // proc_create_seq_private: seq_open_private over seq_operations
+)
+
+// procEntry is a proc_dir_entry a module created.
+type procEntry struct {
+	addr      uint64 // the guest struct proc_dir_entry
+	name      string
+	parent    uint64 // parent's guest address, 0 for /proc itself
+	kind      procKind
+	ops       uint64 // proc_ops, seq_operations or the show function, by kind
+	data      uint64
+	stateSize uint64 // procSeq: the private state seq_open_private allocates
+	open      []*File
+}
+
+func (v *vfs) addRegion(r chrdevRegion) { v.regions = append(v.regions, r) }
+
+// removeRegion drops the region starting at dev (unregister_chrdev_region).
+func (v *vfs) removeRegion(dev uint32) {
+	v.regions = deleteWhere(v.regions, func(r chrdevRegion) bool {
+		return mkdev(r.major, r.baseminor) == dev
+	})
+}
+
+func (v *vfs) addCdev(c cdevEntry) { v.cdevs = append(v.cdevs, c) }
+
+func (v *vfs) removeCdev(addr uint64) {
+	v.cdevs = deleteWhere(v.cdevs, func(c cdevEntry) bool { return c.addr == addr })
+}
+
+// cdevFor is the cdev serving dev (kobj_lookup over cdev_map), newest registration first.
+func (v *vfs) cdevFor(dev uint32) (cdevEntry, bool) {
+	for i := len(v.cdevs) - 1; i >= 0; i-- {
+		c := v.cdevs[i]
+		if dev >= c.dev && dev-c.dev < c.count {
+			return c, true
+		}
+	}
+	return cdevEntry{}, false
+}
+
+func (v *vfs) addMisc(e *miscEntry) { v.misc = append([]*miscEntry{e}, v.misc...) }
+
+func (v *vfs) removeMisc(addr uint64) {
+	v.misc = deleteWhere(v.misc, func(e *miscEntry) bool { return e.addr == addr })
+}
+
+func (v *vfs) miscFor(minor uint32) (*miscEntry, bool) {
+	for _, e := range v.misc {
+		if e.minor == minor {
+			return e, true
+		}
+	}
+	return nil, false
+}
+
+func (v *vfs) addNode(n devNode) {
+	if n.dev != 0 && n.name != "" {
+		v.nodes = append(v.nodes, n)
+	}
+}
+
+func (v *vfs) removeNode(dev uint32) {
+	v.nodes = deleteWhere(v.nodes, func(n devNode) bool { return n.dev == dev })
+}
+
+// node is the dev_t of /dev/name: device_create's nodes and the misc devices' (misc_register
+// creates its device in the same way).
+func (v *vfs) node(name string) (uint32, bool) {
+	for i := len(v.nodes) - 1; i >= 0; i-- {
+		if v.nodes[i].name == name {
+			return v.nodes[i].dev, true
+		}
+	}
+	for _, e := range v.misc {
+		if e.node == name {
+			return mkdev(miscMajor, e.minor), true
+		}
+	}
+	return 0, false
+}
+
+func (v *vfs) addProc(e *procEntry) { v.proc = append(v.proc, e) }
+
+// procByAddr is the entry at a guest proc_dir_entry address.
+func (v *vfs) procByAddr(addr uint64) *procEntry {
+	for _, e := range v.proc {
+		if e.addr == addr {
+			return e
+		}
+	}
+	return nil
+}
+
+// procPath is the entry's path below /proc ("driver/foo").
+func (v *vfs) procPath(e *procEntry) string {
+	parts := []string{e.name}
+	for p := v.procByAddr(e.parent); p != nil && len(parts) < 64; p = v.procByAddr(p.parent) {
+		parts = append([]string{p.name}, parts...)
+	}
+	return strings.Join(parts, "/")
+}
+
+// procLookup finds the entry at /proc/rel.
+func (v *vfs) procLookup(rel string) *procEntry {
+	for _, e := range v.proc {
+		if v.procPath(e) == rel {
+			return e
+		}
+	}
+	return nil
+}
+
+// procSubtree is e and every entry below it, children first (the order remove_proc_subtree
+// takes them down).
+func (v *vfs) procSubtree(e *procEntry) []*procEntry {
+	var out []*procEntry
+	for _, c := range v.proc {
+		if c.parent == e.addr && c != e {
+			out = append(out, v.procSubtree(c)...)
+		}
+	}
+	return append(out, e)
+}
+
+// Paths is every path the user process can open, sorted: the device nodes, the modules' /proc
+// entries (directories excluded) and the kernel's own /proc files.
+func (m *Machine) Paths() []string {
+	v := m.files()
+	seen := map[string]bool{}
+	for _, n := range v.nodes {
+		seen["/dev/"+n.name] = true
+	}
+	for _, e := range v.misc {
+		seen["/dev/"+e.node] = true
+	}
+	for _, e := range v.proc {
+		if e.kind != procDir {
+			seen["/proc/"+v.procPath(e)] = true
+		}
+	}
+	for path := range kernelProcFiles {
+		seen[path] = true
+	}
+	out := make([]string, 0, len(seen))
+	for p := range seen {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// deleteWhere returns s without the elements drop selects, keeping the order.
+func deleteWhere[T any](s []T, drop func(T) bool) []T {
+	out := s[:0]
+	for _, x := range s {
+		if !drop(x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
