@@ -197,24 +197,21 @@ func (o *Object) DependencySymbols() ([]Symbol, error) {
 	if !ok {
 		return nil, syscall.EINVAL
 	}
-	// Version records by name: the first record of a name wins, as kmod's linear search.
+	// Version records, searched linearly as kmod does (the first record of a name wins): a module
+	// has tens of them, and a map per module would cost more than the search.
 	type record struct {
+		name    []byte
 		crc     uint64
 		visited bool
 	}
 	records := make([]record, uint64(len(versions))/verLen)
-	index := make(map[string]int, len(records))
-	names := make([]string, len(records))
 	for i := range records {
 		r := versions[uint64(i)*verLen:]
-		names[i] = string(cutNUL(r[crcLen:]))
+		records[i].name = cutNUL(r[crcLen:verLen])
 		if crcLen == 8 {
 			records[i].crc = o.f.order.Uint64(r)
 		} else {
 			records[i].crc = uint64(o.f.order.Uint32(r))
-		}
-		if _, dup := index[names[i]]; !dup {
-			index[names[i]] = i
 		}
 	}
 	machine := o.f.order.Uint16(o.data[18:])
@@ -239,15 +236,18 @@ func (o *Object) DependencySymbols() ([]Symbol, error) {
 		if s.info>>4 == 2 {
 			sym.Bind = BindWeak
 		}
-		if j, found := index[sym.Name]; found {
-			sym.CRC = records[j].crc
-			records[j].visited = true
+		for j := range records {
+			if bytes.Equal(records[j].name, name) {
+				sym.CRC = records[j].crc
+				records[j].visited = true
+				break
+			}
 		}
 		out = append(out, sym)
 	}
-	for i, r := range records {
+	for _, r := range records {
 		if !r.visited {
-			out = append(out, Symbol{Name: names[i], CRC: r.crc, Bind: BindUndef})
+			out = append(out, Symbol{Name: string(r.name), CRC: r.crc, Bind: BindUndef})
 		}
 	}
 	return out, nil
