@@ -80,6 +80,11 @@ func runInsmod(cmd *cobra.Command, args []string) error {
 		}
 	} else {
 		fmt.Fprint(out, m.Dmesg())
+		// Calls the emulated kernel could not serve returned 0; say so where the log cannot.
+		for _, u := range m.Unimplemented() {
+			fmt.Fprintf(cmd.ErrOrStderr(), "kemu: unimplemented kernel function %s returned 0 (%d calls, first from %s)\n",
+				u.Name, u.Count, u.FirstCaller)
+		}
 	}
 	switch {
 	case insErr == nil:
