@@ -75,7 +75,7 @@ type symbol struct {
 // Index is what depmod computes: every module with its dependencies. Modules are in kmod's output
 // order (modules.order first, in its order; the rest in kmod's hash order), and each module's
 // dependencies are sorted so that a module comes before the modules it uses: modprobe loads a
-// dependency list from its end.
+// dependency list from its end. An Index is not safe for concurrent use.
 type Index struct {
 	Dir     string // the modules directory: BaseDir/lib/modules/Version
 	Modules []*Module
@@ -84,6 +84,9 @@ type Index struct {
 	log     *logger
 	byName  map[string]*Module
 	symbols map[string]*symbol
+
+	exported []*symbol          // moduleSymbols, once computed
+	depLines map[*Module]string // depLine, once computed
 }
 
 // ErrCycle reports dependency cycles; the cycles themselves are logged as kmod logs them.

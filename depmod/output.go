@@ -103,8 +103,21 @@ func (x *Index) Write() error {
 	return nil
 }
 
-// depLine is a module's modules.dep line without its newline: "path: dep dep...".
-func depLine(m *Module) string {
+// depLine is a module's modules.dep line without its newline: "path: dep dep..." (computed once:
+// modules.dep and modules.dep.bin both hold it).
+func (x *Index) depLine(m *Module) string {
+	if x.depLines == nil {
+		x.depLines = make(map[*Module]string, len(x.Modules))
+	}
+	if line, ok := x.depLines[m]; ok {
+		return line
+	}
+	line := formatDepLine(m)
+	x.depLines[m] = line
+	return line
+}
+
+func formatDepLine(m *Module) string {
 	var b strings.Builder
 	b.WriteString(m.IndexPath())
 	b.WriteByte(':')
@@ -117,7 +130,7 @@ func depLine(m *Module) string {
 
 func (x *Index) writeDep(w *bytes.Buffer) error {
 	for _, m := range x.Modules {
-		w.WriteString(depLine(m))
+		w.WriteString(x.depLine(m))
 		w.WriteByte('\n')
 	}
 	return nil
@@ -126,7 +139,7 @@ func (x *Index) writeDep(w *bytes.Buffer) error {
 func (x *Index) writeDepBin(w *bytes.Buffer) error {
 	t := newTrie()
 	for _, m := range x.Modules {
-		line := depLine(m)
+		line := x.depLine(m)
 		dup, err := t.insert(m.Name, line, uint32(m.idx))
 		if err != nil {
 			return err
@@ -214,8 +227,12 @@ func (x *Index) writeSoftdep(w *bytes.Buffer) error {
 	return nil
 }
 
-// moduleSymbols lists the symbols modules export, in kmod's hash order.
+// moduleSymbols lists the symbols modules export, in kmod's hash order (computed once: two files
+// and the DB need it).
 func (x *Index) moduleSymbols() []*symbol {
+	if x.exported != nil {
+		return x.exported
+	}
 	syms := make([]*symbol, 0, len(x.symbols))
 	for _, s := range x.symbols {
 		if s.owner != nil {
@@ -223,6 +240,7 @@ func (x *Index) moduleSymbols() []*symbol {
 		}
 	}
 	sortHashOrder(syms, func(s *symbol) string { return s.name }, symbolBuckets)
+	x.exported = syms
 	return syms
 }
 
