@@ -81,6 +81,7 @@ type Machine struct {
 	lastUnloaded string
 	dispatch     *dispatcher
 	registry     *loader.Kernel // the loaded-module registry
+	vfs          *vfs           // devices, /proc entries and the user process opening them (vfs.go)
 }
 
 // New boots a machine for the kernel described by prof.
