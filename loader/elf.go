@@ -186,8 +186,9 @@ func parseELF(data []byte) (*elfFile, error) {
 	}
 	// Names: the kernel reads them unchecked for non-ALLOC sections; kemu bounds them (an out-of-range
 	// name reads as "").
+	names := string(f.shstrtab) // one allocation; every name is a substring of it
 	for i := range f.secs {
-		f.secs[i].Name = cstring(f.shstrtab, uint64(f.secs[i].NameOff))
+		f.secs[i].Name = substring(names, uint64(f.secs[i].NameOff))
 	}
 	return f, nil
 }

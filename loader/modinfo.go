@@ -1,7 +1,6 @@
 package loader
 
 import (
-	"bytes"
 	"strings"
 )
 
@@ -9,17 +8,15 @@ import (
 // skipped). A string without '=' is no tag at all for get_modinfo(), so it is dropped.
 func parseModinfo(b []byte) Modinfo {
 	var mi Modinfo
-	for len(b) > 0 {
-		s := b
-		if i := bytes.IndexByte(b, 0); i >= 0 {
-			s, b = b[:i], b[i+1:]
+	rest := string(b) // one allocation; keys and values are substrings of it
+	for rest != "" {
+		s := rest
+		if i := strings.IndexByte(rest, 0); i >= 0 {
+			s, rest = rest[:i], rest[i+1:]
 		} else {
-			b = nil
+			rest = ""
 		}
-		if len(s) == 0 {
-			continue
-		}
-		if k, v, ok := strings.Cut(string(s), "="); ok {
+		if k, v, ok := strings.Cut(s, "="); ok {
 			mi = append(mi, ModinfoEntry{Key: k, Value: v})
 		}
 	}
@@ -32,8 +29,9 @@ const versionSize = 64
 // parseVersions reads __versions records; a name fills at most its 56 bytes.
 func parseVersions(b []byte) []Version {
 	out := make([]Version, 0, len(b)/versionSize)
-	for ; len(b) >= versionSize; b = b[versionSize:] {
-		out = append(out, Version{CRC: le.Uint64(b), Name: cstring(b[8:versionSize], 0)})
+	all := string(b) // one allocation; names are substrings of it
+	for off := 0; off+versionSize <= len(b); off += versionSize {
+		out = append(out, Version{CRC: le.Uint64(b[off:]), Name: substring(all[off+8:off+versionSize], 0)})
 	}
 	return out
 }
