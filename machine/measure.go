@@ -28,9 +28,9 @@ import (
 //     access crossing a page boundary touches both pages. They are attributed to the code that made
 //     them: the module:symbol of the block running.
 //   - Calls into the emulated kernel: the call fetches the callee's first bytes, which is how the
-//     machine traps it (a fetch fault on non-executable kernel text), so each trap counts one fetch
-//     of the callee's page, attributed to vmlinux:<callee>. The return into the kernel that ends a
-//     Call counts the same way.
+//     machine traps it (a fetch fault on non-executable kernel text, or an int3 block on a hot-thunk
+//     page), so each trap counts one fetch of the callee's page, attributed to vmlinux:<callee>,
+//     and no instructions. The return into the kernel that ends a Call counts the same way.
 //
 // Limits of the model, beyond the tlb package's own:
 //
@@ -76,6 +76,7 @@ type block struct {
 	size  uint32
 	label int
 	insns uint32
+	trap  bool // the int3 that traps a call to a kernel function sharing a hot-thunk page
 }
 
 // splitLoad is a page-crossing load of size bytes whose two aligned halves (at lo and lo+size) are
@@ -210,6 +211,9 @@ func (ms *Measurement) onBlock(_ uc.Unicorn, addr uint64, size uint32) {
 	}
 	ms.current = b.label
 	ms.insns[b.label] += uint64(b.insns)
+	if b.trap {
+		ms.traps++
+	}
 	n := uint64(size)
 	if n == 0 {
 		n = 1
@@ -270,6 +274,12 @@ func (ms *Measurement) access(addr, n uint64, kind tlb.Kind, label int) {
 // newBlock resolves a block's attribution and counts its instructions.
 func (ms *Measurement) newBlock(addr uint64, size uint32) block {
 	b := block{size: size, label: ms.labelAt(addr)}
+	if ms.m.dispatch != nil && ms.m.onHotPage(addr) && ms.m.dispatch.isTrap(addr) {
+		// The fetch is real (the call reaches the callee's page); the int3 is kemu's, not the
+		// kernel's: the function runs in Go and counts no instructions.
+		b.trap = true
+		return b
+	}
 	code := make([]byte, size)
 	if err := ms.m.ReadAt(code, addr); err != nil {
 		ms.noteDecodeErr(fmt.Errorf("read block %#x+%d: %w", addr, size, err))
