@@ -1,0 +1,264 @@
+package machine
+
+import (
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The files of the user process, driven over the chardev and procfs fixtures
+// (testdata/modules/README.md gives their contents and ioctl numbers).
+
+// chardev.c's ioctls: _IOR('k', 1, int), _IO('k', 2), _IOW('k', 3, int), _IOR('k', 4, int).
+const (
+	iocGetSize  = 2<<30 | 4<<16 | 'k'<<8 | 1
+	iocClear    = 'k'<<8 | 2
+	iocSetValue = 1<<30 | 4<<16 | 'k'<<8 | 3
+	iocGetValue = 2<<30 | 4<<16 | 'k'<<8 | 4
+)
+
+// bootWith boots the default profile and loads the named fixtures.
+func bootWith(t *testing.T, names ...string) *Machine {
+	t.Helper()
+	m := bootDefault(t, Options{})
+	for _, name := range names {
+		_, err := m.Insmod(fixture(t, name), "", name+".ko")
+		require.NoError(t, err, "insmod %s", name)
+	}
+	return m
+}
+
+// readAll reads f to the end in reads of n bytes.
+func readAll(t *testing.T, f *File, n int) string {
+	t.Helper()
+	var b strings.Builder
+	for i := 0; i < 1000; i++ {
+		chunk, err := f.Read(n)
+		if err == io.EOF {
+			return b.String()
+		}
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(chunk), n)
+		b.Write(chunk)
+	}
+	t.Fatal("no end of file after 1000 reads")
+	return ""
+}
+
+func le32(v int32) []byte { return []byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)} }
+
+func TestChardevReadWriteIoctl(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots the full Debian profile")
+	}
+	m := bootWith(t, "chardev")
+	assert.Subset(t, m.Paths(), []string{"/dev/kemu_chardev", "/dev/kemu_misc", "/proc/devices", "/proc/misc"})
+
+	f, err := m.Open("/dev/kemu_chardev", syscall.O_RDWR)
+	require.NoError(t, err)
+	n, err := f.Write([]byte("hello, device"))
+	require.NoError(t, err)
+	assert.Equal(t, 13, n)
+	ret, out, err := f.IoctlBuf(iocGetSize, le32(-1))
+	require.NoError(t, err)
+	assert.Equal(t, int64(0), ret)
+	assert.Equal(t, le32(13), out)
+	require.NoError(t, f.Close())
+
+	f, err = m.Open("/dev/kemu_chardev", syscall.O_RDONLY)
+	require.NoError(t, err)
+	assert.Equal(t, "hello, device", readAll(t, f, 4))
+	_, err = f.Write([]byte("x"))
+	assert.ErrorIs(t, err, syscall.EBADF, "write on a read-only open")
+
+	cases := []struct {
+		name  string
+		cmd   uint64
+		in    int32
+		ret   int64
+		out   int32
+		errno error
+	}{
+		{"set value", iocSetValue, 42, 0, 42, nil},
+		{"get value", iocGetValue, 0, 0, 42, nil},
+		{"clear", iocClear, 0, 0, 0, nil},
+		{"size after clear", iocGetSize, 7, 0, 0, nil},
+		{"unknown command", 'k'<<8 | 99, 0, 0, 0, syscall.ENOTTY},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ret, out, err := f.IoctlBuf(c.cmd, le32(c.in))
+			if c.errno != nil {
+				assert.ErrorIs(t, err, c.errno)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, c.ret, ret)
+			if c.cmd != iocClear && c.cmd != iocSetValue {
+				assert.Equal(t, le32(c.out), out)
+			}
+		})
+	}
+	mask, err := f.Poll()
+	require.NoError(t, err)
+	assert.Equal(t, uint32(defaultPollMask), mask, "no ->poll: DEFAULT_POLLMASK")
+	require.NoError(t, f.Close())
+	assert.ErrorIs(t, f.Close(), syscall.EBADF)
+}
+
+func TestMiscDevice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots the full Debian profile")
+	}
+	m := bootWith(t, "chardev")
+	f, err := m.Open("/dev/kemu_misc", syscall.O_RDWR)
+	require.NoError(t, err)
+	assert.Equal(t, "kemu misc device\n", readAll(t, f, 128))
+	require.NoError(t, f.Close())
+
+	f, err = m.Open("/dev/kemu_misc", syscall.O_WRONLY)
+	require.NoError(t, err)
+	n, err := f.Write([]byte("replaced\n"))
+	require.NoError(t, err)
+	assert.Equal(t, 9, n)
+	require.NoError(t, f.Close())
+
+	f, err = m.Open("/dev/kemu_misc", syscall.O_RDONLY)
+	require.NoError(t, err)
+	assert.Equal(t, "replaced\n", readAll(t, f, 3))
+	require.NoError(t, f.Close())
+
+	misc := readFile(t, m, "/proc/misc")
+	assert.Equal(t, fmt.Sprintf("%3d kemu_misc\n", firstDynamicMinor), misc)
+}
+
+func readFile(t *testing.T, m *Machine, path string) string {
+	t.Helper()
+	f, err := m.Open(path, syscall.O_RDONLY)
+	require.NoError(t, err)
+	defer f.Close()
+	return readAll(t, f, 1<<16)
+}
+
+func TestProcDevicesListsTheRegion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots the full Debian profile")
+	}
+	m := bootWith(t, "chardev")
+	match := regexp.MustCompile(`registered kemu_chardev as (\d+):0`).FindStringSubmatch(m.Dmesg())
+	require.NotNil(t, match, m.Dmesg())
+	major, _ := strconv.Atoi(match[1])
+	want := fmt.Sprintf("Character devices:\n %d misc\n%3d kemu_chardev\n\nBlock devices:\n", miscMajor, major)
+	assert.Equal(t, want, readFile(t, m, "/proc/devices"))
+	_, err := m.Open("/proc/devices", syscall.O_WRONLY)
+	assert.ErrorIs(t, err, syscall.EACCES)
+}
+
+func TestOpenDeviceHoldsItsModule(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots the full Debian profile")
+	}
+	m := bootWith(t, "chardev")
+	mod, ok := m.Registry().Find("chardev")
+	require.True(t, ok)
+	before := mod.Refcount()
+	f, err := m.Open("/dev/kemu_chardev", syscall.O_RDONLY)
+	require.NoError(t, err)
+	g, err := m.Open("/dev/kemu_misc", syscall.O_RDONLY)
+	require.NoError(t, err)
+	assert.Equal(t, before+2, mod.Refcount())
+
+	err = m.Rmmod("chardev", false)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, syscall.EWOULDBLOCK, "delete_module: in use")
+
+	require.NoError(t, f.Close())
+	require.NoError(t, g.Close())
+	assert.Equal(t, before, mod.Refcount())
+	require.NoError(t, m.Rmmod("chardev", false))
+	assert.Contains(t, m.Dmesg(), "chardev: unregistered after 1 opens")
+	assert.NotContains(t, m.Paths(), "/dev/kemu_chardev")
+	_, err = m.Open("/dev/kemu_chardev", syscall.O_RDONLY)
+	assert.ErrorIs(t, err, syscall.ENOENT)
+	assert.Equal(t, "", readFile(t, m, "/proc/misc"))
+}
+
+func TestBadUserPointerIsEFAULT(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots the full Debian profile")
+	}
+	m := bootWith(t, "chardev")
+	f, err := m.Open("/dev/kemu_chardev", syscall.O_RDWR)
+	require.NoError(t, err)
+	defer f.Close()
+	for _, arg := range []uint64{0, 0x10, userEnd - 2, m.layout.directMap} {
+		_, err := f.Ioctl(iocGetValue, arg)
+		assert.ErrorIs(t, err, syscall.EFAULT, "arg %#x", arg)
+		_, err = f.Ioctl(iocSetValue, arg)
+		assert.ErrorIs(t, err, syscall.EFAULT, "arg %#x", arg)
+	}
+	assert.NotContains(t, m.Dmesg(), "Oops", "user faults are not oopses")
+}
+
+// procfsText is /proc/kemu_procfs after n opens (procfs.c).
+func procfsText(n int) string {
+	return fmt.Sprintf("opens: %d\nsquare 1 = 1\nsquare 2 = 4\nsquare 3 = 9\nsquare 4 = 16\n", n)
+}
+
+func TestProcSeqFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots the full Debian profile")
+	}
+	m := bootWith(t, "procfs")
+	assert.Contains(t, m.Paths(), "/proc/kemu_procfs")
+	for i, chunk := range []int{4096, 1, 7, 64} {
+		t.Run(fmt.Sprintf("reads of %d", chunk), func(t *testing.T) {
+			assert.Equal(t, procfsText(i+1), readFileIn(t, m, "/proc/kemu_procfs", chunk))
+		})
+	}
+	heap := len(m.HeapObjects())
+	assert.Equal(t, procfsText(5), readFile(t, m, "/proc/kemu_procfs"))
+	assert.Equal(t, heap, len(m.HeapObjects()), "open and close free what they allocate")
+}
+
+func readFileIn(t *testing.T, m *Machine, path string, n int) string {
+	t.Helper()
+	f, err := m.Open(path, syscall.O_RDONLY)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, f.Close()) }()
+	return readAll(t, f, n)
+}
+
+func TestProcFileOutlivesItsEntry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots the full Debian profile")
+	}
+	m := bootWith(t, "procfs")
+	f, err := m.Open("/proc/kemu_procfs", syscall.O_RDONLY)
+	require.NoError(t, err)
+	first, err := f.Read(8)
+	require.NoError(t, err)
+	assert.Equal(t, "opens: 1", string(first))
+	// /proc files hold no module reference: the module goes, the entry's release runs then.
+	require.NoError(t, m.Rmmod("procfs", false))
+	_, err = f.Read(8)
+	assert.ErrorIs(t, err, syscall.EIO)
+	require.NoError(t, f.Close())
+	_, err = m.Open("/proc/kemu_procfs", syscall.O_RDONLY)
+	assert.ErrorIs(t, err, syscall.ENOENT)
+}
+
+func TestOpenErrors(t *testing.T) {
+	m := bootDefault(t, Options{})
+	for _, path := range []string{"/dev/nothing", "/proc/nothing", "/sys/kernel/debug/x", "relative"} {
+		_, err := m.Open(path, syscall.O_RDONLY)
+		assert.ErrorIs(t, err, syscall.ENOENT, path)
+	}
+}
