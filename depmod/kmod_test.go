@@ -211,6 +211,17 @@ func TestMatchesKmod(t *testing.T) {
 			f["modules.builtin.modinfo"] = []byte("ext4.alias=fs-ext4\x00ext4.license=GPL\x00usb_common.alias=usb:v*p*d*dc[0-9]*\x00usb_common.alias=bad]\x00noalias\x00")
 			return f
 		}, nil},
+		{"odd file names", func() map[string][]byte {
+			f := hot()
+			f["extra/.hidden.ko"] = f["extra/hello.ko"]
+			f["extra/a.b.ko"] = f["extra/hot0.ko"]
+			f["extra/x-y.ko.xz"] = []byte("\xfd7zXZ\x00 but not xz data")
+			f["extra/z.ko.zst"] = []byte("\x28\xb5\x2f\xfd truncated")
+			f["extra/sub/dir/deep-name.ko"] = f["extra/consumer.ko"]
+			f["extra/plain.txt"] = []byte("not a module")
+			f["modules.order"] = []byte("extra/a.b.ko\nextra/x_y.ko\nextra/x-y.ko\nextra/sub/dir/deep-name.ko\n")
+			return f
+		}, nil},
 		{"not a module", func() map[string][]byte {
 			f := hot()
 			f["extra/junk.ko"] = []byte("this is not an ELF file")
