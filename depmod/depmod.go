@@ -100,10 +100,7 @@ func Build(opts Options) (*Index, error) {
 		byName:  map[string]*Module{},
 		symbols: map[string]*symbol{},
 	}
-	x.Dir = strings.TrimSuffix(opts.BaseDir, "/") + "/lib/modules/" + opts.Version
-	if opts.BaseDir == "" {
-		x.Dir = "/lib/modules/" + opts.Version
-	}
+	x.Dir = modulesDir(opts)
 	switch {
 	case opts.Symvers != "":
 		if err := x.loadSymvers(opts.Symvers); err != nil {
@@ -128,6 +125,11 @@ func Build(opts Options) (*Index, error) {
 		return nil, err
 	}
 	return x, nil
+}
+
+// modulesDir is BaseDir/lib/modules/Version.
+func modulesDir(opts Options) string {
+	return strings.TrimSuffix(opts.BaseDir, "/") + "/lib/modules/" + opts.Version
 }
 
 // findModules fills byName from the tree or from opts.Files.

@@ -53,7 +53,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		if c.show {
 			return 0
 		}
-		if upToDate(dirOf(opts)) {
+		if upToDate(modulesDir(opts)) {
 			return 0
 		}
 		all = true
@@ -75,10 +75,6 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-func dirOf(opts Options) string {
-	return strings.TrimSuffix(opts.BaseDir, "/") + "/lib/modules/" + opts.Version
 }
 
 // isVersionNumber is sscanf(version, "%u.%u") == 2: two numbers around a dot, leading blanks and a
