@@ -36,8 +36,8 @@ func (m *Machine) files() *vfs {
 
 // dev_t as the kernel keeps it: 12 bits of major above 20 bits of minor.
 func mkdev(major, minor uint32) uint32 { return major<<minorBits | minor }
-func devMajor(dev uint32) uint32     { return dev >> minorBits }
-func devMinor(dev uint32) uint32     { return dev & (1<<minorBits - 1) }
+func devMajor(dev uint32) uint32       { return dev >> minorBits }
+func devMinor(dev uint32) uint32       { return dev & (1<<minorBits - 1) }
 
 // miscMajor is MISC_MAJOR: every misc device is a minor of it.
 const miscMajor = 10

@@ -46,11 +46,13 @@ type seqFile struct {
 	addr uint64
 }
 
-func (s seqFile) get(field string) uint64     { return s.m.field("seq_file", field, s.addr) }
-func (s seqFile) set(field string, v uint64)   { s.m.setField("seq_file", field, s.addr, 8, v) }
-func (s seqFile) ptr(field string) uint64      { return s.addr + s.m.offset("seq_file", field) }
-func (s seqFile) op(name string) uint64        { return s.m.field("seq_operations", name, s.get("op")) }
-func (m *Machine) seqOf(file uint64) seqFile   { return seqFile{m, m.field("file", "private_data", file)} }
+func (s seqFile) get(field string) uint64    { return s.m.field("seq_file", field, s.addr) }
+func (s seqFile) set(field string, v uint64) { s.m.setField("seq_file", field, s.addr, 8, v) }
+func (s seqFile) ptr(field string) uint64    { return s.addr + s.m.offset("seq_file", field) }
+func (s seqFile) op(name string) uint64      { return s.m.field("seq_operations", name, s.get("op")) }
+func (m *Machine) seqOf(file uint64) seqFile {
+	return seqFile{m, m.field("file", "private_data", file)}
+}
 func (m *Machine) kernelAlloc(n uint64) uint64 { p, _ := m.kernel.kzalloc(n); return p }
 
 // The errnos seq_file returns.

@@ -24,9 +24,12 @@ const (
 	iocGetValue = 2<<30 | 4<<16 | 'k'<<8 | 4
 )
 
-// bootWith boots the default profile and loads the named fixtures.
+// bootWith boots the default profile and loads the named fixtures (skipped under -short).
 func bootWith(t *testing.T, names ...string) *Machine {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("boots the full Debian profile")
+	}
 	m := bootDefault(t, Options{})
 	for _, name := range names {
 		_, err := m.Insmod(fixture(t, name), "", name+".ko")
@@ -55,9 +58,6 @@ func readAll(t *testing.T, f *File, n int) string {
 func le32(v int32) []byte { return []byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)} }
 
 func TestChardevReadWriteIoctl(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots the full Debian profile")
-	}
 	m := bootWith(t, "chardev")
 	assert.Subset(t, m.Paths(), []string{"/dev/kemu_chardev", "/dev/kemu_misc", "/proc/devices", "/proc/misc"})
 
@@ -114,9 +114,6 @@ func TestChardevReadWriteIoctl(t *testing.T) {
 }
 
 func TestMiscDevice(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots the full Debian profile")
-	}
 	m := bootWith(t, "chardev")
 	f, err := m.Open("/dev/kemu_misc", syscall.O_RDWR)
 	require.NoError(t, err)
@@ -148,9 +145,6 @@ func readFile(t *testing.T, m *Machine, path string) string {
 }
 
 func TestProcDevicesListsTheRegion(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots the full Debian profile")
-	}
 	m := bootWith(t, "chardev")
 	match := regexp.MustCompile(`registered kemu_chardev as (\d+):0`).FindStringSubmatch(m.Dmesg())
 	require.NotNil(t, match, m.Dmesg())
@@ -162,9 +156,6 @@ func TestProcDevicesListsTheRegion(t *testing.T) {
 }
 
 func TestOpenDeviceHoldsItsModule(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots the full Debian profile")
-	}
 	m := bootWith(t, "chardev")
 	mod, ok := m.Registry().Find("chardev")
 	require.True(t, ok)
@@ -191,9 +182,6 @@ func TestOpenDeviceHoldsItsModule(t *testing.T) {
 }
 
 func TestBadUserPointerIsEFAULT(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots the full Debian profile")
-	}
 	m := bootWith(t, "chardev")
 	f, err := m.Open("/dev/kemu_chardev", syscall.O_RDWR)
 	require.NoError(t, err)
@@ -213,9 +201,6 @@ func procfsText(n int) string {
 }
 
 func TestProcSeqFile(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots the full Debian profile")
-	}
 	m := bootWith(t, "procfs")
 	assert.Contains(t, m.Paths(), "/proc/kemu_procfs")
 	for i, chunk := range []int{4096, 1, 7, 64} {
@@ -237,9 +222,6 @@ func readFileIn(t *testing.T, m *Machine, path string, n int) string {
 }
 
 func TestProcFileOutlivesItsEntry(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots the full Debian profile")
-	}
 	m := bootWith(t, "procfs")
 	f, err := m.Open("/proc/kemu_procfs", syscall.O_RDONLY)
 	require.NoError(t, err)
