@@ -127,9 +127,9 @@ func Build(opts Options) (*Index, error) {
 	return x, nil
 }
 
-// modulesDir is BaseDir/lib/modules/Version.
+// modulesDir is BaseDir/lib/modules/Version, spelled as kmod spells it in paths and messages.
 func modulesDir(opts Options) string {
-	return strings.TrimSuffix(opts.BaseDir, "/") + "/lib/modules/" + opts.Version
+	return opts.BaseDir + "/lib/modules/" + opts.Version // "-b DIR/" gives "DIR//lib", as in kmod
 }
 
 // findModules fills byName from the tree or from opts.Files.

@@ -274,6 +274,7 @@ func TestMatchesKmod(t *testing.T) {
 			f["extra/hot8.ko"] = hot8
 			return f
 		}, nil},
+		{"base directory with a trailing slash", func() map[string][]byte { return hot() }, []string{"-b", "BASESLASH"}},
 		{"-e without -E or -F", func() map[string][]byte { return hot() }, []string{"-e"}},
 		{"named modules only", func() map[string][]byte { return hot() }, []string{"MODULES"}},
 		{"verbose", func() map[string][]byte { return hot() }, []string{"-v"}},
@@ -304,6 +305,8 @@ func TestMatchesKmod(t *testing.T) {
 						}
 					}
 					args = append(args, conf)
+				case "BASESLASH":
+					args = append(args, base+"/")
 				case "SYMVERS":
 					args = append(args, filepath.Join(modDir, "Module.symvers"))
 				case "SYSTEM_MAP":
