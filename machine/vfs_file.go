@@ -26,7 +26,7 @@ type File struct {
 	inodeBase           uint64 // what was allocated for the inode (a proc_inode for /proc files)
 	fops                uint64 // f_op: file_operations, or proc_ops for /proc entries
 	proc                *procEntry
-	owner               *loader.Module // the module reference open took (fops->owner)
+	owners              []*loader.Module // module references open took: cdev->owner, fops->owner
 
 	text   []byte // a kernel-served /proc file's content, rendered at open
 	off    int
@@ -126,9 +126,16 @@ func (m *Machine) openChrdev(path string, flags int, dev uint32) (*File, error) 
 		m.setField("inode", "i_cdev", f.inode, 8, c.addr)
 	}
 	m.setField("file", "private_data", f.file, 8, private)
-	if err := f.pinOwner(m.field("file_operations", "owner", fops)); err != nil {
-		f.free()
-		return nil, err
+	// chrdev_open holds the cdev (cdev_get: its owner) and the operations (fops_get) while open.
+	owners := []uint64{m.field("file_operations", "owner", fops)}
+	if c, ok := v.cdevFor(dev); ok && devMajor(dev) != miscMajor && c.addr != 0 {
+		owners = append(owners, m.field("cdev", "owner", c.addr))
+	}
+	for _, owner := range owners {
+		if err := f.pinOwner(owner); err != nil {
+			f.free()
+			return nil, err
+		}
 	}
 	if err := f.callOpen(); err != nil {
 		return nil, err
@@ -244,13 +251,14 @@ func (f *File) free() {
 		}
 	}
 	f.file, f.dentry, f.inode, f.inodeBase = 0, 0, 0, 0
-	if f.owner != nil {
-		m.registry.Put(f.owner)
-		f.owner = nil
+	for _, mod := range f.owners {
+		m.registry.Put(mod)
 	}
+	f.owners = nil
 }
 
-// pinOwner is fops_get: try_module_get(fops->owner); a module being removed cannot be opened.
+// pinOwner is try_module_get(owner) for the file's lifetime; a module being removed cannot be
+// opened.
 func (f *File) pinOwner(owner uint64) error {
 	if owner == 0 {
 		return nil
@@ -260,7 +268,7 @@ func (f *File) pinOwner(owner uint64) error {
 			if !f.m.registry.Get(mod) {
 				return syscall.ENXIO
 			}
-			f.owner = mod
+			f.owners = append(f.owners, mod)
 		}
 	}
 	return nil
