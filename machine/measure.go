@@ -439,16 +439,38 @@ func sortTagResults(rows []TagResult) {
 	}
 }
 
+// ByModule is the result with the rows of each module merged into one (named by the module alone),
+// most costly first.
+func (r Result) ByModule() Result {
+	out := r
+	out.Tags = nil
+	index := map[string]int{}
+	for _, t := range r.Tags {
+		i, ok := index[t.Module]
+		if !ok {
+			i = len(out.Tags)
+			index[t.Module] = i
+			out.Tags = append(out.Tags, TagResult{Module: t.Module})
+		}
+		row := &out.Tags[i]
+		row.Instructions += t.Instructions
+		row.Counters.Add(&t.Counters)
+		row.Cycles += t.Cycles
+	}
+	sortTagResults(out.Tags)
+	return out
+}
+
 // WriteText prints the result as a table, one row per module:symbol then the total, followed by
 // the walks: their number per page size found and their paging-structure reads per level.
 func (r *Result) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "TLB model %s (costs: L2 hit %.0f, walk %.0f + %.0f per reference, cycles)\n",
 		r.TLB, r.Costs.L2Hit, r.Costs.Walk, r.Costs.WalkRef)
-	fmt.Fprintf(&b, "%-36s %10s %10s %10s %8s %8s %8s %8s %9s %8s %10s\n", "module:symbol", "insns",
+	fmt.Fprintf(&b, "%-36s %10s %10s %10s %9s %9s %9s %8s %9s %9s %10s\n", "module:symbol", "insns",
 		"fetches", "data", "iTLB miss", "dTLB miss", "STLB miss", "walks", "walk refs", "iTLB MPKI", "cycles")
 	row := func(t *TagResult) {
-		fmt.Fprintf(&b, "%-36s %10d %10d %10d %8d %8d %8d %8d %9d %8.2f %10.0f\n", t.Name(), t.Instructions,
+		fmt.Fprintf(&b, "%-36s %10d %10d %10d %9d %9d %9d %8d %9d %9.3f %10.0f\n", t.Name(), t.Instructions,
 			t.Fetches(), t.DataAccesses(), t.ITLBMisses(), t.DTLBMisses(), t.STLBMisses(),
 			t.Counters.TotalWalks(), t.Counters.TotalWalkRefs(), t.PerKiloInstructions(t.ITLBMisses()), t.Cycles)
 	}

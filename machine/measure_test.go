@@ -187,6 +187,17 @@ func TestMeasureHotChain(t *testing.T) {
 	// 128-entry iTLB, so a second run misses on none of them.
 	assert.Zero(t, r.Total.ITLBMisses())
 
+	modules := r.ByModule()
+	require.Len(t, modules.Tags, 11, "ten modules and the kernel page the call returns to")
+	var merged uint64
+	for _, row := range modules.Tags {
+		merged += row.Counters.TotalAccesses()
+		if row.Module == "hot3" {
+			assert.Equal(t, uint64((150+223+175+8)*iters), row.Instructions, "the three mixing functions and hot3_step")
+		}
+	}
+	assert.Equal(t, r.Total.Counters.TotalAccesses(), merged)
+
 	var text bytes.Buffer
 	require.NoError(t, r.WriteText(&text))
 	assert.Contains(t, text.String(), "hot0:hot_bench")
