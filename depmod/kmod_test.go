@@ -31,16 +31,19 @@ type result struct {
 	files          map[string][]byte // the index files it left in the modules directory
 }
 
-func kmodDepmod(t testing.TB) string {
+// kmodTool finds one of kmod's programs, or skips the test.
+func kmodTool(t testing.TB, name string) string {
 	t.Helper()
-	for _, p := range []string{"/usr/sbin/depmod", "/sbin/depmod"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
+	for _, dir := range []string{"/usr/sbin/", "/sbin/"} {
+		if _, err := os.Stat(dir + name); err == nil {
+			return dir + name
 		}
 	}
-	t.Skip("kmod's depmod is not installed")
+	t.Skipf("kmod's %s is not installed", name)
 	return ""
 }
+
+func kmodDepmod(t testing.TB) string { return kmodTool(t, "depmod") }
 
 // takeFiles reads and removes the index files of dir, so the next run starts from the same tree.
 func takeFiles(t testing.TB, dir string) map[string][]byte {

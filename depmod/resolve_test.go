@@ -201,16 +201,7 @@ func TestCycles(t *testing.T) {
 	assert.Equal(t, "depmod: ERROR: Cycle detected: b -> c -> b\ndepmod: ERROR: Found 2 modules in dependency cycles!\n", stderr.String())
 }
 
-func kmodModprobe(t testing.TB) string {
-	t.Helper()
-	for _, p := range []string{"/usr/sbin/modprobe", "/sbin/modprobe"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Skip("kmod's modprobe is not installed")
-	return ""
-}
+func kmodModprobe(t testing.TB) string { return kmodTool(t, "modprobe") }
 
 // matchModprobe checks Resolve against `modprobe --show-depends` (which reads the .bin indexes) for
 // each name and returns how many it compared. kmod prints a module again when a soft dependency
