@@ -219,6 +219,7 @@ func (m *Machine) handlerFailed(addr uint64, err error) error {
 	var f *Fault
 	var un *errUnimplemented
 	var bug *kernelBug
+	var kp *kernelPanic
 	switch {
 	case errors.Is(err, errTaskDied), errors.Is(err, errMachineHalted):
 		return err // a nested call already reported it
@@ -228,8 +229,8 @@ func (m *Machine) handlerFailed(addr uint64, err error) error {
 		return m.unimplementedReport(un)
 	case errors.As(err, &bug):
 		return m.bugOops(bug)
-	case errors.As(err, new(*kernelPanic)):
-		return m.panicMachine(err.(*kernelPanic))
+	case errors.As(err, &kp):
+		return m.panicMachine(kp)
 	}
 	return fmt.Errorf("kernel function at %#x: %w", addr, err)
 }
