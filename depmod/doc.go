@@ -11,8 +11,8 @@
 // files, compressed ones included, the way libkmod does.
 //
 // Build computes an Index; Write creates the files, WriteTo prints the text ones (depmod -n), Main
-// is the whole command line. DB is the modprobe side: LoadDB reads the files back (or Index.DB
-// takes them from memory), Lookup maps a name, alias or "symbol:NAME" to modules, Resolve gives the
+// is the whole command line. DB is the modprobe side: LoadDB reads the files back, Index.DB takes
+// them from memory, OpenDB picks whichever a tree has; Lookup maps a name, alias or "symbol:NAME" to modules, Resolve gives the
 // load list (dependencies first, soft dependencies around each module) and RemoveOrder the order of
 // modprobe -r.
 package depmod

@@ -95,6 +95,21 @@ func LoadDB(dir string) (*DB, error) {
 	return db, nil
 }
 
+// OpenDB is what modprobe needs for opts' tree: the written indexes when modules.dep exists, as
+// modprobe reads them, otherwise the index computed in memory (kmod's modprobe would fail there;
+// kemu runs depmod for it).
+func OpenDB(opts Options) (*DB, error) {
+	dir := modulesDir(opts)
+	if _, err := os.Stat(dir + "/modules.dep"); err == nil {
+		return LoadDB(dir)
+	}
+	x, err := Build(opts)
+	if err != nil {
+		return nil, err
+	}
+	return x.DB(), nil
+}
+
 // DB is the index as modprobe would read it once written, without going through the files.
 func (x *Index) DB() *DB {
 	db := newDB(x.Dir)

@@ -66,6 +66,16 @@ func TestResolveFixtures(t *testing.T) {
 			assert.EqualError(t, err, "Module no_such_module not found in directory "+modDir)
 		})
 	}
+	opened, err := OpenDB(Options{BaseDir: base, Version: release})
+	require.NoError(t, err)
+	assert.Equal(t, fromFiles, opened, "with modules.dep, OpenDB reads the files")
+	require.NoError(t, os.Remove(filepath.Join(modDir, "modules.dep")))
+	opened, err = OpenDB(Options{BaseDir: base, Version: release, ConfigPaths: []string{}})
+	require.NoError(t, err)
+	loads, err := opened.Resolve("hot8")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"hot9", "hot8"}, loadNames(loads), "without modules.dep, OpenDB computes the index")
+
 	order, err := fromFiles.RemoveOrder("hot2")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"hot2", "hot9", "hot8", "hot7", "hot6", "hot5", "hot4", "hot3"}, order)
