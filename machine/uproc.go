@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"syscall"
 
+	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
+
 	"kemu/mmu"
 )
 
@@ -122,4 +124,138 @@ func (m *Machine) copyPrefix(dst, src, n uint64) uint64 {
 		done += k
 	}
 	return done
+}
+
+// The uaccess functions modules call out of line: get_user/put_user (arch/x86/lib/getuser.S and
+// putuser.S, with their own register conventions), strncpy_from_user, strnlen_user and
+// clear_user. copy_to_user and copy_from_user are in handlers_dev.go.
+func init() {
+	for _, size := range []uint64{1, 2, 4, 8} {
+		register(fmt.Sprintf("__get_user_%d", size), hGetUser(size, true))
+		register(fmt.Sprintf("__get_user_nocheck_%d", size), hGetUser(size, false))
+		register(fmt.Sprintf("__put_user_%d", size), hPutUser(size, true))
+		register(fmt.Sprintf("__put_user_nocheck_%d", size), hPutUser(size, false))
+	}
+	register("strncpy_from_user", hStrncpyFromUser)
+	register("strnlen_user", hStrnlenUser)
+	register("clear_user", hClearUser)
+	register("__clear_user", hClearUser)
+}
+
+// hGetUser is __get_user_N: the address in rax; rax returns 0 or -EFAULT and rdx the value
+// (zeroed on a fault). The nocheck variants skip access_ok: only the access itself can fail.
+func hGetUser(size uint64, check bool) Handler {
+	return func(m *Machine, t *Trap) (uint64, error) {
+		addr := m.reg(uc.X86_REG_RAX)
+		var b [8]byte
+		if (check && !accessOK(addr, size)) || m.ReadAt(b[:size], addr) != nil {
+			m.setReg(uc.X86_REG_RDX, 0)
+			return negErrno(syscall.EFAULT), nil
+		}
+		v := uint64(0)
+		for i := size; i > 0; i-- {
+			v = v<<8 | uint64(b[i-1])
+		}
+		m.setReg(uc.X86_REG_RDX, v)
+		return 0, nil
+	}
+}
+
+// hPutUser is __put_user_N: the value in rax, the address in rcx; rcx returns 0 or -EFAULT and
+// rax is preserved (the caller's asm lists it as an input only).
+func hPutUser(size uint64, check bool) Handler {
+	return func(m *Machine, t *Trap) (uint64, error) {
+		v, addr := m.reg(uc.X86_REG_RAX), m.reg(uc.X86_REG_RCX)
+		var b [8]byte
+		for i := uint64(0); i < size; i++ {
+			b[i] = byte(v >> (8 * i))
+		}
+		status := uint64(0)
+		if (check && !accessOK(addr, size)) || m.WriteAt(b[:size], addr) != nil {
+			status = negErrno(syscall.EFAULT)
+		}
+		m.setReg(uc.X86_REG_RCX, status)
+		return v, nil
+	}
+}
+
+// userString reads the user string at src, at most n bytes: the bytes before the NUL, whether a
+// NUL ended it, and whether a fault (or access_ok) stopped the read.
+func (m *Machine) userString(src, n uint64) (s []byte, terminated, faulted bool) {
+	if src >= userEnd {
+		return nil, false, true
+	}
+	n = min(n, userEnd-src)
+	for len(s) < int(n) {
+		addr := src + uint64(len(s))
+		k := min(n-uint64(len(s)), pageDown(addr)+pageSize-addr)
+		chunk := make([]byte, k)
+		if m.ReadAt(chunk, addr) != nil {
+			return s, false, true
+		}
+		for i, c := range chunk {
+			if c == 0 {
+				return append(s, chunk[:i]...), true, false
+			}
+		}
+		s = append(s, chunk...)
+	}
+	return s, false, false
+}
+
+// strncpy_from_user(dst, src, count): the string's length when it ends within count (the NUL is
+// copied too), count when it does not, -EFAULT on a fault.
+func hStrncpyFromUser(m *Machine, t *Trap) (uint64, error) {
+	dst, src, count := t.Arg(0), t.Arg(1), t.Arg(2)
+	if int64(count) <= 0 {
+		return 0, nil
+	}
+	s, terminated, faulted := m.userString(src, count)
+	if faulted {
+		return negErrno(syscall.EFAULT), nil
+	}
+	if terminated {
+		s = append(s, 0)
+	}
+	if err := m.WriteAt(s, dst); err != nil {
+		return 0, err
+	}
+	if terminated {
+		return uint64(len(s) - 1), nil
+	}
+	return count, nil
+}
+
+// strnlen_user(src, count): the size including the NUL, more than count when there is none
+// within it, 0 on a fault.
+func hStrnlenUser(m *Machine, t *Trap) (uint64, error) {
+	src, count := t.Arg(0), t.Arg(1)
+	if int64(count) <= 0 {
+		return 0, nil
+	}
+	s, terminated, faulted := m.userString(src, count)
+	switch {
+	case faulted:
+		return 0, nil
+	case terminated:
+		return uint64(len(s)) + 1, nil
+	}
+	return count + 1, nil
+}
+
+// clear_user(to, n): zeroes user memory, returning how many bytes it could not clear.
+func hClearUser(m *Machine, t *Trap) (uint64, error) {
+	to, n := t.Arg(0), t.Arg(1)
+	if !accessOK(to, n) {
+		return n, nil
+	}
+	done := uint64(0)
+	for done < n {
+		k := min(n-done, pageDown(to+done)+pageSize-(to+done))
+		if m.Fill(to+done, 0, k) != nil {
+			break
+		}
+		done += k
+	}
+	return n - done, nil
 }
