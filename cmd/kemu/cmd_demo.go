@@ -76,4 +76,6 @@ func writeMachineSummary(w io.Writer, m *machine.Machine) {
 		fmt.Fprintf(w, " %d", n)
 	}
 	fmt.Fprintln(w)
+
+	writeDemoTLB(w, m) // cmd_measure.go: loads the hot chain and measures it, so it comes last
 }
