@@ -38,9 +38,8 @@ const readChunk = 128 << 10
 // open opens path for the session's user process.
 func (s *Session) open(path string, flags int) (file, error) {
 	if text, ok := s.servedFile(path); ok {
-		if flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 {
-			return nil, syscall.EACCES // the registry's /proc files are 0444
-		}
+		// The files are 0444, but root may open them for writing (CAP_DAC_OVERRIDE); procfs then
+		// fails the write itself, as they have no proc_write.
 		return &textFile{text: text}, nil
 	}
 	return openMachineFile(s.m, path, flags)
@@ -67,7 +66,8 @@ func (s *Session) kallsyms() string {
 	return b.String()
 }
 
-// textFile is a read-only file with fixed content, read sequentially.
+// textFile is a /proc file with fixed content, read sequentially; writing it fails as pde_write does
+// for an entry without proc_write (EIO).
 type textFile struct {
 	text string
 	off  int
@@ -82,7 +82,7 @@ func (f *textFile) Read(n int) ([]byte, error) {
 	f.off = end
 	return b, nil
 }
-func (f *textFile) Write([]byte) (int, error)                      { return 0, syscall.EBADF }
+func (f *textFile) Write([]byte) (int, error)                      { return 0, syscall.EIO }
 func (f *textFile) Ioctl(uint64, uint64) (int64, error)            { return 0, syscall.ENOTTY }
 func (f *textFile) IoctlBuf(uint64, []byte) (int64, []byte, error) { return 0, nil, syscall.ENOTTY }
 func (f *textFile) Close() error                                   { return nil }

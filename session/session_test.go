@@ -72,7 +72,7 @@ func TestCommandStatus(t *testing.T) {
 		{"modprobe no args", nil, "modprobe", "modprobe: ERROR: missing parameters. See -h.\n", 1},
 		{"cat missing", nil, "cat /proc/nosuch", "cat: /proc/nosuch: No such file or directory\n", 1},
 		{"echo", nil, `echo -n "a  b" c`, "a  b c", 0},
-		{"echo to registry file", nil, "echo 1 > /proc/modules", "bash: /proc/modules: Permission denied\n", 1},
+		{"echo to registry file", nil, "echo 1 > /proc/modules", "bash: echo: write error: Input/output error\n", 1},
 		{"echo missing target", nil, "echo 1 >", "bash: syntax error near unexpected token `newline'\n", 2},
 		{"sleep bad", nil, "sleep soon", "sleep: invalid time interval 'soon'\n", 1},
 		{"unknown command", nil, "reboot", "reboot: command not found\n", 127},
@@ -80,7 +80,7 @@ func TestCommandStatus(t *testing.T) {
 		{"dmesg bad option", nil, "dmesg -x", "dmesg: invalid option -- 'x'\n", 1},
 		{"exec open", nil, "exec 3< /proc/modules", "", 0},
 		{"exec missing", nil, "exec 3<> /dev/nosuch", "bash: /dev/nosuch: No such file or directory\n", 1},
-		{"exec read-only", nil, "exec 3> /proc/modules", "bash: /proc/modules: Permission denied\n", 1},
+		{"exec for writing", nil, "exec 3> /proc/modules", "", 0},
 		{"exec close unopened", nil, "exec 4>&-", "", 0},
 		{"exec no redirection", nil, "exec ls", "usage: exec N< PATH | exec N> PATH | exec N<> PATH | exec N>&-\n", 1},
 	}

@@ -1,14 +1,16 @@
 package session
 
 import (
-	"syscall"
-
 	"kemu/machine"
 )
 
 // openMachineFile opens path through the machine's files of user processes (DEVELOPERS.md, "files
-// opened by an emulated user process"). Until the machine serves them, no device, /proc or /sys
-// entry of a module can be opened: every path but the session's own /proc files is ENOENT.
+// opened by an emulated user process"): device nodes, the modules' /proc entries and the kernel's own
+// /proc files. The machine builds the struct file, takes the module reference and calls ->open.
 func openMachineFile(m *machine.Machine, path string, flags int) (file, error) {
-	return nil, syscall.ENOENT
+	f, err := m.Open(path, flags)
+	if err != nil {
+		return nil, err // a nil *machine.File must not become a non-nil file
+	}
+	return f, nil
 }
