@@ -136,20 +136,12 @@ func hKfreeArg0(m *Machine, t *Trap) (uint64, error) {
 // userEnd is TASK_SIZE_MAX: the end of the user half of the address space.
 const userEnd = 0x00007ffffffff000
 
-// The machine has no user address space mapped, so every user copy fails in full. _copy_from_user
-// zeroes the destination it could not fill, as the kernel does.
+// User copies go through the user process's address space (uproc.go): access_ok, then the user
+// mappings; the result is the count of bytes not copied.
 func hCopyFromUser(m *Machine, t *Trap) (uint64, error) {
-	to, from, n := t.Arg(0), t.Arg(1), t.Arg(2)
-	if from >= userEnd || from+n > userEnd || from+n < from || m.Copy(to, from, n) != nil {
-		return n, m.Fill(to, 0, n)
-	}
-	return 0, nil
+	return m.copyFromUser(t.Arg(0), t.Arg(1), t.Arg(2))
 }
 
 func hCopyToUser(m *Machine, t *Trap) (uint64, error) {
-	to, from, n := t.Arg(0), t.Arg(1), t.Arg(2)
-	if to >= userEnd || to+n > userEnd || to+n < to || m.Copy(to, from, n) != nil {
-		return n, nil
-	}
-	return 0, nil
+	return m.copyToUser(t.Arg(0), t.Arg(1), t.Arg(2)), nil
 }
