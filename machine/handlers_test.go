@@ -164,3 +164,19 @@ func TestBulkMemoryIsBoundedAndOverlapSafe(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, p, "kmemdup of a terabyte fails its allocation: NULL")
 }
+
+func TestKfreeRCUForms(t *testing.T) {
+	m := newTestMachine(t, Options{})
+	a, err := m.slab.Kmalloc(64, callerForTest, true)
+	require.NoError(t, err)
+	b, err := m.slab.Kmalloc(64, callerForTest, true)
+	require.NoError(t, err)
+	_, err = hKvfreeCallRCU(m, &Trap{m: m, regs: [6]uint64{0, a}}) // kvfree_rcu(a)
+	require.NoError(t, err)
+	_, err = hKvfreeCallRCU(m, &Trap{m: m, regs: [6]uint64{b + 16, 16}}) // kfree_rcu(b, rcu) with rcu at 16
+	require.NoError(t, err)
+	for _, p := range []uint64{a, b} {
+		_, err := m.slab.Ksize(p)
+		assert.Error(t, err, "%#x was freed", p)
+	}
+}
