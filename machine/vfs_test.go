@@ -245,3 +245,26 @@ func TestOpenErrors(t *testing.T) {
 		assert.ErrorIs(t, err, syscall.ENOENT, path)
 	}
 }
+
+func TestOopsInAFileMethod(t *testing.T) {
+	m := bootWith(t, "chardev")
+	// A misc device whose ->read jumps into unmapped kernel memory.
+	fops, err := m.kernel.kzalloc(m.offset("file_operations", "release") + 8)
+	require.NoError(t, err)
+	m.setField("file_operations", "read", fops, 8, m.layout.directMap+1<<40)
+	misc, err := m.kernel.kzalloc(128)
+	require.NoError(t, err)
+	m.setField("miscdevice", "fops", misc, 8, fops)
+	m.files().addMisc(&miscEntry{addr: misc, minor: 42, name: "broken", node: "broken"})
+
+	f, err := m.Open("/dev/broken", syscall.O_RDONLY)
+	require.NoError(t, err)
+	_, err = f.Read(16)
+	assert.ErrorIs(t, err, ErrKilled)
+	assert.ErrorIs(t, err, syscall.EFAULT)
+	assert.Contains(t, m.Dmesg(), "BUG: unable to handle page fault")
+	assert.Contains(t, m.Dmesg(), fmt.Sprintf("CPU: 0 PID: %d Comm: cat", userPID), "the oops names the user process")
+	require.NoError(t, f.Close())
+
+	assert.Equal(t, "kemu misc device\n", readFile(t, m, "/dev/kemu_misc"), "the machine goes on")
+}
