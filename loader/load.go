@@ -272,6 +272,23 @@ func (info *loadInfo) checkModstructVersion() error {
 	return nil
 }
 
+// writeState stores the module's state in its struct module, as mod->state = MODULE_STATE_COMING does,
+// and records where it is (StateAddr) so the caller can follow the later transitions in guest memory.
+// The offset of the field comes from BTF; it is 0 in every kernel layout when BTF is unavailable.
+func (info *loadInfo) writeState() {
+	m := info.mod
+	var off uint64
+	if st, err := info.k.prof.Struct("module"); err == nil {
+		if o, err := st.Offset("state"); err == nil {
+			off = o
+		}
+	}
+	if b, ok := m.readAt(m.ThisModule+off, 4); ok {
+		le.PutUint32(b, uint32(m.State))
+		m.StateAddr = m.ThisModule + off
+	}
+}
+
 // sameMagic is same_magic(): with modversions only the part from the first space on is compared.
 func sameMagic(a, b string, hasCRCs bool) bool {
 	if hasCRCs {
@@ -447,5 +464,6 @@ func (info *loadInfo) completeFormation() error {
 	}
 	m.State = Coming
 	m.refcnt = 1 // the init reference: module_refcount() reads 1 until init finishes
+	info.writeState()
 	return nil
 }

@@ -69,6 +69,10 @@ func TestLoadHello(t *testing.T) {
 	assert.Equal(t, []string{"text", "rodata", "data"}, classes(m.Core.Ranges))
 	assert.Equal(t, []string{"text", "data"}, classes(m.Init.Ranges), "init has .init.text, .init.data and the symbol tables")
 	assert.Equal(t, "hello", cstring(symbolBytes(t, m, "__this_module", 24+56)[24:], 0), "struct module's name")
+	state, ok := m.readAt(m.StateAddr, 4)
+	require.True(t, ok)
+	assert.Equal(t, m.ThisModule, m.StateAddr, "state is struct module's first field")
+	assert.Equal(t, []byte{byte(Coming), 0, 0, 0}, state)
 }
 
 func classes(rs []Range) []string {

@@ -221,6 +221,7 @@ type Module struct {
 	Sections   []Section
 
 	ThisModule uint64 // address of the module's struct module (.gnu.linkonce.this_module)
+	StateAddr  uint64 // address of its state field (holds COMING in the bytes Load returns; the caller writes LIVE/GOING)
 	InitFunc   uint64 // init_module(), 0 when the module has none
 	ExitFunc   uint64 // cleanup_module(), 0 when the module has none
 
