@@ -186,3 +186,33 @@ func TestPlacementOrdering(t *testing.T) {
 	assert.Greater(t, sky.DTLBMisses(), 10*zen.DTLBMisses(), "Zen 2's fully associative dTLB holds them")
 	assert.Greater(t, sky.Cycles, zen.Cycles)
 }
+
+// BenchmarkMeasureOverhead is what watching costs: hot_bench(hotIters) on the vmalloc machine with
+// no hooks, and under one TLB model (block, load/store and fetch-fault hooks, Unicorn's slow memory
+// path). Both report guest instructions per second (the count from a measured run).
+func BenchmarkMeasureOverhead(b *testing.B) {
+	h := bootHotChain("vmalloc")
+	if h.err != nil {
+		b.Fatal(h.err)
+	}
+	b.Cleanup(func() { h.m.Close() })
+	rs, err := h.run(tlb.Skylake())
+	if err != nil {
+		b.Fatal(err)
+	}
+	insns := rs[0].Total.Instructions
+	for _, measured := range []bool{false, true} {
+		b.Run(fmt.Sprintf("measured=%v", measured), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if measured {
+					if _, err := h.run(tlb.Skylake()); err != nil {
+						b.Fatal(err)
+					}
+				} else if sum, err := h.m.Call(h.bench, hotIters); err != nil || sum != hotChecksum {
+					b.Fatalf("hot_bench(%d) = %#x, %v", hotIters, sum, err)
+				}
+			}
+			b.ReportMetric(float64(insns)*float64(b.N)/b.Elapsed().Seconds(), "ginsn/s")
+		})
+	}
+}
