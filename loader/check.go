@@ -2,7 +2,6 @@ package loader
 
 import (
 	"bufio"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -232,7 +231,7 @@ func parallel(n int, fn func(i int) error) error {
 				if err := fn(i); err != nil {
 					mu.Lock()
 					if first == nil {
-						first = fmt.Errorf("%w", err)
+						first = err
 					}
 					mu.Unlock()
 				}
