@@ -8,8 +8,8 @@ import (
 	"kemu/profile"
 )
 
-// layout is where the machine puts what the kernel image does not place itself; the regions are those
-// of x86-64 Linux with 4-level paging (Documentation/arch/x86/x86_64/mm.rst).
+// layout is the kernel address-space layout the machine's data and checks refer to: the mmu's
+// (x86-64 with 4-level paging, Documentation/arch/x86/x86_64/mm.rst), named once here.
 type layout struct {
 	directMap   uint64 // page_offset_base
 	vmallocBase uint64 // vmalloc_base
@@ -21,12 +21,12 @@ type layout struct {
 
 func defaultLayout() layout {
 	return layout{
-		directMap:   0xffff888000000000,
-		vmallocBase: 0xffffc90000000000,
-		vmemmapBase: 0xffffea0000000000,
-		kernelMap:   0xffffffff80000000,
-		modules:     0xffffffffc0000000,
-		modulesEnd:  0xffffffffff000000,
+		directMap:   mmu.PageOffsetBase,
+		vmallocBase: mmu.VmallocStart,
+		vmemmapBase: mmu.VmemmapBase,
+		kernelMap:   mmu.StartKernelMap,
+		modules:     mmu.ModulesVaddr,
+		modulesEnd:  mmu.ModulesEnd,
 	}
 }
 
