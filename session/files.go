@@ -11,10 +11,9 @@ import (
 	"syscall"
 )
 
-// cat, echo > FILE and ioctl: the session's user process opening files. The registry's /proc files
-// (/proc/modules, /proc/kallsyms) are served by the session from the loader's registry; every other
-// path goes to the machine's files of user processes (devices, /proc and /sys entries modules
-// created), see openMachineFile.
+// cat, echo > FILE, ioctl and exec: the session's user process opening files, through the machine's
+// files of user processes (device nodes, the modules' /proc entries, the kernel's own /proc files),
+// see openMachineFile.
 
 // file is an open file of the emulated user process.
 type file interface {
@@ -37,55 +36,8 @@ const readChunk = 128 << 10
 
 // open opens path for the session's user process.
 func (s *Session) open(path string, flags int) (file, error) {
-	if text, ok := s.servedFile(path); ok {
-		// The files are 0444, but root may open them for writing (CAP_DAC_OVERRIDE); procfs then
-		// fails the write itself, as they have no proc_write.
-		return &textFile{text: text}, nil
-	}
 	return openMachineFile(s.m, path, flags)
 }
-
-// servedFile is the content of the /proc files the session renders from the loader's registry.
-func (s *Session) servedFile(path string) (string, bool) {
-	switch path {
-	case "/proc/modules":
-		return s.m.Registry().ProcModules(), true
-	case "/proc/kallsyms":
-		return s.kallsyms(), true
-	}
-	return "", false
-}
-
-// kallsyms is /proc/kallsyms as root reads it: the kernel's symbols (System.map) then the modules'.
-func (s *Session) kallsyms() string {
-	var b strings.Builder
-	for _, sym := range s.prof.Symbols {
-		fmt.Fprintf(&b, "%016x %c %s\n", sym.Addr, sym.Type, sym.Name)
-	}
-	b.WriteString(s.m.Registry().Kallsyms())
-	return b.String()
-}
-
-// textFile is a /proc file with fixed content, read sequentially; writing it fails as pde_write does
-// for an entry without proc_write (EIO).
-type textFile struct {
-	text string
-	off  int
-}
-
-func (f *textFile) Read(n int) ([]byte, error) {
-	if f.off >= len(f.text) {
-		return nil, io.EOF
-	}
-	end := min(f.off+n, len(f.text))
-	b := []byte(f.text[f.off:end])
-	f.off = end
-	return b, nil
-}
-func (f *textFile) Write([]byte) (int, error)                      { return 0, syscall.EIO }
-func (f *textFile) Ioctl(uint64, uint64) (int64, error)            { return 0, syscall.ENOTTY }
-func (f *textFile) IoctlBuf(uint64, []byte) (int64, []byte, error) { return 0, nil, syscall.ENOTTY }
-func (f *textFile) Close() error                                   { return nil }
 
 // cat is coreutils' cat: each file's content in turn; "cat: PATH: REASON" for one it cannot read.
 func (s *Session) cat(out *output, args []string) int {

@@ -28,6 +28,9 @@ type Report struct {
 	// Registrations is the kernel objects the kernel created on modules' behalf and still holds
 	// (classes, devices, proc entries), as "struct@address from module:function+offset".
 	Registrations []string `json:"registrations"`
+	// Files is every path a user process can open at the end (device nodes, the modules' /proc
+	// entries, the kernel's own /proc files), sorted.
+	Files []string `json:"files"`
 	// PendingTimers and QueuedWork count the timers still armed and work items not yet run.
 	PendingTimers int `json:"pending_timers"`
 	QueuedWork    int `json:"queued_work"`
@@ -112,6 +115,7 @@ func (s *Session) Report() *Report {
 		Unimplemented: apiCalls(s.m.Unimplemented()),
 		Unloaded:      nonNil(s.removed),
 		Registrations: nonNil(s.m.KernelObjects()),
+		Files:         nonNil(s.m.Paths()),
 		PendingTimers: timers,
 		QueuedWork:    work,
 		Problems:      nonNil(s.problems),
