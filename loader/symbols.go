@@ -169,6 +169,7 @@ func (info *loadInfo) simplifySymbols() error {
 			s.Value += info.addr[s.Shndx]
 		}
 	}
+	info.writeSymbolValues()
 	if fail.first == nil {
 		return nil
 	}
@@ -188,3 +189,19 @@ func (info *loadInfo) simplifySymbols() error {
 // FindExport looks an exported symbol up as find_symbol() does for __symbol_get(): vmlinux first, then
 // the formed modules. Owner is nil for vmlinux exports.
 func (k *Kernel) FindExport(name string) (Export, bool) { return k.findSymbol(name, true) }
+
+// writeSymbolValues mirrors simplify_symbols' in-place update: the kernel rewrites st_value in the symbol
+// table that move_module() copied to the init region, so kallsyms reads final addresses from it.
+func (info *loadInfo) writeSymbolValues() {
+	p := info.place[info.idxSym]
+	if !p.ok {
+		return
+	}
+	r := info.mod.region(p.region)
+	tab := r.Bytes[p.off : p.off+info.f.secs[info.idxSym].Size]
+	for i := range info.syms {
+		if off := i*symSize + 8; off+8 <= len(tab) {
+			le.PutUint64(tab[off:], info.syms[i].Value)
+		}
+	}
+}

@@ -131,3 +131,50 @@ func TestModinfoTaints(t *testing.T) {
 		})
 	}
 }
+
+func TestInitSymtabCopy(t *testing.T) {
+	k, _ := testKernel(t, nil)
+	m, err := k.Load(fixture(t, "hello"), LoadOptions{})
+	require.NoError(t, err)
+	f, err := parseELF(fixture(t, "hello"))
+	require.NoError(t, err)
+	symIdx := 0
+	for i, s := range f.secs {
+		if s.Type == shtSymtab {
+			symIdx = i
+		}
+	}
+	syms, _, err := f.symbols(symIdx)
+	require.NoError(t, err)
+	// The init region holds the symbol table with final values, as the kernel's copy does after
+	// simplify_symbols; check a defined and an undefined symbol.
+	initFn, _ := m.Lookup("init_module")
+	printk, ok := k.prof.Lookup("_printk")
+	require.True(t, ok)
+	// Find the copy by its sequence of name offsets (symbol tables are 8-byte aligned).
+	var tab []byte
+	for o := 0; o+len(syms)*symSize <= len(m.Init.Bytes); o += 8 {
+		cand := m.Init.Bytes[o : o+len(syms)*symSize]
+		match := true
+		for i, s := range syms {
+			if le.Uint32(cand[i*symSize:]) != s.NameOff {
+				match = false
+				break
+			}
+		}
+		if match {
+			tab = cand
+			break
+		}
+	}
+	require.NotNil(t, tab, "symbol table copy in the init region")
+	for i, s := range syms {
+		v := le.Uint64(tab[i*symSize+8:])
+		switch s.Name {
+		case "init_module":
+			assert.Equal(t, initFn.Addr, v)
+		case "_printk":
+			assert.Equal(t, printk.Addr, v)
+		}
+	}
+}
