@@ -420,3 +420,19 @@ func TestRandomCodeNeverPanicsTheHost(t *testing.T) {
 		m.Close()
 	}
 }
+
+// BenchmarkTrapLoop is 1000 kernel calls (msleep(0)) from one call into module code: the cost of one
+// trap (CPU stop, Go handler, CPU restart) without Call's setup.
+func BenchmarkTrapLoop(b *testing.B) {
+	benchCalls(b, func(a *asm) {
+		a.raw(0x53)                   // push rbx
+		a.raw(0xbb, 0xe8, 0x03, 0, 0) // mov ebx, 1000
+		loop := a.pc()
+		a.movRDI(0)
+		a.call(kMsleep)
+		a.raw(0xff, 0xcb) // dec ebx
+		a.rel32([]byte{0x0f, 0x85}, loop)
+		a.raw(0x5b, 0xc3) // pop rbx; ret
+	})
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/trap")
+}
