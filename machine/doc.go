@@ -23,6 +23,13 @@
 //     delays or idles (Idle runs queued work and fires timers in expiry order).
 //
 // No guest input may panic the host: guest memory is only touched through checked accessors that
-// return *Fault, and handler panics are recovered at the dispatch boundary (dispatch.go) and reported
-// as kernel oopses.
+// return *Fault, bulk operations run in bounded chunks, and handler panics are recovered at the
+// dispatch boundary (dispatch.go) and reported as errors.
+//
+// Where things are: cpu.go (Machine, Options, the mmu.Mirror over Unicorn), run.go (Call, the run
+// loop, the watchdog), dispatch.go (handler registry, Trap, call records), image.go and hot.go (the
+// kernel image, the thunk pages), percpu.go (GS, current task, stack), insmod.go and patch.go
+// (loading, load-time text patching, unloading), oops.go, bug.go, orc.go, locate.go (crash reports),
+// timers.go (timers, work, Idle), log.go (printk over the printk package), guestmem.go (checked
+// guest memory), handlers_*.go (the emulated kernel API, by subject).
 package machine
