@@ -44,6 +44,9 @@ import (
 //     full; with the fault rare, the count is exact for the code that ran.
 //   - Data accesses are what Unicorn reports: string instructions and pushes/pops as their elements,
 //     locked operations as a read and a write.
+//   - The models see no TLB shootdowns: a page-table change while measuring (a module unloaded, an
+//     area freed, rights changed) leaves their cached translations in place, as if the kernel had
+//     not flushed. Measure spans over which the measured code's mappings stay put.
 //   - Attribution is cached by block address for one Start..Stop span: a module unloaded and another
 //     loaded at the same address during a span keeps the first one's names.
 //
