@@ -55,9 +55,6 @@ func strerror(err error) string {
 	return strings.ToUpper(s[:1]) + s[1:]
 }
 
-// readHostModule reads a module file from the host, decompressing it.
-func readHostModule(path string) ([]byte, error) { return loader.ReadFile(path) }
-
 func (s *Session) insmod(out *output, args []string) int {
 	if len(args) == 0 {
 		out.errorf("insmod: ERROR: missing filename.\n")

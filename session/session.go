@@ -26,6 +26,7 @@ import (
 	"sort"
 	"strings"
 
+	"kemu/loader"
 	"kemu/machine"
 	"kemu/profile"
 )
@@ -37,9 +38,6 @@ type Options struct {
 	// Tree is the module directory modprobe searches; nil means the fixtures embedded in kemu, as the
 	// module directory of the profile's release.
 	Tree *Tree
-	// ReadFile reads the module files insmod is given. nil means the host file system, falling back to
-	// the tree's file of that name for a bare file name ("insmod hello.ko" finds the embedded fixture).
-	ReadFile func(path string) ([]byte, error)
 }
 
 // Record is one command the session executed.
@@ -231,12 +229,11 @@ func (o *output) emit(w io.Writer, text string) {
 	}
 }
 
-// readModuleFile reads the file insmod was given.
+// readModuleFile reads the file insmod was given from the host, decompressed. A bare file name the
+// host does not have is looked for in the module tree, so "insmod hello.ko" finds the embedded
+// fixture.
 func (s *Session) readModuleFile(path string) ([]byte, error) {
-	if s.opts.ReadFile != nil {
-		return s.opts.ReadFile(path)
-	}
-	image, err := readHostModule(path)
+	image, err := loader.ReadFile(path)
 	if err != nil && os.IsNotExist(err) && !strings.Contains(path, "/") {
 		if image, ok := s.tree.File(path); ok {
 			return image, nil
