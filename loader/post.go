@@ -205,6 +205,7 @@ func (info *loadInfo) buildKallsyms() {
 	}
 	livepatch := m.Taints&TaintLivepatch != 0
 	m.kallsymNames = info.strtab
+	info.writeCoreKallsyms(livepatch)
 	for i := 1; i < len(info.syms); i++ {
 		s := &info.syms[i]
 		if s.Name == "" { // s_show() skips nameless symbols
@@ -226,5 +227,35 @@ func (info *loadInfo) buildKallsyms() {
 			continue
 		}
 		m.Symbols = append(m.Symbols, Symbol{Name: s.Name, Addr: s.Value, Size: s.Size, Type: typ, Init: p.ok && p.region == InitRegion})
+	}
+}
+
+// writeCoreKallsyms fills the space layout_symtab() reserved at the end of the core region as
+// add_kallsyms() does: the core symbols (Elf64_Sym with st_name rebased), their names and type letters,
+// which kallsyms reads once the init region is gone.
+func (info *loadInfo) writeCoreKallsyms(livepatch bool) {
+	core := info.mod.Core.Bytes
+	if uint64(len(core)) < info.coreTypeoffs {
+		return
+	}
+	dst, names, types := info.symoffs, info.stroffs, info.coreTypeoffs
+	for i := range info.syms {
+		s := &info.syms[i]
+		if i != 0 && !livepatch && !info.isCoreSymbol(s) {
+			continue
+		}
+		if dst+symSize > info.stroffs || names+uint64(len(s.Name))+1 > info.coreTypeoffs || types >= uint64(len(core)) {
+			return // cannot happen: layout_symtab counted the same symbols
+		}
+		e := core[dst : dst+symSize]
+		le.PutUint32(e[0:], uint32(names-info.stroffs))
+		e[4], e[5] = s.Info, 0
+		le.PutUint16(e[6:], s.Shndx)
+		le.PutUint64(e[8:], s.Value)
+		le.PutUint64(e[16:], s.Size)
+		copy(core[names:], s.Name)
+		core[names+uint64(len(s.Name))] = 0
+		core[types] = info.elfType(s)
+		dst, names, types = dst+symSize, names+uint64(len(s.Name))+1, types+1
 	}
 }

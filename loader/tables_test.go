@@ -178,3 +178,21 @@ func TestInitSymtabCopy(t *testing.T) {
 		}
 	}
 }
+
+func TestCoreKallsymsCopy(t *testing.T) {
+	k, _ := testKernel(t, nil)
+	m, err := k.Load(fixture(t, "producer"), LoadOptions{})
+	require.NoError(t, err)
+	// The copy sits at the end of the core region: find the entry of producer_add by its value.
+	add, _ := m.Lookup("producer_add")
+	core := m.Core.Bytes
+	found := false
+	for o := 0; o+symSize <= len(core); o += 8 {
+		if le.Uint64(core[o+8:]) == add.Addr && le.Uint64(core[o+16:]) == add.Size && core[o+4]&0xf == sttFunc {
+			found = true
+			assert.Greater(t, uint64(o), m.Core.Size/2, "in the kallsyms area at the end of core")
+		}
+	}
+	assert.True(t, found, "core kallsyms copy holds producer_add")
+	assert.Equal(t, 2, bytes.Count(core, []byte("\x00producer_add\x00")), "its name: once in __ksymtab_strings, once in the kallsyms names")
+}
