@@ -41,11 +41,13 @@
 //
 // # What the loader models and what it leaves out
 //
-// Layout follows layout_sections() and layout_symtab(): the space for kallsyms' copy of the core
-// symbols is reserved at the end of the core region (so sizes match the kernel's) but not written;
-// Module.Symbols is that view. module_finalize()'s code patching (alternatives, retpoline and
-// return-thunk sites) is not applied: the text keeps its calls to the thunks, which the machine
-// provides. Struct layouts (kernel_param and friends) come from the profile's BTF.
+// Layout follows layout_sections() and layout_symtab(): the init region ends with the symbol and
+// string tables (symbol values resolved, as simplify_symbols leaves them), the core region with
+// add_kallsyms' copy of the core symbols, so sizes and contents match the kernel's; the struct
+// mod_kallsyms and init type table are sized but left zero. Module.Symbols and Kallsyms are the Go
+// views. module_finalize()'s code patching (alternatives, retpoline and return-thunk sites) is not
+// applied: the text keeps its calls to the thunks, which the machine provides. Struct layouts
+// (kernel_param, module) come from the profile's BTF.
 //
 // # Errors
 //

@@ -100,8 +100,7 @@ const (
 
 // layoutSymtab is layout_symtab(): the full symbol and string tables go at the end of the init region
 // (kallsyms during init), and room for the core symbols' copy (symbols, names, type letters) at the end of
-// the core region, where kallsyms finds them after init. kemu reserves the space, so region sizes and
-// /proc/modules sizes match the kernel's, but does not write the copy: Module.Symbols is the kallsyms view.
+// the core region, where kallsyms finds them after init (writeCoreKallsyms fills it).
 func (info *loadInfo) layoutSymtab() error {
 	f := info.f
 	sym, str := &f.secs[info.idxSym], &f.secs[info.idxStr]
