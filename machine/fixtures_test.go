@@ -223,6 +223,7 @@ func TestFaultFixtures(t *testing.T) {
 			"#PF: error_code(0x0000) - not-present page",
 			"Oops: 0000 [#1] PREEMPT SMP NOPTI",
 			"CPU: 0 PID: 0 Comm: swapper/0 Tainted: G           OE      6.1.0-56-amd64 #1",
+			" <IRQ>",
 			"Modules linked in: fault_uaf_init(OE)",
 		}},
 		{fixture: "fault_usercopy", lines: []string{

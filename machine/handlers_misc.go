@@ -193,10 +193,11 @@ func hRefcountWarnSaturate(m *Machine, t *Trap) (uint64, error) {
 
 // sleepCheck is schedule_debug()'s "scheduling while atomic" for a sleep under a spinlock.
 func (m *Machine) sleepCheck(t *Trap) error {
-	if m.kernel.spinDepth == 0 {
+	count := m.kernel.preemptCount()
+	if count == 0 {
 		return nil
 	}
-	m.logf(levelErr, "BUG: scheduling while atomic: %s/%d/0x%08x", m.comm, m.pid, m.kernel.spinDepth)
+	m.logf(levelErr, "BUG: scheduling while atomic: %s/%d/0x%08x", m.comm, m.pid, count)
 	m.printModules()
 	regs := m.snapshot()
 	m.printTaskInfo()

@@ -22,6 +22,7 @@ type kernelState struct {
 
 	locks     map[uint64]*lockState // every lock module code touched, by address
 	spinDepth int                   // spinlocks held: preemption (and sleeping) disabled
+	softirq   bool                  // a timer callback is running (softirq context)
 	requested []string              // request_module() names
 
 	majors, miscMinors int      // dynamic device numbers handed out
@@ -119,4 +120,16 @@ func (k *kernelState) kzalloc(size uint64) (uint64, error) {
 // page below it catches overflows.
 func (k *kernelState) vmallocStack() (uint64, error) {
 	return k.m.vmalloc.Vzalloc(threadSize, mmu.Caller{Label: "kernel stack"})
+}
+
+// softirqOffset is SOFTIRQ_OFFSET: what serving softirqs adds to preempt_count.
+const softirqOffset = 0x100
+
+// preemptCount is preempt_count() as far as kemu models it: spinlocks held plus softirq context.
+func (k *kernelState) preemptCount() int {
+	n := k.spinDepth
+	if k.softirq {
+		n += softirqOffset
+	}
+	return n
 }

@@ -182,8 +182,12 @@ func (m *Machine) isText(addr uint64) bool {
 // printCallTrace is show_trace_log_lvl(): every code address on the stack between RSP and the top,
 // without "? " where the ORC unwinder vouches for it as a return address (orc.go).
 func (m *Machine) printCallTrace(r *regsSnapshot) {
+	stack := "TASK"
+	if m.kernel.softirq {
+		stack = "IRQ" // timer callbacks run from the timer softirq on the interrupt stack
+	}
 	m.logf(levelWarning, "Call Trace:")
-	m.logf(levelWarning, " <TASK>")
+	m.logf(levelWarning, " <%s>", stack)
 	if r.rsp <= m.stackTop && r.rsp >= m.stackTop-threadSize {
 		reliable := m.reliableSlots(r.rip, r.rsp, r.gp[6])
 		for sp := r.rsp &^ 7; sp < m.stackTop; sp += 8 {
@@ -201,7 +205,7 @@ func (m *Machine) printCallTrace(r *regsSnapshot) {
 			}
 		}
 	}
-	m.logf(levelWarning, " </TASK>")
+	m.logf(levelWarning, " </%s>", stack)
 }
 
 // printModules is print_modules(): the loaded modules, most recent first, with their flags.

@@ -213,6 +213,14 @@ func (m *Machine) in(ctx taskContext, fn func() error) error {
 	return fn()
 }
 
+// inSoftirq runs fn as timer callbacks run: in softirq context, where sleeping is a bug and call
+// traces show the IRQ stack.
+func (m *Machine) inSoftirq(fn func() error) error {
+	m.kernel.softirq = true
+	defer func() { m.kernel.softirq = false }()
+	return fn()
+}
+
 // maxIdleEvents bounds the work items and timer expiries one Idle runs (a timer that re-arms
 // itself forever would otherwise keep it busy until the deadline one jiffy at a time).
 const maxIdleEvents = 100000
@@ -259,7 +267,7 @@ func (m *Machine) Idle(ns uint64) (int, error) {
 		if err != nil {
 			return events, err
 		}
-		if err := m.in(idleTask, func() error { _, err := m.Call(fn, timer); return err }); err != nil && !isTaskDeath(err) {
+		if err := m.in(idleTask, func() error { return m.inSoftirq(func() error { _, err := m.Call(fn, timer); return err }) }); err != nil && !isTaskDeath(err) {
 			return events, err
 		}
 	}
