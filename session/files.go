@@ -11,18 +11,10 @@ import (
 	"syscall"
 )
 
-// cat, echo > FILE, ioctl and exec: the session's user process opening files, through the machine's
-// files of user processes (device nodes, the modules' /proc entries, the kernel's own /proc files),
-// see openMachineFile.
-
-// file is an open file of the emulated user process.
-type file interface {
-	Read(n int) ([]byte, error)
-	Write(b []byte) (int, error)
-	Ioctl(cmd, arg uint64) (int64, error)
-	IoctlBuf(cmd uint64, in []byte) (int64, []byte, error)
-	Close() error
-}
+// cat, echo > FILE, ioctl and exec: the session's user process opening files through the machine
+// (DEVELOPERS.md, "files opened by an emulated user process"): device nodes, the modules' /proc
+// entries and the kernel's own /proc files. The machine builds the struct file, takes the module
+// reference and calls the module's file operations.
 
 // Open flags of open(2) the commands use.
 const (
@@ -33,11 +25,6 @@ const (
 
 // readChunk is how much cat asks for per read(2), as coreutils' 128 KiB buffer.
 const readChunk = 128 << 10
-
-// open opens path for the session's user process.
-func (s *Session) open(path string, flags int) (file, error) {
-	return openMachineFile(s.m, path, flags)
-}
 
 // cat is coreutils' cat: each file's content in turn; "cat: PATH: REASON" for one it cannot read.
 func (s *Session) cat(out *output, args []string) int {
@@ -56,7 +43,7 @@ func (s *Session) cat(out *output, args []string) int {
 }
 
 func (s *Session) catFile(out *output, path string) error {
-	f, err := s.open(path, oRDONLY)
+	f, err := s.m.Open(path, oRDONLY)
 	if err != nil {
 		return err
 	}
@@ -103,7 +90,7 @@ func (s *Session) echo(out *output, args []string) int {
 		out.write(text)
 		return statusOK
 	}
-	f, err := s.open(target, oWRONLY)
+	f, err := s.m.Open(target, oWRONLY)
 	if err != nil {
 		out.errorf("bash: %s: %s\n", target, strerror(err))
 		return statusFailed
@@ -139,7 +126,7 @@ func (s *Session) ioctl(out *output, args []string) int {
 			return statusFailed
 		}
 	}
-	f, err := s.open(path, oRDWR)
+	f, err := s.m.Open(path, oRDWR)
 	if err != nil {
 		out.errorf("ioctl: %s: %s\n", path, strerror(err))
 		return statusFailed
@@ -281,7 +268,7 @@ func (s *Session) execFD(out *output, args []string) int {
 		return 2
 	}
 	flags := map[string]int{"<": oRDONLY, ">": oWRONLY, "<>": oRDWR}[op]
-	f, err := s.open(path, flags)
+	f, err := s.m.Open(path, flags)
 	if err != nil {
 		out.errorf("bash: %s: %s\n", path, strerror(err))
 		return statusFailed

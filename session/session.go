@@ -11,10 +11,9 @@
 // modules did to the kernel: API calls, registrations, oopses, taints and leaks.
 //
 // The files of the package, top-down: session.go (the Session, scripts and the command table),
-// kmod.go (insmod, rmmod, lsmod, modprobe and kmod's messages), files.go (cat, echo, ioctl, exec and
-// the files the session serves), vfs.go (the machine's files of user processes), dmesg.go (dmesg and
-// sleep), words.go (the command-line syntax), tree.go (the module directory modprobe searches, over
-// depmod's index) and report.go (the behaviour report).
+// kmod.go (insmod, rmmod, lsmod, modprobe and kmod's messages), files.go (cat, echo, ioctl and exec
+// over the machine's files), dmesg.go (dmesg and sleep), words.go (the command-line syntax), tree.go
+// (the module directory modprobe searches, over depmod's index) and report.go (the behaviour report).
 package session
 
 import (
@@ -60,13 +59,13 @@ type Session struct {
 	logSeq   uint64 // the first log record the current command may have produced
 	problems []Problem
 	leaks    []Leak
-	removed  []string     // modules unloaded during the session, in order
-	fds      map[int]file // files the shell keeps open (exec N< PATH), by descriptor
+	removed  []string              // modules unloaded during the session, in order
+	fds      map[int]*machine.File // files the shell keeps open (exec N< PATH), by descriptor
 }
 
 // New boots a machine for prof and returns a session driving it.
 func New(prof *profile.Profile, opts Options) (*Session, error) {
-	s := &Session{prof: prof, tree: opts.Tree, opts: opts, fds: map[int]file{}}
+	s := &Session{prof: prof, tree: opts.Tree, opts: opts, fds: map[int]*machine.File{}}
 	if s.tree == nil {
 		t, err := EmbeddedTree(prof.Release)
 		if err != nil {
