@@ -10,7 +10,7 @@ import (
 // Registration handlers (vfs_register.go) record here; Open (vfs_file.go) resolves paths here the
 // way the kernel does: /dev/NAME is a node devtmpfs made from device_create's name, its dev_t finds
 // the cdev (chrdev_open) or, for major 10, the misc device (misc_open); /proc/PATH is a
-// proc_dir_entry. The kernel's own /proc files are in procfs.go, seq_file in vfs_seq.go, the user
+// proc_dir_entry, /sys/kernel/debug/PATH a debugfs file (vfs_debugfs.go). The kernel's own /proc files are in procfs.go, seq_file in vfs_seq.go, the user
 // process in uproc.go.
 
 // vfs is the machine's registry of openable things and the user process using them.
@@ -19,7 +19,8 @@ type vfs struct {
 	cdevs   []cdevEntry
 	misc    []*miscEntry // newest first, as misc_list
 	nodes   []devNode
-	proc    []*procEntry
+	proc    fsTree // /proc
+	debug   fsTree // /sys/kernel/debug
 	user    userProcess
 	polling *File // the file whose ->poll is running: __pollwait records its wait queues
 }
@@ -71,26 +72,92 @@ type devNode struct {
 	device uint64 // the struct device, for device_destroy
 }
 
-// procKind is how a proc entry's files are served.
-type procKind int
+// entryKind is how the files of a /proc or debugfs entry are served.
+type entryKind int
 
 const (
-	procDir    procKind = iota // proc_mkdir
-	procOps                    // proc_create(_data): the module's proc_ops
-	procSingle                 // proc_create_single_data: single_open over a show function
-	procSeq                    // proc_create_seq_private: seq_open_private over seq_operations
+	entryDir   entryKind = iota // proc_mkdir, debugfs_create_dir
+	procOps                     // proc_create(_data): the module's proc_ops
+	procSingle                  // proc_create_single_data: single_open over a show function
+	procSeq                     // proc_create_seq_private: seq_open_private over seq_operations
+	debugFops                   // debugfs_create_file: the module's file_operations
+	debugValue                  // debugfs_create_u32 and friends: a value kemu renders and parses
 )
 
-// procEntry is a proc_dir_entry a module created.
-type procEntry struct {
-	addr      uint64 // the guest struct proc_dir_entry
+// fsEntry is a node of a pseudo filesystem a module created: a proc_dir_entry or a debugfs dentry.
+type fsEntry struct {
+	addr      uint64 // the guest struct proc_dir_entry or dentry
 	name      string
-	parent    uint64 // parent's guest address, 0 for /proc itself
-	kind      procKind
-	ops       uint64 // proc_ops, seq_operations or the show function, by kind
-	data      uint64
-	stateSize uint64 // procSeq: the private state seq_open_private allocates
-	open      []*File
+	parent    uint64 // parent's guest address, 0 for the filesystem's root
+	kind      entryKind
+	ops       uint64      // proc_ops, seq_operations, the show function or file_operations, by kind
+	data      uint64      // pde->data, inode->i_private, or the value's address
+	stateSize uint64      // procSeq: the private state seq_open_private allocates
+	value     valueFormat // debugValue: the variable's type
+	mode      uint64      // debugValue: the permission bits (read-only and write-only values)
+	open      []*File     // /proc files open on the entry (released when it is removed)
+}
+
+// fsTree is the entries of one pseudo filesystem, in creation order.
+type fsTree struct {
+	entries []*fsEntry
+}
+
+func (t *fsTree) add(e *fsEntry) { t.entries = append(t.entries, e) }
+
+// byAddr is the entry at a guest address.
+func (t *fsTree) byAddr(addr uint64) *fsEntry {
+	for _, e := range t.entries {
+		if e.addr == addr {
+			return e
+		}
+	}
+	return nil
+}
+
+// path is the entry's path below the root ("driver/foo").
+func (t *fsTree) path(e *fsEntry) string {
+	parts := []string{e.name}
+	for p := t.byAddr(e.parent); p != nil && len(parts) < 64; p = t.byAddr(p.parent) {
+		parts = append([]string{p.name}, parts...)
+	}
+	return strings.Join(parts, "/")
+}
+
+// lookup finds the entry at rel below the root.
+func (t *fsTree) lookup(rel string) *fsEntry {
+	for _, e := range t.entries {
+		if t.path(e) == rel {
+			return e
+		}
+	}
+	return nil
+}
+
+// subtree is e and every entry below it, children first (the order removal takes them down).
+func (t *fsTree) subtree(e *fsEntry) []*fsEntry {
+	var out []*fsEntry
+	for _, c := range t.entries {
+		if c.parent == e.addr && c != e {
+			out = append(out, t.subtree(c)...)
+		}
+	}
+	return append(out, e)
+}
+
+func (t *fsTree) remove(e *fsEntry) {
+	t.entries = deleteWhere(t.entries, func(x *fsEntry) bool { return x == e })
+}
+
+// files is every non-directory entry's path below root.
+func (t *fsTree) files(root string) []string {
+	var out []string
+	for _, e := range t.entries {
+		if e.kind != entryDir {
+			out = append(out, root+t.path(e))
+		}
+	}
+	return out
 }
 
 func (v *vfs) addRegion(r chrdevRegion) { v.regions = append(v.regions, r) }
@@ -160,64 +227,26 @@ func (v *vfs) node(name string) (uint32, bool) {
 	return 0, false
 }
 
-func (v *vfs) addProc(e *procEntry) { v.proc = append(v.proc, e) }
+// Where the pseudo filesystems are mounted.
+const (
+	devRoot     = "/dev/"
+	procRoot    = "/proc/"
+	debugfsRoot = "/sys/kernel/debug/"
+)
 
-// procByAddr is the entry at a guest proc_dir_entry address.
-func (v *vfs) procByAddr(addr uint64) *procEntry {
-	for _, e := range v.proc {
-		if e.addr == addr {
-			return e
-		}
-	}
-	return nil
-}
-
-// procPath is the entry's path below /proc ("driver/foo").
-func (v *vfs) procPath(e *procEntry) string {
-	parts := []string{e.name}
-	for p := v.procByAddr(e.parent); p != nil && len(parts) < 64; p = v.procByAddr(p.parent) {
-		parts = append([]string{p.name}, parts...)
-	}
-	return strings.Join(parts, "/")
-}
-
-// procLookup finds the entry at /proc/rel.
-func (v *vfs) procLookup(rel string) *procEntry {
-	for _, e := range v.proc {
-		if v.procPath(e) == rel {
-			return e
-		}
-	}
-	return nil
-}
-
-// procSubtree is e and every entry below it, children first (the order remove_proc_subtree
-// takes them down).
-func (v *vfs) procSubtree(e *procEntry) []*procEntry {
-	var out []*procEntry
-	for _, c := range v.proc {
-		if c.parent == e.addr && c != e {
-			out = append(out, v.procSubtree(c)...)
-		}
-	}
-	return append(out, e)
-}
-
-// Paths is every path the user process can open, sorted: the device nodes, the modules' /proc
-// entries (directories excluded) and the kernel's own /proc files.
+// Paths is every path the user process can open, sorted: the device nodes, the modules' /proc and
+// debugfs files (directories excluded) and the kernel's own /proc files.
 func (m *Machine) Paths() []string {
 	v := m.files()
 	seen := map[string]bool{}
 	for _, n := range v.nodes {
-		seen["/dev/"+n.name] = true
+		seen[devRoot+n.name] = true
 	}
 	for _, e := range v.misc {
-		seen["/dev/"+e.node] = true
+		seen[devRoot+e.node] = true
 	}
-	for _, e := range v.proc {
-		if e.kind != procDir {
-			seen["/proc/"+v.procPath(e)] = true
-		}
+	for _, p := range append(v.proc.files(procRoot), v.debug.files(debugfsRoot)...) {
+		seen[p] = true
 	}
 	for path := range kernelProcFiles {
 		seen[path] = true

@@ -12,9 +12,9 @@ import (
 
 // Open files of the user process. Open builds struct file, inode and dentry in guest memory with
 // the profile's BTF layouts and runs what the kernel's open path runs (chrdev_open, misc_open,
-// proc_reg_open); each operation then calls the module's method with a user buffer, as the
-// read/write/ioctl/poll system calls do. Errors are syscall.Errno; an oops inside the module's
-// method is in the kernel log and the operation fails with EFAULT wrapping ErrKilled.
+// proc_reg_open, debugfs's proxy open); each operation then calls the module's method with a user
+// buffer, as the read/write/ioctl/poll system calls do. Errors are syscall.Errno; an oops inside
+// the module's method is in the kernel log and the operation fails with EFAULT wrapping ErrKilled.
 
 // File is a file the user process has open.
 type File struct {
@@ -25,11 +25,11 @@ type File struct {
 	file, inode, dentry uint64 // guest objects
 	inodeBase           uint64 // what was allocated for the inode (a proc_inode for /proc files)
 	fops                uint64 // f_op: file_operations, or proc_ops for /proc entries
-	proc                *procEntry
+	entry               *fsEntry
+	tree                *fsTree          // the filesystem of entry
 	owners              []*loader.Module // module references open took: cdev->owner, fops->owner
 
-	text   []byte // a kernel-served /proc file's content, rendered at open
-	off    int
+	served *servedFile // content kemu renders itself (kernel /proc files, debugfs values)
 	closed bool
 	waits  []uint64 // wait queue heads ->poll registered (poll_wait)
 }
@@ -48,10 +48,9 @@ const (
 	fmodeCanWr  = 0x40000
 	sIFCHR      = 0o020000
 	sIFREG      = 0o100000
-	sIFDIR      = 0o040000
 )
 
-// Method offsets come from BTF: file_operations for devices, proc_ops for /proc entries.
+// Method offsets come from BTF: file_operations for devices and debugfs, proc_ops for /proc.
 type method struct{ fops, procOps string }
 
 var (
@@ -63,43 +62,55 @@ var (
 	mRelease = method{"release", "proc_release"}
 )
 
-// Open opens path as the user process's open(2) would: /dev/NAME, /proc/PATH.
+// Open opens path as the user process's open(2) would: /dev/NAME, /proc/PATH,
+// /sys/kernel/debug/PATH.
 func (m *Machine) Open(path string, flags int) (*File, error) {
 	if m.dead {
 		return nil, fmt.Errorf("open %s: %w", path, errMachineHalted)
 	}
 	v := m.files()
 	if render, ok := kernelProcFiles[path]; ok {
-		if flags&oAccMode != 0 {
-			return nil, syscall.EACCES
-		}
-		return &File{m: m, path: path, flags: flags, text: []byte(render(m))}, nil
+		text := render(m)
+		return &File{m: m, path: path, flags: flags, served: &servedFile{
+			render: func() ([]byte, error) { return []byte(text), nil },
+			store:  func([]byte) error { return syscall.EIO }, // no proc_write: pde_write's -EIO
+		}}, nil
 	}
 	switch {
-	case strings.HasPrefix(path, "/dev/"):
-		dev, ok := v.node(strings.TrimPrefix(path, "/dev/"))
+	case strings.HasPrefix(path, devRoot):
+		dev, ok := v.node(strings.TrimPrefix(path, devRoot))
 		if !ok {
 			return nil, syscall.ENOENT
 		}
 		return m.openChrdev(path, flags, dev)
-	case strings.HasPrefix(path, "/proc/"):
-		e := v.procLookup(strings.TrimPrefix(path, "/proc/"))
-		if e == nil {
-			return nil, syscall.ENOENT
-		}
-		if e.kind == procDir {
-			return nil, syscall.EISDIR
-		}
-		return m.openProc(path, flags, e)
+	case strings.HasPrefix(path, procRoot):
+		return m.openEntry(path, flags, &v.proc, strings.TrimPrefix(path, procRoot))
+	case strings.HasPrefix(path, debugfsRoot):
+		return m.openEntry(path, flags, &v.debug, strings.TrimPrefix(path, debugfsRoot))
 	}
 	return nil, syscall.ENOENT
+}
+
+func (m *Machine) openEntry(path string, flags int, tree *fsTree, rel string) (*File, error) {
+	e := tree.lookup(rel)
+	switch {
+	case e == nil:
+		return nil, syscall.ENOENT
+	case e.kind == entryDir:
+		return nil, syscall.EISDIR
+	case e.kind == debugValue:
+		return m.openValue(path, flags, e), nil
+	case e.kind == debugFops:
+		return m.openDebugfs(path, flags, tree, e)
+	}
+	return m.openProc(path, flags, tree, e)
 }
 
 // openChrdev is chrdev_open, and misc_open for major 10: find the file operations, pin their
 // owner, install them as f_op and call ->open.
 func (m *Machine) openChrdev(path string, flags int, dev uint32) (*File, error) {
 	v := m.files()
-	var fops, private uint64
+	var fops, private, cdev uint64
 	if devMajor(dev) == miscMajor {
 		e, ok := v.miscFor(devMinor(dev))
 		if !ok {
@@ -112,55 +123,46 @@ func (m *Machine) openChrdev(path string, flags int, dev uint32) (*File, error) 
 		if !ok {
 			return nil, syscall.ENXIO
 		}
-		fops = c.fops
+		fops, cdev = c.fops, c.addr
 		if fops == 0 {
 			fops = m.field("cdev", "ops", c.addr)
 		}
 	}
-	f, err := m.newFile(path, flags, fops, sIFCHR|0o666)
+	f, err := m.newFile(path, flags, fops, sIFCHR|0o666, false)
 	if err != nil {
 		return nil, err
 	}
 	m.setField("inode", "i_rdev", f.inode, 4, uint64(dev))
-	if c, ok := v.cdevFor(dev); ok && devMajor(dev) != miscMajor {
-		m.setField("inode", "i_cdev", f.inode, 8, c.addr)
-	}
+	m.setField("inode", "i_cdev", f.inode, 8, cdev)
 	m.setField("file", "private_data", f.file, 8, private)
 	// chrdev_open holds the cdev (cdev_get: its owner) and the operations (fops_get) while open.
 	owners := []uint64{m.field("file_operations", "owner", fops)}
-	if c, ok := v.cdevFor(dev); ok && devMajor(dev) != miscMajor && c.addr != 0 {
-		owners = append(owners, m.field("cdev", "owner", c.addr))
+	if cdev != 0 {
+		owners = append(owners, m.field("cdev", "owner", cdev))
 	}
-	for _, owner := range owners {
-		if err := f.pinOwner(owner); err != nil {
-			f.free()
-			return nil, err
-		}
-	}
-	if err := f.callOpen(); err != nil {
+	if err := f.pinOwners(owners...); err != nil {
 		return nil, err
 	}
-	return f, nil
+	return f, f.callOpen()
 }
 
 // openProc is proc_reg_open: the inode is a proc_inode pointing at the entry (pde_data reads
 // PDE(inode)->data), and the entry's open runs.
-func (m *Machine) openProc(path string, flags int, e *procEntry) (*File, error) {
+func (m *Machine) openProc(path string, flags int, tree *fsTree, e *fsEntry) (*File, error) {
 	fops := uint64(0)
 	if e.kind == procOps {
 		fops = e.ops
 	}
-	f, err := m.newFile(path, flags, fops, sIFREG|0o444)
+	f, err := m.newFile(path, flags, fops, sIFREG|0o444, true)
 	if err != nil {
 		return nil, err
 	}
-	f.proc = e
+	f.entry, f.tree = e, tree
+	m.setField("proc_inode", "pde", f.inodeBase, 8, e.addr)
 	var errno int64
 	switch e.kind {
 	case procOps:
-		if err := f.callOpen(); err != nil {
-			return nil, err
-		}
+		err = f.callOpen()
 	case procSingle:
 		errno, err = m.singleOpen(f.file, e.ops, e.data)
 	case procSeq:
@@ -168,17 +170,32 @@ func (m *Machine) openProc(path string, flags int, e *procEntry) (*File, error) 
 	}
 	if err == nil && errno < 0 {
 		err = syscall.Errno(-errno)
+		f.free()
 	}
 	if err != nil {
-		f.free()
 		return nil, err
 	}
 	e.open = append(e.open, f)
 	return f, nil
 }
 
-// newFile allocates struct file with its inode and dentry.
-func (m *Machine) newFile(path string, flags int, fops uint64, mode uint64) (*File, error) {
+// openDebugfs is debugfs's proxy open: inode->i_private is the data given at creation, the real
+// file operations' owner is pinned, their open runs.
+func (m *Machine) openDebugfs(path string, flags int, tree *fsTree, e *fsEntry) (*File, error) {
+	f, err := m.newFile(path, flags, e.ops, sIFREG|0o600, false)
+	if err != nil {
+		return nil, err
+	}
+	f.entry, f.tree = e, tree
+	m.setField("inode", "i_private", f.inode, 8, e.data)
+	if err := f.pinOwners(m.field("file_operations", "owner", e.ops)); err != nil {
+		return nil, err
+	}
+	return f, f.callOpen()
+}
+
+// newFile allocates struct file with its inode (inside a proc_inode for /proc) and dentry.
+func (m *Machine) newFile(path string, flags int, fops uint64, mode uint64, procInode bool) (*File, error) {
 	f := &File{m: m, path: path, flags: flags, fops: fops}
 	var err error
 	alloc := func(name string) uint64 {
@@ -187,63 +204,57 @@ func (m *Machine) newFile(path string, flags int, fops uint64, mode uint64) (*Fi
 		}
 		size, ok := m.structSize(name)
 		if !ok {
-			size = 1024
+			err = fmt.Errorf("no layout of struct %s", name)
+			return 0
 		}
 		var p uint64
 		p, err = m.kernel.kzalloc(size)
 		return p
 	}
 	f.file, f.dentry = alloc("file"), alloc("dentry")
-	if strings.HasPrefix(path, "/proc/") {
+	if procInode {
 		f.inodeBase = alloc("proc_inode")
-		off, _ := m.fieldOffset("proc_inode", "vfs_inode")
-		f.inode = f.inodeBase + off
+		f.inode = f.inodeBase + m.offset("proc_inode", "vfs_inode")
 	} else {
 		f.inodeBase = alloc("inode")
 		f.inode = f.inodeBase
 	}
 	name, nerr := m.kmallocBytes(append([]byte(path[strings.LastIndex(path, "/")+1:]), 0), kemuCaller)
-	if err != nil || nerr != nil {
-		f.free()
-		return nil, fmt.Errorf("open %s: %w", path, syscall.ENOMEM)
+	if err == nil && (nerr != nil || name == 0) {
+		err = errors.New("no memory for the name")
 	}
-	mode32 := uint64(fmodeLseek | fmodePread | fmodePwrite)
+	if err != nil {
+		f.free()
+		return nil, fmt.Errorf("open %s: %v: %w", path, err, syscall.ENOMEM)
+	}
+	fmode := uint64(fmodeLseek | fmodePread | fmodePwrite)
 	switch flags & oAccMode {
 	case 0:
-		mode32 |= fmodeRead | fmodeCanRd
+		fmode |= fmodeRead | fmodeCanRd
 	case oWronly:
-		mode32 |= fmodeWrite | fmodeCanWr
+		fmode |= fmodeWrite | fmodeCanWr
 	case oRdwr:
-		mode32 |= fmodeRead | fmodeWrite | fmodeCanRd | fmodeCanWr
+		fmode |= fmodeRead | fmodeWrite | fmodeCanRd | fmodeCanWr
 	}
 	m.setField("file", "f_op", f.file, 8, fops)
 	m.setField("file", "f_flags", f.file, 4, uint64(uint32(flags)))
-	m.setField("file", "f_mode", f.file, 4, mode32)
+	m.setField("file", "f_mode", f.file, 4, fmode)
 	m.setField("file", "f_inode", f.file, 8, f.inode)
 	m.setField("file", "f_path.dentry", f.file, 8, f.dentry)
 	m.setField("dentry", "d_inode", f.dentry, 8, f.inode)
 	m.setField("dentry", "d_name.name", f.dentry, 8, name)
-	if off, ok := m.fieldOffset("inode", "i_mode"); ok {
-		var b [2]byte
-		b[0], b[1] = byte(mode), byte(mode>>8)
-		_ = m.WriteAt(b[:], f.inode+off)
-	}
-	if f.inodeBase != f.inode {
-		m.setField("proc_inode", "pde", f.inodeBase, 8, 0)
-	}
+	_ = m.WriteAt([]byte{byte(mode), byte(mode >> 8)}, f.inode+m.offset("inode", "i_mode"))
 	return f, nil
 }
 
 // kemuCaller labels the kernel objects the VFS allocates.
 var kemuCaller = kernelCaller("vfs")
 
-// free releases the guest objects of a file that is no longer open.
+// free releases the guest objects and module references of a file that is no longer open.
 func (f *File) free() {
 	m := f.m
-	if f.dentry != 0 {
-		if name := m.field("dentry", "d_name.name", f.dentry); name != 0 {
-			_ = m.kfree(name, kemuCaller)
-		}
+	if name := m.field("dentry", "d_name.name", f.dentry); name != 0 {
+		_ = m.kfree(name, kemuCaller)
 	}
 	for _, p := range []uint64{f.file, f.dentry, f.inodeBase} {
 		if p != 0 {
@@ -257,15 +268,19 @@ func (f *File) free() {
 	f.owners = nil
 }
 
-// pinOwner is try_module_get(owner) for the file's lifetime; a module being removed cannot be
-// opened.
-func (f *File) pinOwner(owner uint64) error {
-	if owner == 0 {
-		return nil
-	}
-	for _, mod := range f.m.registry.Modules() {
-		if mod.ThisModule == owner {
+// pinOwners is try_module_get on each owner for the file's lifetime; a module being removed
+// cannot be opened (ENXIO, and the file is freed).
+func (f *File) pinOwners(owners ...uint64) error {
+	for _, owner := range owners {
+		if owner == 0 {
+			continue
+		}
+		for _, mod := range f.m.registry.Modules() {
+			if mod.ThisModule != owner {
+				continue
+			}
 			if !f.m.registry.Get(mod) {
+				f.free()
 				return syscall.ENXIO
 			}
 			f.owners = append(f.owners, mod)
@@ -276,14 +291,14 @@ func (f *File) pinOwner(owner uint64) error {
 
 // method is the address of a file method, 0 if the module left it NULL.
 func (f *File) method(mt method) uint64 {
-	if f.fops == 0 {
-		return 0
-	}
-	if f.proc != nil {
+	if f.entry != nil && f.entry.kind == procOps {
 		return f.m.field("proc_ops", mt.procOps, f.fops)
 	}
 	return f.m.field("file_operations", mt.fops, f.fops)
 }
+
+// isProc says the file is a /proc entry's, whose missing methods fail with EIO (pde_read, ...).
+func (f *File) isProc() bool { return f.entry != nil && f.tree == &f.m.files().proc }
 
 // callOpen runs ->open(inode, file); a failure undoes the open.
 func (f *File) callOpen() error {
@@ -321,13 +336,13 @@ func (f *File) call(fn uint64, args ...uint64) (uint64, error) {
 	return ret, nil
 }
 
-// usable checks the file may still be used: open, and for /proc, its entry not removed (proc
-// files of a removed entry fail with EIO, as proc_reg_* do).
+// usable checks the file may still be used: open, and its /proc or debugfs entry not removed
+// (such files then fail with EIO, as proc_reg_* and debugfs's proxy do).
 func (f *File) usable() error {
 	if f.closed {
 		return syscall.EBADF
 	}
-	if f.proc != nil && f.m.files().procByAddr(f.proc.addr) != f.proc {
+	if f.entry != nil && f.tree.byAddr(f.entry.addr) != f.entry {
 		return syscall.EIO
 	}
 	return nil
@@ -341,24 +356,33 @@ func ssize(ret uint64) (int64, error) {
 	return int64(ret), nil
 }
 
+// missing is what calling an absent read or write method gives: EIO for /proc files (pde_read,
+// pde_write), EINVAL elsewhere (vfs_read without FMODE_CAN_READ).
+func (f *File) missing() error {
+	if f.isProc() {
+		return syscall.EIO
+	}
+	return syscall.EINVAL
+}
+
 // Read reads up to n bytes at the file position: ->read with a user buffer. The end of the file is
 // (nil, io.EOF).
 func (f *File) Read(n int) ([]byte, error) {
-	if f.text != nil || (f.fops == 0 && f.proc == nil) {
-		return f.readText(n)
-	}
 	if err := f.usable(); err != nil {
 		return nil, err
 	}
 	if f.flags&oAccMode == oWronly {
 		return nil, syscall.EBADF
 	}
+	if f.served != nil {
+		return f.served.read(n)
+	}
 	fn := f.method(mRead)
-	if f.proc != nil && f.proc.kind != procOps {
+	if f.entry != nil && (f.entry.kind == procSingle || f.entry.kind == procSeq) {
 		fn = f.m.kernelFunc("seq_read")
 	}
 	if fn == 0 {
-		return nil, syscall.EINVAL // no ->read; ->read_iter is not supported yet
+		return nil, f.missing() // ->read_iter is not supported yet
 	}
 	n = min(max(n, 0), maxUserBuffer)
 	buf, err := f.m.mapUserBuffer(uint64(n), nil)
@@ -366,8 +390,7 @@ func (f *File) Read(n int) ([]byte, error) {
 		return nil, err
 	}
 	defer f.m.unmapUserBuffer(buf)
-	pos := f.file + f.m.offset("file", "f_pos")
-	ret, err := f.call(fn, f.file, buf.addr, uint64(n), pos)
+	ret, err := f.call(fn, f.file, buf.addr, uint64(n), f.file+f.m.offset("file", "f_pos"))
 	if err != nil {
 		return nil, err
 	}
@@ -381,34 +404,21 @@ func (f *File) Read(n int) ([]byte, error) {
 	return f.m.Read(buf.addr, uint64(min(got, int64(n))))
 }
 
-func (f *File) readText(n int) ([]byte, error) {
-	if f.closed {
-		return nil, syscall.EBADF
-	}
-	if f.off >= len(f.text) {
-		return nil, io.EOF
-	}
-	end := min(f.off+max(n, 0), len(f.text))
-	b := f.text[f.off:end]
-	f.off = end
-	return b, nil
-}
-
 // Write writes b at the file position: ->write with a user buffer holding b. It returns what the
 // driver accepted.
 func (f *File) Write(b []byte) (int, error) {
-	if f.text != nil || (f.fops == 0 && f.proc == nil) {
-		return 0, syscall.EBADF
-	}
 	if err := f.usable(); err != nil {
 		return 0, err
 	}
 	if f.flags&oAccMode == 0 {
 		return 0, syscall.EBADF
 	}
+	if f.served != nil {
+		return f.served.write(b)
+	}
 	fn := f.method(mWrite)
 	if fn == 0 {
-		return 0, syscall.EINVAL
+		return 0, f.missing()
 	}
 	if len(b) > maxUserBuffer {
 		b = b[:maxUserBuffer] // a short write, as for any write(2)
@@ -418,8 +428,7 @@ func (f *File) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	defer f.m.unmapUserBuffer(buf)
-	pos := f.file + f.m.offset("file", "f_pos")
-	ret, err := f.call(fn, f.file, buf.addr, uint64(len(b)), pos)
+	ret, err := f.call(fn, f.file, buf.addr, uint64(len(b)), f.file+f.m.offset("file", "f_pos"))
 	if err != nil {
 		return 0, err
 	}
@@ -429,13 +438,13 @@ func (f *File) Write(b []byte) (int, error) {
 
 // Ioctl is ioctl(fd, cmd, arg) with arg passed as is: ->unlocked_ioctl.
 func (f *File) Ioctl(cmd uint64, arg uint64) (int64, error) {
-	if f.text != nil || (f.fops == 0 && f.proc == nil) {
-		return 0, syscall.ENOTTY
-	}
 	if err := f.usable(); err != nil {
 		return 0, err
 	}
-	fn := f.method(mIoctl)
+	fn := uint64(0)
+	if f.served == nil {
+		fn = f.method(mIoctl)
+	}
 	if fn == 0 {
 		return 0, syscall.ENOTTY
 	}
@@ -468,18 +477,19 @@ const defaultPollMask = 0x0001 | 0x0004 | 0x0040 | 0x0100 // EPOLLIN|EPOLLOUT|EP
 // Poll is poll(2) on the file: ->poll(file, wait) with a poll table whose queue procedure records
 // the wait queue heads the driver registers (Waits). It returns the event mask.
 func (f *File) Poll() (uint32, error) {
-	if f.text != nil || (f.fops == 0 && f.proc == nil) {
-		return defaultPollMask, nil
-	}
 	if err := f.usable(); err != nil {
 		return 0, err
 	}
-	fn := f.method(mPoll)
+	fn := uint64(0)
+	if f.served == nil {
+		fn = f.method(mPoll)
+	}
 	if fn == 0 {
 		return defaultPollMask, nil
 	}
 	m := f.m
-	pt, err := m.kernel.kzalloc(16)
+	size, _ := m.structSize("poll_table_struct")
+	pt, err := m.kernel.kzalloc(max(size, 16))
 	if err != nil {
 		return 0, syscall.ENOMEM
 	}
@@ -496,18 +506,18 @@ func (f *File) Poll() (uint32, error) {
 // Waits is the wait queue heads the driver's ->poll registered on this file so far.
 func (f *File) Waits() []uint64 { return append([]uint64(nil), f.waits...) }
 
-// Close is the last close: ->release(inode, file), then the module reference is dropped and the
+// Close is the last close: ->release(inode, file), then the module references are dropped and the
 // guest objects are freed. Closing twice is EBADF.
 func (f *File) Close() error {
 	if f.closed {
 		return syscall.EBADF
 	}
 	f.closed = true
-	if f.text != nil || f.file == 0 {
+	if f.served != nil {
 		return nil
 	}
 	var err error
-	if f.proc != nil {
+	if f.isProc() {
 		err = f.m.releaseProc(f)
 	} else if fn := f.method(mRelease); fn != 0 {
 		_, err = f.call(fn, f.inode, f.file)
@@ -519,7 +529,7 @@ func (f *File) Close() error {
 // releaseProc is the release of a /proc file: the entry's release runs once, either here or when
 // the entry is removed while the file is open (proc_entry_rundown).
 func (m *Machine) releaseProc(f *File) error {
-	e := f.proc
+	e := f.entry
 	idx := -1
 	for i, o := range e.open {
 		if o == f {
@@ -542,6 +552,40 @@ func (m *Machine) releaseProc(f *File) error {
 		return m.seqReleasePrivate(f.file)
 	}
 	return nil
+}
+
+// servedFile is a file whose content kemu renders itself and whose writes it parses, as the
+// kernel's own seq_file and simple_attr files do: the content is rendered at the first read from
+// the start and read sequentially from it.
+type servedFile struct {
+	render func() ([]byte, error)
+	store  func([]byte) error
+	text   []byte
+	off    int
+}
+
+func (s *servedFile) read(n int) ([]byte, error) {
+	if s.off == 0 {
+		text, err := s.render()
+		if err != nil {
+			return nil, err
+		}
+		s.text = text
+	}
+	if s.off >= len(s.text) {
+		return nil, io.EOF
+	}
+	end := min(s.off+max(n, 0), len(s.text))
+	b := s.text[s.off:end]
+	s.off = end
+	return b, nil
+}
+
+func (s *servedFile) write(b []byte) (int, error) {
+	if err := s.store(b); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // field reads a pointer-sized field of a guest struct; 0 when the layout or memory is unknown.

@@ -127,16 +127,16 @@ func hMiscDeregister(m *Machine, t *Trap) (uint64, error) {
 
 // procCreate returns the handler of one proc_create* function: a proc_dir_entry object named
 // by argument 0 under the parent in argument 2 (argument 1 for proc_mkdir), recorded with how its
-// files are served.
-func procCreate(kind procKind) Handler {
+// files are served. It returns NULL where the kernel fails (an unknown parent, a taken name).
+func procCreate(kind entryKind) Handler {
 	return func(m *Machine, t *Trap) (uint64, error) {
 		name, err := m.ReadCString(t.Arg(0), 256)
 		if err != nil {
 			return 0, err
 		}
-		e := &procEntry{name: name, kind: kind, parent: t.Arg(2)}
+		e := &fsEntry{name: name, kind: kind, parent: t.Arg(2)}
 		switch kind {
-		case procDir: // proc_mkdir(name, parent)
+		case entryDir: // proc_mkdir(name, parent)
 			e.parent = t.Arg(1)
 		case procOps: // proc_create_data(name, mode, parent, proc_ops, data); proc_create has no data
 			e.ops = t.Arg(3)
@@ -148,12 +148,9 @@ func procCreate(kind procKind) Handler {
 		case procSeq: // proc_create_seq_private(name, mode, parent, ops, state_size, data)
 			e.ops, e.stateSize, e.data = t.Arg(3), t.Arg(4), t.Arg(5)
 		}
-		v := m.files()
-		if e.parent != 0 && v.procByAddr(e.parent) == nil {
-			return 0, nil // a parent kemu does not know (or an error pointer): as if creation failed
-		}
-		if v.procLookup(v.procPath(e)) != nil {
-			return 0, nil // the name is taken: proc_register fails
+		tree := &m.files().proc
+		if (e.parent != 0 && tree.byAddr(e.parent) == nil) || tree.lookup(tree.path(e)) != nil {
+			return 0, nil
 		}
 		pde, err := hNewObject("proc_dir_entry")(m, t)
 		if err != nil || isErrPtr(pde) {
@@ -164,15 +161,15 @@ func procCreate(kind procKind) Handler {
 		if kind == procOps {
 			m.setField("proc_dir_entry", "proc_ops", pde, 8, e.ops)
 		}
-		v.addProc(e)
+		tree.add(e)
 		return pde, nil
 	}
 }
 
 // proc_remove(pde): the entry and everything below it.
 func hProcRemove(m *Machine, t *Trap) (uint64, error) {
-	if e := m.files().procByAddr(t.Arg(0)); e != nil {
-		return 0, m.removeProc(e)
+	if e := m.files().proc.byAddr(t.Arg(0)); e != nil {
+		return 0, m.removeEntry(&m.files().proc, e)
 	}
 	return 0, nil
 }
@@ -183,25 +180,29 @@ func hRemoveProcEntry(m *Machine, t *Trap) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, e := range m.files().proc {
+	tree := &m.files().proc
+	for _, e := range tree.entries {
 		if e.name == name && e.parent == t.Arg(1) {
-			return 0, m.removeProc(e)
+			return 0, m.removeEntry(tree, e)
 		}
 	}
 	return 0, nil
 }
 
-// removeProc takes down e and its subtree. Files still open on them are released now, by the
-// entry's own release (proc_entry_rundown); their later use fails with EIO.
-func (m *Machine) removeProc(e *procEntry) error {
-	v := m.files()
-	for _, x := range v.procSubtree(e) {
+func init() {
+	register("remove_proc_subtree", hRemoveProcEntry)
+}
+
+// removeEntry takes down e and its subtree. /proc files still open on them are released now, by
+// the entry's own release (proc_entry_rundown); their later use fails with EIO.
+func (m *Machine) removeEntry(tree *fsTree, e *fsEntry) error {
+	for _, x := range tree.subtree(e) {
 		for len(x.open) > 0 {
 			if err := m.releaseProc(x.open[0]); err != nil {
 				return err
 			}
 		}
-		v.proc = deleteWhere(v.proc, func(p *procEntry) bool { return p == x })
+		tree.remove(x)
 	}
 	return nil
 }
