@@ -27,7 +27,7 @@ func init() {
 	register("proc_create_data", procCreate(procOps))
 	register("proc_create_single_data", procCreate(procSingle))
 	register("proc_create_seq_private", procCreate(procSeq))
-	register("proc_mkdir", procCreate(procDir))
+	register("proc_mkdir", procCreate(entryDir))
 	register("proc_remove", hProcRemove)
 	register("remove_proc_entry", hRemoveProcEntry)
 	register("_copy_from_user", hCopyFromUser)
