@@ -7,16 +7,16 @@ import (
 
 // Services a module asks of a kernel that has no hardware or filesystem behind them in kemu:
 // firmware loading (no firmware files: the request fails as on a machine without them), debugfs
-// (entries are kernel objects nobody reads), RCU-deferred frees, DMA masks.
+// (its files are the user process's, vfs_debugfs.go), RCU-deferred frees, DMA masks.
 
 func init() {
 	register("request_firmware", hRequestFirmware)
 	register("firmware_request_nowarn", hRequestFirmware)
 	register("request_firmware_direct", hRequestFirmware)
 	register("release_firmware", hNop) // only ever given what request_firmware stored: NULL
-	register("debugfs_create_dir", hNewObject("dentry"))
-	register("debugfs_create_file", hNewObject("dentry"))
-	register("debugfs_remove", hNop)
+	register("debugfs_create_dir", hDebugfsCreate(entryDir))
+	register("debugfs_create_file", hDebugfsCreate(debugFops))
+	register("debugfs_remove", hDebugfsRemove)
 	register("kvfree_call_rcu", hKvfreeCallRCU)
 	register("dma_set_mask", hZero)
 	register("dma_set_coherent_mask", hZero)
