@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -277,4 +278,34 @@ func TestExecKeepsFilesOpen(t *testing.T) {
 	assert.Contains(t, s.fds, 5)
 	require.NoError(t, s.Close())
 	assert.Empty(t, s.fds)
+}
+
+// TestProblemKinds: each kind of report the kernel logs is found with its first line and RIP.
+func TestProblemKinds(t *testing.T) {
+	tests := []struct {
+		fixture, kind, title, rip string
+	}{
+		{"fault_null", "oops", "BUG: kernel NULL pointer dereference, address: 0000000000000008", "fault_null_init"},
+		{"fault_bug", "oops", "kernel BUG at /work/main/testdata/modules/fault_bug.c:19!", "fault_bug_init"},
+		{"fault_recursion", "oops", "BUG: TASK stack guard page was hit at", "fault_recurse"},
+		{"fault_warn", "warning", "WARNING: CPU: 0 PID: 1000 at /work/main/testdata/modules/fault_warn.c:16", "fault_warn_init"},
+		{"fault_loop", "soft_lockup", "watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [insmod:1000]", "fault_loop_init"},
+	}
+	prof, err := profile.Default()
+	require.NoError(t, err)
+	for _, tt := range tests {
+		t.Run(tt.fixture, func(t *testing.T) {
+			s, err := New(prof, Options{Machine: machine.Options{Watchdog: 200 * time.Millisecond}})
+			require.NoError(t, err)
+			defer s.Close()
+			run(t, s, "insmod "+tt.fixture+".ko")
+			problems := s.Report().Problems
+			require.Len(t, problems, 1)
+			p := problems[0]
+			assert.Equal(t, tt.kind, p.Kind)
+			assert.Equal(t, "insmod "+tt.fixture+".ko", p.Command)
+			assert.True(t, strings.HasPrefix(p.Title, tt.title), p.Title)
+			assert.Regexp(t, `^RIP: 0010:`+tt.rip+`\+0x[0-9a-f]+/0x[0-9a-f]+ \[`+tt.fixture+`\]$`, p.RIP)
+		})
+	}
 }
