@@ -260,15 +260,16 @@ func parseKernelInt(s string, signed bool) (uint64, error) {
 	return v, nil
 }
 
-// parseBool is kstrtobool: y/Y/1 and n/N/0 by the first byte, on/off by the first two.
+// parseBool is kstrtobool: y/Y/t/T/1 and n/N/f/F/0 by the first byte, on/off by the first two.
+// (The loader's module-parameter parser has the same rules; it keeps its copy unexported.)
 func parseBool(s string) (bool, bool) {
 	if s == "" {
 		return false, false
 	}
 	switch s[0] {
-	case 'y', 'Y', '1':
+	case 'y', 'Y', 't', 'T', '1':
 		return true, true
-	case 'n', 'N', '0':
+	case 'n', 'N', 'f', 'F', '0':
 		return false, true
 	case 'o', 'O':
 		if len(s) > 1 {
