@@ -201,6 +201,20 @@ func (s *Session) modprobe(out *output, args []string) int {
 
 // modprobeInsert is modprobe's insmod(): look the name up, then insert each module of every match.
 func (s *Session) modprobeInsert(out *output, log func(string, ...any), name, params string, verbose bool) int {
+	if strings.HasPrefix(name, "/") || strings.HasPrefix(name, "./") {
+		// A path is inserted as it is: modprobe reads no index for it.
+		if _, err := os.Stat(name); err != nil {
+			log("modprobe: FATAL: Failed to get module from path %s: %s\n", name, strerror(err))
+			return statusFailed
+		}
+		if verbose {
+			out.printf("insmod %s %s\n", name, params)
+		}
+		if err := s.insertFile(name, params); err != nil {
+			return insertFailed(out, log, loader.ModuleName(name), err)
+		}
+		return statusOK
+	}
 	matches := s.tree.Lookup(name)
 	if len(matches) == 0 {
 		log("modprobe: FATAL: Module %s not found in directory %s\n", name, s.tree.Dir())
@@ -233,25 +247,28 @@ func (s *Session) probeInsert(out *output, log func(string, ...any), mod, params
 		if verbose {
 			out.printf("insmod %s %s\n", s.tree.Show(l.Path), opts)
 		}
-		err := s.insertFile(l.Path, opts)
-		if err == nil {
-			continue
+		if err := s.insertFile(l.Path, opts); err != nil {
+			return insertFailed(out, log, mod, err)
 		}
-		if errors.Is(err, machine.ErrKilled) {
-			out.errorf("Killed\n")
-			return statusKilled
-		}
-		switch loader.Errno(err) {
-		case syscall.EEXIST:
-			log("modprobe: ERROR: could not insert '%s': Module already in kernel\n", mod)
-		case syscall.ENOENT:
-			log("modprobe: ERROR: could not insert '%s': Unknown symbol in module, or unknown parameter (see dmesg)\n", mod)
-		default:
-			log("modprobe: ERROR: could not insert '%s': %s\n", mod, strerror(err))
-		}
-		return statusFailed
 	}
 	return statusOK
+}
+
+// insertFailed is modprobe's insmod_insert() report of a failed insertion of mod.
+func insertFailed(out *output, log func(string, ...any), mod string, err error) int {
+	if errors.Is(err, machine.ErrKilled) {
+		out.errorf("Killed\n")
+		return statusKilled
+	}
+	switch loader.Errno(err) {
+	case syscall.EEXIST:
+		log("modprobe: ERROR: could not insert '%s': Module already in kernel\n", mod)
+	case syscall.ENOENT:
+		log("modprobe: ERROR: could not insert '%s': Unknown symbol in module, or unknown parameter (see dmesg)\n", mod)
+	default:
+		log("modprobe: ERROR: could not insert '%s': %s\n", mod, strerror(err))
+	}
+	return statusFailed
 }
 
 func (s *Session) insertFile(path, params string) error {
