@@ -470,7 +470,14 @@ func (r *Result) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "TLB model %s (costs: L2 hit %.0f, walk %.0f + %.0f per reference, cycles)\n",
 		r.TLB, r.Costs.L2Hit, r.Costs.Walk, r.Costs.WalkRef)
-	fmt.Fprintf(&b, "%-36s %10s %10s %10s %9s %9s %9s %8s %9s %9s %10s\n", "module:symbol", "insns",
+	head := "module"
+	for _, t := range r.Tags {
+		if t.Symbol != "" {
+			head = "module:symbol"
+			break
+		}
+	}
+	fmt.Fprintf(&b, "%-36s %10s %10s %10s %9s %9s %9s %8s %9s %9s %10s\n", head, "insns",
 		"fetches", "data", "iTLB miss", "dTLB miss", "STLB miss", "walks", "walk refs", "iTLB MPKI", "cycles")
 	row := func(t *TagResult) {
 		fmt.Fprintf(&b, "%-36s %10d %10d %10d %9d %9d %9d %8d %9d %9.3f %10.0f\n", t.Name(), t.Instructions,
