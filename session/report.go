@@ -47,6 +47,9 @@ type Report struct {
 	// HeapLive is every heap allocation module code made that is still allocated (loaded modules'
 	// memory in use, and leaks), by caller.
 	HeapLive []Leak `json:"heap_live"`
+	// TLB is the TLB model's account of the session's guest code per module, when one was asked for
+	// (Options.TLB): accesses, misses, page walks and their estimated cycles.
+	TLB *machine.Result `json:"tlb,omitempty"`
 	// VirtualTimeNS is the machine's virtual clock at the end: nanoseconds since boot.
 	VirtualTimeNS uint64 `json:"virtual_time_ns"`
 	// NotObserved names what the report cannot say yet because the machine does not record it.
@@ -97,11 +100,11 @@ type Leak struct {
 	Caller string `json:"caller"` // module:function+offset of the allocating call
 }
 
-// notObserved is what the machine cannot report yet.
-var notObserved = []string{
-	"memory written outside the module's own memory: the machine does not track writes to kernel data",
-	"TLB statistics: the machine does not run a TLB model during sessions",
-}
+// What the report cannot say.
+const (
+	notObservedWrites = "memory written outside the module's own memory: the machine does not track writes to kernel data"
+	notObservedTLB    = "TLB statistics: no TLB model was attached to the session (kemu run --measure)"
+)
 
 // Report summarises the session so far.
 func (s *Session) Report() *Report {
@@ -124,7 +127,15 @@ func (s *Session) Report() *Report {
 		Leaks:         nonNil(s.leaks),
 		HeapLive:      nonNil(moduleHeap(s.m.HeapObjects(), s.kernelObjectAddrs(), "")),
 		VirtualTimeNS: s.m.Now(),
-		NotObserved:   notObserved,
+		NotObserved:   []string{notObservedWrites},
+	}
+	if s.tlb != nil {
+		if results := s.tlb.Results(); len(results) > 0 {
+			byModule := results[0].ByModule()
+			r.TLB = &byModule
+		}
+	} else {
+		r.NotObserved = append(r.NotObserved, notObservedTLB)
 	}
 	r.Modules = []ModuleState{}
 	for _, mod := range reg.Modules() {

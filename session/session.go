@@ -28,6 +28,7 @@ import (
 	"kemu/loader"
 	"kemu/machine"
 	"kemu/profile"
+	"kemu/tlb"
 )
 
 // Options are the choices made when a session starts.
@@ -37,6 +38,9 @@ type Options struct {
 	// Tree is the module directory modprobe searches; nil means the fixtures embedded in kemu, as the
 	// module directory of the profile's release.
 	Tree *Tree
+	// TLB, when not "", names a TLB model preset (tlb.PresetNames) that sees every guest memory access
+	// of the session; its statistics go into the report. Measuring slows guest code down a lot.
+	TLB string
 }
 
 // Record is one command the session executed.
@@ -61,6 +65,7 @@ type Session struct {
 	leaks    []Leak
 	removed  []string              // modules unloaded during the session, in order
 	fds      map[int]*machine.File // files the shell keeps open (exec N< PATH), by descriptor
+	tlb      *machine.Measurement  // the TLB model watching the session, nil when not asked for
 }
 
 // New boots a machine for prof and returns a session driving it.
@@ -79,6 +84,16 @@ func New(prof *profile.Profile, opts Options) (*Session, error) {
 		return nil, fmt.Errorf("session: %w", err)
 	}
 	s.m = m
+	if opts.TLB != "" {
+		cfg, err := tlb.Preset(opts.TLB)
+		if err == nil {
+			s.tlb, err = m.Measure(cfg)
+		}
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("session: TLB model %s: %w", opts.TLB, err)
+		}
+	}
 	return s, nil
 }
 
@@ -86,6 +101,10 @@ func New(prof *profile.Profile, opts Options) (*Session, error) {
 // session made it. The session cannot run commands afterwards.
 func (s *Session) Close() error {
 	var err error
+	if s.tlb != nil {
+		err = s.tlb.Stop()
+		s.tlb = nil
+	}
 	for fd, f := range s.fds {
 		err = errors.Join(err, f.Close())
 		delete(s.fds, fd)

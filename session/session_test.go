@@ -313,3 +313,28 @@ func TestProblemKinds(t *testing.T) {
 		})
 	}
 }
+
+// TestReportTLB: with a TLB model attached, the report accounts the module's guest code.
+func TestReportTLB(t *testing.T) {
+	prof, err := profile.Default()
+	require.NoError(t, err)
+	s, err := New(prof, Options{TLB: "skylake"})
+	require.NoError(t, err)
+	defer s.Close()
+	run(t, s, "insmod compute.ko")
+	r := s.Report()
+	require.NotNil(t, r.TLB)
+	assert.NotContains(t, r.NotObserved, notObservedTLB)
+	var compute *machine.TagResult
+	for i, row := range r.TLB.Tags {
+		if row.Module == "compute" {
+			compute = &r.TLB.Tags[i]
+		}
+	}
+	require.NotNil(t, compute, "%+v", r.TLB.Tags)
+	assert.Positive(t, compute.Instructions)
+	assert.Positive(t, compute.Fetches())
+
+	_, err = New(prof, Options{TLB: "nosuch"})
+	assert.Error(t, err)
+}

@@ -16,11 +16,13 @@ import (
 type sessionFlags struct {
 	modules string // --modules: module directory modprobe searches ("" = the embedded fixtures)
 	report  string // --report: write the JSON behaviour report here
+	measure bool   // --measure: a --tlb model sees every guest access; its statistics go in the report
 }
 
 func (f *sessionFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.modules, "modules", "", "module directory for modprobe: a tree with modules.dep, or a directory of .ko files (default: the embedded fixtures)")
 	c.Flags().StringVar(&f.report, "report", "", "write a JSON behaviour report of the session to `FILE`")
+	c.Flags().BoolVar(&f.measure, "measure", false, "feed every guest memory access to the --tlb model and put its statistics in the report (slow)")
 }
 
 // open boots a fresh machine and a session over it.
@@ -30,6 +32,9 @@ func (f *sessionFlags) open() (*session.Session, error) {
 		return nil, err
 	}
 	opts := session.Options{Machine: machine.Options{Strict: global.strict, Strategy: global.strategy}}
+	if f.measure {
+		opts.TLB = global.tlb
+	}
 	if f.modules != "" {
 		if opts.Tree, err = session.DirTree(f.modules); err != nil {
 			return nil, err
