@@ -49,9 +49,13 @@ func TestWalkHandComputed(t *testing.T) {
 		{Level: mmu.LevelPMD, EntryAddr: 0x2000, Entry: 0x3063},
 		{Level: mmu.LevelPTE, EntryAddr: 0x3008, Entry: 0x8000000000200163},
 	}, w.Steps[:w.NSteps])
-	assert.Equal(t, "PGD 1063 P4D 1063 PUD 2063 PMD 3063 PTE 8000000000200163 ", pt.DumpEntries(va))
-	assert.Equal(t, "PGD 1063 P4D 1063 PUD 2063 PMD 3063 PTE 0 ", pt.DumpEntries(va+mmu.Size4K))
-	assert.Equal(t, "PGD 0 ", pt.DumpEntries(0xffff888000000000))
+	// dump_pagetable: the PTE ends the line without a space; the folded P4D is printed even for an empty PGD entry.
+	assert.Equal(t, "PGD 1063 P4D 1063 PUD 2063 PMD 3063 PTE 8000000000200163", pt.DumpEntries(va))
+	assert.Equal(t, "PGD 1063 P4D 1063 PUD 2063 PMD 3063 PTE 0", pt.DumpEntries(va+mmu.Size4K))
+	assert.Equal(t, "PGD 0 P4D 0 ", pt.DumpEntries(0xffff888000000000))
+	assert.Equal(t, "PGD 0 P4D 0 ", pt.DumpEntries(0), "a NULL dereference")
+	assert.Equal(t, "PGD 1063 P4D 1063 PUD 0 ", pt.DumpEntries(va+mmu.Size1G))
+	assert.Equal(t, "", pt.DumpEntries(0x0000800000000000), "non-canonical: #GP, no page walk")
 	assert.Equal(t, uint64(0x192), (uint64(va)>>39)&511, "the index the comment computes")
 }
 

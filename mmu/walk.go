@@ -206,9 +206,14 @@ func (e *PageFaultError) Error() string {
 	return fmt.Sprintf("page fault at %#x: %s %s, error_code(0x%04x) - %s", e.Addr, mode, kind, uint32(e.Code), e.Code.Reason())
 }
 
-// DumpEntries renders the entries translating va as Linux's dump_pagetable prints them in an oops: "PGD %lx
-// P4D %lx PUD %lx PMD %lx PTE %lx ", each followed by a space, stopping after the first entry that is not present
-// or maps a large page. With 4-level paging the P4D is the PGD entry itself, so it repeats that value.
+// DumpEntries renders the entries translating va as Linux 6.1's dump_pagetable (arch/x86/mm/fault.c) prints them
+// in an oops: "PGD %lx P4D %lx PUD %lx PMD %lx PTE %lx", stopping after the first entry that is not present or
+// maps a large page. Every entry but the PTE is followed by a space (the PTE ends the line).
+//
+// The kernel is built with CONFIG_X86_5LEVEL and runs with 4-level paging, so the P4D level is folded at run
+// time: pgd_present() is always true then, and the P4D "entry" is the PGD entry itself. Hence the P4D is printed
+// even when the PGD entry is 0 ("PGD 0 P4D 0 " for a NULL dereference), repeating the PGD's value, and it is
+// p4d_present() that stops the walk.
 func (pt *PageTables) DumpEntries(va uint64) string {
 	if !Canonical(va) {
 		return ""
@@ -216,12 +221,13 @@ func (pt *PageTables) DumpEntries(va uint64) string {
 	w := pt.Walk(va, Access{})
 	var b strings.Builder
 	for _, s := range w.Steps[:w.NSteps] {
-		fmt.Fprintf(&b, "%s %x ", s.Level, uint64(s.Entry))
-		if s.Level == LevelPGD {
-			if !s.Entry.Present() {
-				break
-			}
-			fmt.Fprintf(&b, "P4D %x ", uint64(s.Entry))
+		switch s.Level {
+		case LevelPGD:
+			fmt.Fprintf(&b, "PGD %x P4D %x ", uint64(s.Entry), uint64(s.Entry))
+		case LevelPTE:
+			fmt.Fprintf(&b, "PTE %x", uint64(s.Entry))
+		default:
+			fmt.Fprintf(&b, "%s %x ", s.Level, uint64(s.Entry))
 		}
 	}
 	return b.String()
