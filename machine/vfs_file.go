@@ -56,6 +56,7 @@ type method struct{ fops, procOps string }
 var (
 	mOpen    = method{"open", "proc_open"}
 	mRead    = method{"read", "proc_read"}
+	mReadIt  = method{"read_iter", "proc_read_iter"}
 	mWrite   = method{"write", "proc_write"}
 	mIoctl   = method{"unlocked_ioctl", "proc_ioctl"}
 	mPoll    = method{"poll", "proc_poll"}
@@ -378,11 +379,14 @@ func (f *File) Read(n int) ([]byte, error) {
 		return f.served.read(n)
 	}
 	fn := f.method(mRead)
-	if f.entry != nil && (f.entry.kind == procSingle || f.entry.kind == procSeq) {
-		fn = f.m.kernelFunc("seq_read")
-	}
-	if fn == 0 {
-		return nil, f.missing() // ->read_iter is not supported yet
+	seqRead := f.m.kernelFunc("seq_read")
+	switch {
+	case f.entry != nil && (f.entry.kind == procSingle || f.entry.kind == procSeq):
+		fn = seqRead
+	case fn == 0 && f.method(mReadIt) != 0 && f.method(mReadIt) == f.m.kernelFunc("seq_read_iter"):
+		fn = seqRead // the same records through the read(2) form of seq_file
+	case fn == 0:
+		return nil, f.missing() // a module's own ->read_iter is not supported yet
 	}
 	n = min(max(n, 0), maxUserBuffer)
 	buf, err := f.m.mapUserBuffer(uint64(n), nil)

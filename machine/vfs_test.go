@@ -271,3 +271,93 @@ func TestOopsInAFileMethod(t *testing.T) {
 
 	assert.Equal(t, "kemu misc device\n", readFile(t, m, "/dev/kemu_misc"), "the machine goes on")
 }
+
+func TestProcReadIterOverSeqFile(t *testing.T) {
+	m := bootWith(t, "procfs")
+	// The fixture's proc_ops with .proc_read_iter = seq_read_iter instead of .proc_read = seq_read.
+	orig := m.files().proc.lookup("kemu_procfs")
+	require.NotNil(t, orig)
+	size, ok := m.structSize("proc_ops")
+	require.True(t, ok)
+	ops, err := m.kernel.kzalloc(size)
+	require.NoError(t, err)
+	require.NoError(t, m.Copy(ops, orig.ops, size))
+	m.setField("proc_ops", "proc_read", ops, 8, 0)
+	m.setField("proc_ops", "proc_read_iter", ops, 8, m.kernelFunc("seq_read_iter"))
+	tr := trapWith(m, guestString(t, m, "kemu_iter"), 0o444, 0, ops)
+	tr.Name = "proc_create"
+	pde, err := procCreate(procOps)(m, tr)
+	require.NoError(t, err)
+	require.NotZero(t, pde)
+
+	assert.Equal(t, procfsText(1), readFileIn(t, m, "/proc/kemu_iter", 5))
+	m.setField("proc_ops", "proc_read_iter", ops, 8, 0)
+	f, err := m.Open("/proc/kemu_iter", syscall.O_RDONLY)
+	require.NoError(t, err)
+	_, err = f.Read(5)
+	assert.ErrorIs(t, err, syscall.EIO, "no read method: pde_read's -EIO")
+	require.NoError(t, f.Close())
+}
+
+func TestPollRecordsWaitQueues(t *testing.T) {
+	m := bootWith(t, "chardev")
+	f, err := m.Open("/dev/kemu_chardev", syscall.O_RDONLY)
+	require.NoError(t, err)
+	defer f.Close()
+	m.files().polling = f
+	for _, head := range []uint64{0x1000, 0, 0x2000} { // poll_wait skips a NULL head
+		_, err := hPollWait(m, trapWith(m, f.file, head, 0))
+		require.NoError(t, err)
+	}
+	m.files().polling = nil
+	_, err = hPollWait(m, trapWith(m, f.file, 0x3000, 0))
+	require.NoError(t, err)
+	assert.Equal(t, []uint64{0x1000, 0x2000}, f.Waits(), "only while its ->poll runs")
+}
+
+// BenchmarkOpenReadClose is one open(2), read(2) of 64 bytes and close(2) of /dev/kemu_chardev.
+func BenchmarkOpenReadClose(b *testing.B) {
+	m := bootDefault(b, Options{})
+	_, err := m.Insmod(fixture(b, "chardev"), "", "chardev.ko")
+	require.NoError(b, err)
+	f, err := m.Open("/dev/kemu_chardev", syscall.O_WRONLY)
+	require.NoError(b, err)
+	_, err = f.Write(make([]byte, 64))
+	require.NoError(b, err)
+	require.NoError(b, f.Close())
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		f, err := m.Open("/dev/kemu_chardev", syscall.O_RDONLY)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := f.Read(64); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkProcSeqRead is cat /proc/kemu_procfs: open, seq_file reads to the end, close.
+func BenchmarkProcSeqRead(b *testing.B) {
+	m := bootDefault(b, Options{})
+	_, err := m.Insmod(fixture(b, "procfs"), "", "procfs.ko")
+	require.NoError(b, err)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		f, err := m.Open("/proc/kemu_procfs", syscall.O_RDONLY)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if _, err := f.Read(4096); err != nil {
+				break
+			}
+		}
+		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
