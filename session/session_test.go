@@ -338,3 +338,36 @@ func TestReportTLB(t *testing.T) {
 	_, err = New(prof, Options{TLB: "nosuch"})
 	assert.Error(t, err)
 }
+
+// FuzzSplitWords: no command line makes the parser panic, and a line of printable ASCII without
+// quotes, backslashes or > splits at blanks exactly as strings.Fields does.
+func FuzzSplitWords(f *testing.F) {
+	for _, seed := range []string{`insmod hello.ko whom="a b"`, `echo 'x' > /dev/y`, `a\ b "c\"d"`, `"`, `'`, `\`} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		words, err := splitWords(line)
+		if err != nil {
+			return
+		}
+		if !strings.ContainsAny(line, "'\"\\>") && printableASCII(line) {
+			assert.Equal(t, strings.Fields(strings.ReplaceAll(line, "\t", " ")), nonNilWords(words))
+		}
+	})
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if (s[i] < ' ' || s[i] > '~') && s[i] != '\t' {
+			return false
+		}
+	}
+	return true
+}
+
+func nonNilWords(w []string) []string {
+	if w == nil {
+		return []string{}
+	}
+	return w
+}
