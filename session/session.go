@@ -148,6 +148,7 @@ func init() {
 		"sleep":    {(*Session).sleep, "sleep DURATION (1s, 250ms, 0.5)"},
 		"exec":     {(*Session).execFD, "exec N< PATH | exec N> PATH | exec N<> PATH | exec N>&- (keep a file open)"},
 		"help":     {(*Session).help, "help"},
+		"history":  {(*Session).history, "history"},
 	}
 }
 
@@ -224,6 +225,15 @@ func (s *Session) help(out *output, args []string) int {
 	for _, name := range names {
 		out.printf("%s\n", commands[name].usage)
 	}
+	return 0
+}
+
+// history is bash's history: the commands so far, numbered from 1, this one included.
+func (s *Session) history(out *output, args []string) int {
+	for i, r := range s.records {
+		out.printf("%5d  %s\n", i+1, r.Command)
+	}
+	out.printf("%5d  history\n", len(s.records)+1)
 	return 0
 }
 

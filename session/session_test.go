@@ -101,6 +101,14 @@ func TestCommandStatus(t *testing.T) {
 	}
 }
 
+func TestHistory(t *testing.T) {
+	s := newTestSession(t)
+	run(t, s, "lsmod")
+	s.Exec("# not a command")
+	rec := run(t, s, "rmmod x", "history")
+	assert.Equal(t, "    1  lsmod\n    2  rmmod x\n    3  history\n", rec.Output)
+}
+
 func TestCommentsAndBlankLinesAreNotCommands(t *testing.T) {
 	s := newTestSession(t)
 	for _, l := range []string{"", "   ", "# insmod hello.ko", "\t# x"} {
