@@ -361,3 +361,39 @@ func BenchmarkProcSeqRead(b *testing.B) {
 		}
 	}
 }
+
+func TestProcSeqPrivate(t *testing.T) {
+	m := bootWith(t, "procfs")
+	mod, ok := m.Registry().Find("procfs")
+	require.True(t, ok)
+	show, ok := mod.Lookup("procfs_show")
+	require.True(t, ok)
+	// proc_create_seq_private over single_start/next/stop and the fixture's show function.
+	size, ok := m.structSize("seq_operations")
+	require.True(t, ok)
+	ops, err := m.kernel.kzalloc(size)
+	require.NoError(t, err)
+	for name, fn := range map[string]uint64{"start": m.kernelFunc("single_start"), "next": m.kernelFunc("single_next"), "stop": m.kernelFunc("single_stop"), "show": show.Addr} {
+		m.setField("seq_operations", name, ops, 8, fn)
+	}
+	dir, err := procCreate(entryDir)(m, trapWith(m, guestString(t, m, "kemu"), 0))
+	require.NoError(t, err)
+	require.NotZero(t, dir)
+	pde, err := procCreate(procSeq)(m, trapWith(m, guestString(t, m, "seq"), 0o444, dir, ops, 48, 0))
+	require.NoError(t, err)
+	require.NotZero(t, pde)
+	dup, err := procCreate(procSeq)(m, trapWith(m, guestString(t, m, "seq"), 0o444, dir, ops, 48, 0))
+	require.NoError(t, err)
+	assert.Zero(t, dup, "a taken name")
+
+	heap := len(m.HeapObjects())
+	assert.Equal(t, procfsText(0), readFileIn(t, m, "/proc/kemu/seq", 3), "procfs_open never ran: opens stays 0")
+	assert.Equal(t, heap, len(m.HeapObjects()), "seq_file, buffer and private state freed at close")
+	_, err = m.Open("/proc/kemu", syscall.O_RDONLY)
+	assert.ErrorIs(t, err, syscall.EISDIR)
+
+	_, err = hRemoveProcEntry(m, trapWith(m, guestString(t, m, "kemu"), 0))
+	require.NoError(t, err)
+	_, err = m.Open("/proc/kemu/seq", syscall.O_RDONLY)
+	assert.ErrorIs(t, err, syscall.ENOENT, "the subtree went with its directory")
+}
