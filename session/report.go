@@ -25,9 +25,12 @@ type Report struct {
 	Modules []ModuleState `json:"modules"`
 	// Unloaded is the modules the session unloaded, in order.
 	Unloaded []string `json:"unloaded"`
-	// Registrations is the kernel objects the kernel created on modules' behalf and still holds
-	// (classes, devices, proc entries), as "struct@address from module:function+offset".
-	Registrations []string `json:"registrations"`
+	// Registrations is what modules registered with kernel subsystems (drivers of pci, platform, usb,
+	// ..., filesystems, crypto algorithms, net and input devices) and have not unregistered.
+	Registrations []machine.Registration `json:"registrations"`
+	// KernelObjects is the objects the kernel created on modules' behalf and still holds (classes,
+	// devices, proc entries), as "struct@address from module:function+offset".
+	KernelObjects []string `json:"kernel_objects"`
 	// Files is every path a user process can open at the end (device nodes, the modules' /proc
 	// entries, the kernel's own /proc files), sorted.
 	Files []string `json:"files"`
@@ -117,7 +120,8 @@ func (s *Session) Report() *Report {
 		Calls:         apiCalls(s.m.CallStats()),
 		Unimplemented: apiCalls(s.m.Unimplemented()),
 		Unloaded:      nonNil(s.removed),
-		Registrations: nonNil(s.m.KernelObjects()),
+		Registrations: nonNil(s.m.Registrations()),
+		KernelObjects: nonNil(s.m.KernelObjects()),
 		Files:         nonNil(s.m.Paths()),
 		PendingTimers: timers,
 		QueuedWork:    work,

@@ -255,7 +255,7 @@ func TestHeapAndLeaks(t *testing.T) {
 	assert.Len(t, live, 2, "%+v", live)
 	assert.Regexp(t, `^chardev:chardev_init\+0x[0-9a-f]+$`, sizes[4096])
 	assert.Regexp(t, `^chardev:chardev_init\+0x[0-9a-f]+$`, sizes[256])
-	assert.NotEmpty(t, s.Report().Registrations)
+	assert.NotEmpty(t, s.Report().KernelObjects)
 	assert.Subset(t, s.Report().Files, []string{"/dev/kemu_chardev", "/dev/kemu_misc"})
 
 	run(t, s, "rmmod chardev")
