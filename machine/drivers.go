@@ -37,6 +37,8 @@ type driverTable struct {
 	ifindex   uint64             // the last interface index handed out (lo is 1)
 	platforms map[uint64]bool    // platform_devices kemu allocated
 	inputDevs map[uint64]bool    // input_devs kemu allocated
+	// cpuhpStates are the CPU hotplug states modules set up, with their callbacks.
+	cpuhpStates map[uint64]cpuhpState
 }
 
 type netdev struct {
@@ -126,9 +128,9 @@ func init() {
 	register("platform_device_del", hPlatformDeviceDel)
 	register("platform_device_put", hPlatformDevicePut)
 	register("bus_register", hNamedRegister("bus", "bus_type", "name"))
-	register("bus_unregister", hNamedUnregister("bus"))
+	register("bus_unregister", hNamedUnregister("bus", 0))
 	register("class_register", hNamedRegister("class", "class", "name"))
-	register("class_unregister", hNamedUnregister("class"))
+	register("class_unregister", hNamedUnregister("class", 0))
 	register("register_filesystem", hRegisterFilesystem)
 	register("unregister_filesystem", hUnregisterFilesystem)
 }
@@ -455,7 +457,7 @@ func hBusDriverRegister(b *busDriver) Handler {
 		if b.ownerArg >= 0 {
 			m.setField("device_driver", "owner", dd, 8, t.Arg(b.ownerArg))
 		}
-		if b.bus == "pci" || b.bus == "usb" || b.bus == "hid" {
+		if b.bus == "pci" || b.bus == "usb" || b.bus == "hid" || b.bus == "serio" {
 			m.setField("device_driver", "mod_name", dd, 8, t.Arg(2))
 		}
 		var ids []string
@@ -633,7 +635,8 @@ func hPlatformDeviceUnregister(m *Machine, t *Trap) (uint64, error) {
 	return hPlatformDevicePut(m, t)
 }
 
-// hNamedRegister registers an object known by a char * name field (bus_type, class).
+// hNamedRegister registers an object known by a char * name field (bus_type, class, led_trigger,
+// ts_ops, ...): EEXIST when the object or another of the name is registered.
 func hNamedRegister(kind, structName, field string) Handler {
 	return func(m *Machine, t *Trap) (uint64, error) {
 		name, err := m.readPtrString(structName, field, t.Arg(0))
@@ -648,9 +651,13 @@ func hNamedRegister(kind, structName, field string) Handler {
 	}
 }
 
-func hNamedUnregister(kind string) Handler {
+// hNamedUnregister undoes hNamedRegister; unregistering what is not registered fails with missing
+// where the kernel reports it (textsearch_unregister: ENOENT), else is ignored (missing 0).
+func hNamedUnregister(kind string, missing syscall.Errno) Handler {
 	return func(m *Machine, t *Trap) (uint64, error) {
-		m.unrecord(kind, t.Arg(0))
+		if !m.unrecord(kind, t.Arg(0)) && missing != 0 {
+			return negErrno(missing), nil
+		}
 		return 0, nil
 	}
 }

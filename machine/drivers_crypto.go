@@ -29,23 +29,29 @@ const (
 )
 
 func init() {
-	types := map[string]cryptoType{
-		"alg":      {"crypto_alg", ""},
-		"shash":    {"shash_alg", "base"},
-		"ahash":    {"ahash_alg", "halg.base"},
-		"skcipher": {"skcipher_alg", "base"},
-		"aead":     {"aead_alg", "base"},
-		"akcipher": {"akcipher_alg", "base"},
-		"kpp":      {"kpp_alg", "base"},
-		"rng":      {"rng_alg", "base"},
-		"scomp":    {"scomp_alg", "base"},
-		"acomp":    {"acomp_alg", "base"},
+	// Each type's register and unregister functions, singular and (where the kernel has one) plural.
+	types := []struct {
+		single, plural string
+		cryptoType
+	}{
+		{"alg", "algs", cryptoType{"crypto_alg", ""}},
+		{"shash", "shashes", cryptoType{"shash_alg", "base"}},
+		{"ahash", "ahashes", cryptoType{"ahash_alg", "halg.base"}},
+		{"skcipher", "skciphers", cryptoType{"skcipher_alg", "base"}},
+		{"aead", "aeads", cryptoType{"aead_alg", "base"}},
+		{"akcipher", "", cryptoType{"akcipher_alg", "base"}},
+		{"kpp", "", cryptoType{"kpp_alg", "base"}},
+		{"rng", "rngs", cryptoType{"rng_alg", "base"}},
+		{"scomp", "scomps", cryptoType{"scomp_alg", "base"}},
+		{"acomp", "acomps", cryptoType{"acomp_alg", "base"}},
 	}
-	for suffix, ct := range types {
-		register("crypto_register_"+suffix, hCryptoRegister(ct, false))
-		register("crypto_register_"+suffix+"s", hCryptoRegister(ct, true))
-		register("crypto_unregister_"+suffix, hCryptoUnregister(ct, false))
-		register("crypto_unregister_"+suffix+"s", hCryptoUnregister(ct, true))
+	for _, ct := range types {
+		register("crypto_register_"+ct.single, hCryptoRegister(ct.cryptoType, false))
+		register("crypto_unregister_"+ct.single, hCryptoUnregister(ct.cryptoType, false))
+		if ct.plural != "" {
+			register("crypto_register_"+ct.plural, hCryptoRegister(ct.cryptoType, true))
+			register("crypto_unregister_"+ct.plural, hCryptoUnregister(ct.cryptoType, true))
+		}
 	}
 	register("crypto_register_template", hCryptoRegisterTemplate(false))
 	register("crypto_register_templates", hCryptoRegisterTemplate(true))

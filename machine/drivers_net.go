@@ -35,7 +35,7 @@ func init() {
 	register("unregister_netdev", hUnregisterNetdev)
 	register("unregister_netdevice_queue", hUnregisterNetdev)
 	register("rtnl_link_register", hNamedRegister("rtnl-link", "rtnl_link_ops", "kind"))
-	register("rtnl_link_unregister", hNamedUnregister("rtnl-link"))
+	register("rtnl_link_unregister", hNamedUnregister("rtnl-link", 0))
 	register("input_allocate_device", hInputAllocate)
 	register("devm_input_allocate_device", hInputAllocate)
 	register("input_register_device", hInputRegister)

@@ -1,0 +1,231 @@
+package machine
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"kemu/corpus"
+	"kemu/depmod"
+	"kemu/loader"
+	"kemu/profile"
+)
+
+// Real modules from Debian's 6.1 amd64 kernel, each loaded with its dependencies (as modprobe
+// orders them) into a fresh machine, initialised, then removed with its dependencies. The set is
+// fixed so that the figures compare across changes; it spans the kinds of module the emulated
+// kernel has to serve: library code, crypto algorithms and templates, filesystems, network
+// devices, PCI/USB/I2C/SPI/platform drivers, input and HID.
+var debianModuleSet = []struct{ name, kind string }{
+	// library code
+	{"crc-itu-t", "lib"}, {"crc7", "lib"}, {"crc8", "lib"}, {"crc16", "lib"}, {"libcrc32c", "lib"},
+	{"lz4_compress", "lib"}, {"lz4hc_compress", "lib"}, {"ts_kmp", "lib"}, {"ts_bm", "lib"},
+	{"ts_fsm", "lib"}, {"reed_solomon", "lib"}, {"bch", "lib"},
+	// crypto algorithms and templates
+	{"xxhash_generic", "crypto"}, {"blake2b_generic", "crypto"}, {"michael_mic", "crypto"},
+	{"md4", "crypto"}, {"rmd160", "crypto"}, {"wp512", "crypto"}, {"sha3_generic", "crypto"},
+	{"blowfish_generic", "crypto"}, {"twofish_generic", "crypto"}, {"serpent_generic", "crypto"},
+	{"cast5_generic", "crypto"}, {"cast6_generic", "crypto"}, {"camellia_generic", "crypto"},
+	{"des_generic", "crypto"}, {"fcrypt", "crypto"}, {"chacha_generic", "crypto"}, {"xts", "crypto"},
+	{"lrw", "crypto"}, {"cmac", "crypto"}, {"xcbc", "crypto"}, {"vmac", "crypto"}, {"ccm", "crypto"},
+	{"gcm", "crypto"}, {"ecb", "crypto"}, {"pcbc", "crypto"}, {"cts", "crypto"}, {"keywrap", "crypto"},
+	{"seqiv", "crypto"}, {"echainiv", "crypto"}, {"essiv", "crypto"}, {"authenc", "crypto"},
+	{"lz4", "crypto"}, {"lz4hc", "crypto"}, {"zstd", "crypto"}, {"ecdh_generic", "crypto"},
+	{"curve25519-generic", "crypto"}, {"crc32_generic", "crypto"},
+	// filesystems
+	{"minix", "fs"}, {"qnx4", "fs"}, {"qnx6", "fs"}, {"romfs", "fs"}, {"efs", "fs"}, {"befs", "fs"},
+	{"hfs", "fs"}, {"hfsplus", "fs"}, {"ufs", "fs"}, {"freevxfs", "fs"}, {"sysv", "fs"}, {"omfs", "fs"},
+	{"bfs", "fs"}, {"adfs", "fs"}, {"affs", "fs"}, {"isofs", "fs"}, {"udf", "fs"}, {"nilfs2", "fs"},
+	{"jfs", "fs"},
+	// network devices
+	{"dummy", "net"}, {"veth", "net"}, {"ifb", "net"}, {"macvlan", "net"}, {"vxlan", "net"},
+	{"geneve", "net"}, {"nlmon", "net"}, {"vcan", "net"},
+	// bus drivers
+	{"8139cp", "pci"}, {"8139too", "pci"}, {"e1000", "pci"}, {"ne2k-pci", "pci"}, {"tulip", "pci"},
+	{"r8169", "pci"}, {"pci-stub", "pci"}, {"ehci-pci", "pci"}, {"xhci-pci", "pci"},
+	{"usb-storage", "usb"}, {"cdc-acm", "usb"}, {"pl2303", "usb"}, {"ftdi_sio", "usb"},
+	{"lm75", "i2c"}, {"tmp102", "i2c"}, {"at24", "i2c"}, {"i2c-dev", "i2c"}, {"i2c-stub", "i2c"},
+	{"mcp251x", "spi"}, {"hi311x", "spi"},
+	{"leds-gpio", "platform"}, {"w1-gpio", "platform"}, {"ramoops", "platform"},
+	// input and HID
+	{"evdev", "input"}, {"joydev", "input"}, {"uinput", "input"}, {"serio_raw", "input"},
+	{"psmouse", "input"}, {"pcspkr", "input"}, {"hid-generic", "hid"}, {"hid-apple", "hid"},
+	{"usbhid", "hid"}, {"hid-logitech", "hid"},
+	// block devices
+	{"loop", "block"}, {"nbd", "block"}, {"zram", "block"}, {"brd", "block"},
+}
+
+// Floors measured on Debian 6.1.0-56-amd64 (see TestDebianModules); a drop is a regression.
+const (
+	debianFloorLenient = 101
+	debianFloorStrict  = 89
+)
+
+// debianOutcome is how one module fared: the first thing that went wrong, if anything.
+type debianOutcome struct {
+	module, kind string
+	result       string // complete, load, init, oops, unimplemented, exit
+	detail       string // the loader's reason, the errno, the missing function, ...
+	missing      []CallStat
+	log          string // the kernel log
+}
+
+const (
+	resultComplete      = "complete"
+	resultLoad          = "load"          // the loader refused a module (its reason in detail)
+	resultInit          = "init"          // an init function returned an error
+	resultOops          = "oops"          // module code oopsed in init or exit
+	resultUnimplemented = "unimplemented" // Strict: a kernel function without a handler was called
+	resultExit          = "exit"          // rmmod refused
+)
+
+// runDebianModule loads name with its dependencies into a fresh machine, then removes them all.
+func runDebianModule(t *testing.T, prof *profile.Profile, db *depmod.DB, name, kind string, strict bool) (out debianOutcome) {
+	out = debianOutcome{module: name, kind: kind, result: resultComplete}
+	loads, err := db.Resolve(name)
+	if err != nil {
+		out.result, out.detail = resultLoad, err.Error()
+		return out
+	}
+	m, err := New(prof, Options{Strict: strict})
+	require.NoError(t, err)
+	defer m.Close()
+	defer func() { out.missing, out.log = m.Unimplemented(), m.Dmesg() }()
+
+	killed := func(stage string) {
+		out.result, out.detail = resultOops, stage
+		for _, line := range m.Messages() {
+			if fn, ok := strings.CutPrefix(line, "kemu: unimplemented kernel function "); ok {
+				out.result, out.detail = resultUnimplemented, strings.Fields(fn)[0]
+				return
+			}
+		}
+	}
+	var loaded []string
+	for _, l := range loads {
+		if l.Builtin {
+			continue
+		}
+		image, err := os.ReadFile(l.Path)
+		require.NoError(t, err)
+		_, err = m.Insmod(image, "", l.Path)
+		switch {
+		case errors.Is(err, ErrKilled):
+			killed("init of " + l.Name)
+			return out
+		case err != nil && initFailed(err):
+			out.result, out.detail = resultInit, fmt.Sprintf("%s: %v", l.Name, loader.Errno(err))
+			return out
+		case err != nil:
+			out.result, out.detail = resultLoad, fmt.Sprintf("%s: %v", l.Name, err)
+			return out
+		}
+		loaded = append(loaded, l.Name)
+	}
+	for i := len(loaded) - 1; i >= 0; i-- {
+		err := m.Rmmod(loaded[i], false)
+		switch {
+		case errors.Is(err, ErrKilled):
+			killed("exit of " + loaded[i])
+			return out
+		case err != nil:
+			out.result, out.detail = resultExit, fmt.Sprintf("%s: %v", loaded[i], err)
+			return out
+		}
+	}
+	return out
+}
+
+// initFailed tells an errno an init function returned (the registry's FailInit names it "init
+// returned") from a refusal by the loader (format, symbols, versions, memory).
+func initFailed(err error) bool {
+	var le *loader.Error
+	return errors.As(err, &le) && strings.Contains(le.Detail, "init returned")
+}
+
+func TestDebianModules(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads real Debian modules into a fresh machine each")
+	}
+	tree, err := corpus.Debian("amd64")
+	require.NoError(t, err)
+	prof, err := tree.Profile()
+	require.NoError(t, err)
+	db, err := depmod.OpenDB(depmod.Options{BaseDir: tree.Root, Version: tree.Release, ConfigPaths: []string{}})
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(debianModuleSet), 50)
+	if only := os.Getenv("KEMU_DEBIAN_MODULE"); only != "" {
+		// One module, its kernel log and its unimplemented calls: for finding out why it fails.
+		o := runDebianModule(t, prof, db, only, "", os.Getenv("KEMU_DEBIAN_STRICT") != "")
+		t.Logf("%s: %s %s\n%s", only, o.result, o.detail, o.log)
+		for _, s := range o.missing {
+			t.Logf("unimplemented %s x%d, first from %s", s.Name, s.Count, s.FirstCaller)
+		}
+		return
+	}
+
+	for _, mode := range []struct {
+		name   string
+		strict bool
+		floor  int
+	}{{"lenient", false, debianFloorLenient}, {"strict", true, debianFloorStrict}} {
+		t.Run(mode.name, func(t *testing.T) {
+			var outcomes []debianOutcome
+			for _, mod := range debianModuleSet {
+				outcomes = append(outcomes, runDebianModule(t, prof, db, mod.name, mod.kind, mode.strict))
+			}
+			complete := logDebianTable(t, outcomes)
+			assert.GreaterOrEqual(t, complete, mode.floor, "modules that load, init and unload (%s)", mode.name)
+		})
+	}
+}
+
+// logDebianTable logs one line per module, the totals per result and the unimplemented kernel
+// functions the most modules called; it returns how many completed.
+func logDebianTable(t *testing.T, outcomes []debianOutcome) int {
+	var b strings.Builder
+	totals := map[string]int{}
+	type miss struct{ modules, calls int }
+	missing := map[string]*miss{}
+	for _, o := range outcomes {
+		totals[o.result]++
+		fmt.Fprintf(&b, "%-20s %-9s %-13s %s\n", o.module, o.kind, o.result, o.detail)
+		for _, s := range o.missing {
+			if missing[s.Name] == nil {
+				missing[s.Name] = &miss{}
+			}
+			missing[s.Name].modules++
+			missing[s.Name].calls += s.Count
+		}
+	}
+	fmt.Fprintf(&b, "totals:")
+	for _, r := range []string{resultComplete, resultLoad, resultInit, resultOops, resultUnimplemented, resultExit} {
+		fmt.Fprintf(&b, " %s=%d", r, totals[r])
+	}
+	names := make([]string, 0, len(missing))
+	for n := range missing {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		a, c := missing[names[i]], missing[names[j]]
+		if a.modules != c.modules {
+			return a.modules > c.modules
+		}
+		return names[i] < names[j]
+	})
+	fmt.Fprintf(&b, "\nunimplemented kernel functions hit (modules, calls):")
+	for i, n := range names {
+		if i == 30 {
+			break
+		}
+		fmt.Fprintf(&b, "\n  %-36s %3d %6d", n, missing[n].modules, missing[n].calls)
+	}
+	t.Log("\n" + b.String())
+	return totals[resultComplete]
+}
