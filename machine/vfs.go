@@ -10,7 +10,8 @@ import (
 // Registration handlers (vfs_register.go) record here; Open (vfs_file.go) resolves paths here the
 // way the kernel does: /dev/NAME is a node devtmpfs made from device_create's name, its dev_t finds
 // the cdev (chrdev_open) or, for major 10, the misc device (misc_open); /proc/PATH is a
-// proc_dir_entry, /sys/kernel/debug/PATH a debugfs file (vfs_debugfs.go). The kernel's own /proc files are in procfs.go, seq_file in vfs_seq.go, the user
+// proc_dir_entry, /sys/kernel/debug/PATH a debugfs file (vfs_debugfs.go), /sys/class/... a device
+// attribute (vfs_sysfs.go). The kernel's own /proc files are in procfs.go, seq_file in vfs_seq.go, the user
 // process in uproc.go.
 
 // vfs is the machine's registry of openable things and the user process using them.
@@ -21,6 +22,8 @@ type vfs struct {
 	nodes   []devNode
 	proc    fsTree // /proc
 	debug   fsTree // /sys/kernel/debug
+	devices []*sysDevice
+	attrs   []sysAttr // /sys/class/<class>/<device>/<attribute>
 	user    userProcess
 	polling *File // the file whose ->poll is running: __pollwait records its wait queues
 }
@@ -234,8 +237,8 @@ const (
 	debugfsRoot = "/sys/kernel/debug/"
 )
 
-// Paths is every path the user process can open, sorted: the device nodes, the modules' /proc and
-// debugfs files (directories excluded) and the kernel's own /proc files.
+// Paths is every path the user process can open, sorted: the device nodes, the modules' /proc,
+// debugfs and sysfs attribute files (directories excluded) and the kernel's own /proc files.
 func (m *Machine) Paths() []string {
 	v := m.files()
 	seen := map[string]bool{}
@@ -247,6 +250,9 @@ func (m *Machine) Paths() []string {
 	}
 	for _, p := range append(v.proc.files(procRoot), v.debug.files(debugfsRoot)...) {
 		seen[p] = true
+	}
+	for _, a := range v.attrs {
+		seen[a.path()] = true
 	}
 	for path := range kernelProcFiles {
 		seen[path] = true

@@ -158,14 +158,17 @@ func (m *Machine) openValue(path string, flags int, e *fsEntry) *File {
 			}
 			return m.renderValue(e.data, f)
 		},
-		store: func(b []byte) error {
+		store: func(b []byte) (int, error) {
 			if mode&0o222 == 0 {
 				if f.format == "" {
-					return syscall.EINVAL // fops_bool_ro has no write at all
+					return 0, syscall.EINVAL // fops_bool_ro has no write at all
 				}
-				return syscall.EACCES
+				return 0, syscall.EACCES
 			}
-			return m.storeValue(e.data, f, string(b))
+			if err := m.storeValue(e.data, f, string(b)); err != nil {
+				return 0, err
+			}
+			return len(b), nil
 		},
 	}}
 }

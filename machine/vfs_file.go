@@ -64,7 +64,7 @@ var (
 )
 
 // Open opens path as the user process's open(2) would: /dev/NAME, /proc/PATH,
-// /sys/kernel/debug/PATH.
+// /sys/kernel/debug/PATH, /sys/class/CLASS/DEVICE/ATTRIBUTE.
 func (m *Machine) Open(path string, flags int) (*File, error) {
 	if m.dead {
 		return nil, fmt.Errorf("open %s: %w", path, errMachineHalted)
@@ -74,7 +74,7 @@ func (m *Machine) Open(path string, flags int) (*File, error) {
 		text := render(m)
 		return &File{m: m, path: path, flags: flags, served: &servedFile{
 			render: func() ([]byte, error) { return []byte(text), nil },
-			store:  func([]byte) error { return syscall.EIO }, // no proc_write: pde_write's -EIO
+			store:  func([]byte) (int, error) { return 0, syscall.EIO }, // no proc_write: pde_write's -EIO
 		}}, nil
 	}
 	switch {
@@ -88,6 +88,8 @@ func (m *Machine) Open(path string, flags int) (*File, error) {
 		return m.openEntry(path, flags, &v.proc, strings.TrimPrefix(path, procRoot))
 	case strings.HasPrefix(path, debugfsRoot):
 		return m.openEntry(path, flags, &v.debug, strings.TrimPrefix(path, debugfsRoot))
+	case strings.HasPrefix(path, sysfsClassRoot):
+		return m.openAttr(path, flags)
 	}
 	return nil, syscall.ENOENT
 }
@@ -563,7 +565,7 @@ func (m *Machine) releaseProc(f *File) error {
 // the start and read sequentially from it.
 type servedFile struct {
 	render func() ([]byte, error)
-	store  func([]byte) error
+	store  func([]byte) (int, error)
 	text   []byte
 	off    int
 }
@@ -585,12 +587,7 @@ func (s *servedFile) read(n int) ([]byte, error) {
 	return b, nil
 }
 
-func (s *servedFile) write(b []byte) (int, error) {
-	if err := s.store(b); err != nil {
-		return 0, err
-	}
-	return len(b), nil
-}
+func (s *servedFile) write(b []byte) (int, error) { return s.store(b) }
 
 // field reads a pointer-sized field of a guest struct; 0 when the layout or memory is unknown.
 func (m *Machine) field(structName, path string, addr uint64) uint64 {

@@ -89,13 +89,17 @@ func hDeviceCreate(m *Machine, t *Trap) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	m.files().addNode(devNode{name: string(name), dev: uint32(t.Arg(2)), device: dev})
+	v := m.files()
+	v.addNode(devNode{name: string(name), dev: uint32(t.Arg(2)), device: dev})
+	v.devices = append(v.devices, &sysDevice{addr: dev, name: string(name), class: m.className(t.Arg(0)), dev: uint32(t.Arg(2))})
 	return dev, nil
 }
 
 // device_destroy(class, devt).
 func hDeviceDestroy(m *Machine, t *Trap) (uint64, error) {
-	m.files().removeNode(uint32(t.Arg(1)))
+	v := m.files()
+	v.removeNode(uint32(t.Arg(1)))
+	v.removeDevice(uint32(t.Arg(1)))
 	return 0, nil
 }
 

@@ -397,3 +397,61 @@ func TestProcSeqPrivate(t *testing.T) {
 	_, err = m.Open("/proc/kemu/seq", syscall.O_RDONLY)
 	assert.ErrorIs(t, err, syscall.ENOENT, "the subtree went with its directory")
 }
+
+func TestDeviceAttributes(t *testing.T) {
+	m := bootWith(t, "chardev")
+	mod, ok := m.Registry().Find("chardev")
+	require.True(t, ok)
+	// Guest code for the attribute methods, written over two chardev functions this test never
+	// calls otherwise: show writes "ok\n" and returns 3; store returns its count.
+	show, ok := mod.Lookup("chardev_release")
+	require.True(t, ok)
+	store, ok := mod.Lookup("chardev_ioctl")
+	require.True(t, ok)
+	require.NoError(t, m.WriteAt([]byte{0xc7, 0x02, 'o', 'k', '\n', 0, 0xb8, 3, 0, 0, 0, 0xc3}, show.Addr))
+	require.NoError(t, m.WriteAt([]byte{0x48, 0x89, 0xc8, 0xc3}, store.Addr))
+
+	var dev *sysDevice
+	for _, d := range m.files().devices {
+		if d.name == "kemu_chardev" {
+			dev = d
+		}
+	}
+	require.NotNil(t, dev)
+	assert.Equal(t, "kemu_chardev", dev.class, "class_create's name")
+	size, ok := m.structSize("device_attribute")
+	require.True(t, ok)
+	attr, err := m.kernel.kzalloc(size)
+	require.NoError(t, err)
+	m.setField("device_attribute", "attr.name", attr, 8, guestString(t, m, "greeting"))
+	m.setField("device_attribute", "show", attr, 8, show.Addr)
+	m.setField("device_attribute", "store", attr, 8, store.Addr)
+	ret, err := hDeviceCreateFile(m, trapWith(m, dev.addr, attr))
+	require.NoError(t, err)
+	require.Zero(t, ret)
+	ret, err = hDeviceCreateFile(m, trapWith(m, dev.addr, attr))
+	require.NoError(t, err)
+	assert.Equal(t, negErrno(syscall.EEXIST), ret)
+
+	const path = "/sys/class/kemu_chardev/kemu_chardev/greeting"
+	assert.Contains(t, m.Paths(), path)
+	assert.Equal(t, "ok\n", readFile(t, m, path))
+	f, err := m.Open(path, syscall.O_WRONLY)
+	require.NoError(t, err)
+	n, err := f.Write([]byte("hello\n"))
+	require.NoError(t, err)
+	assert.Equal(t, 6, n)
+	require.NoError(t, f.Close())
+
+	m.setField("device_attribute", "show", attr, 8, 0)
+	f, err = m.Open(path, syscall.O_RDONLY)
+	require.NoError(t, err)
+	_, err = f.Read(64)
+	assert.ErrorIs(t, err, syscall.EIO, "no show: dev_attr_show's -EIO")
+	require.NoError(t, f.Close())
+
+	_, err = hDeviceRemoveFile(m, trapWith(m, dev.addr, attr))
+	require.NoError(t, err)
+	_, err = m.Open(path, syscall.O_RDONLY)
+	assert.ErrorIs(t, err, syscall.ENOENT)
+}
