@@ -17,7 +17,7 @@ func init() {
 	register("cdev_init", hCdevInit)
 	register("cdev_add", hCdevAdd)
 	register("cdev_del", hCdevDel)
-	register("__class_create", hNewObject("class"))
+	register("__class_create", hClassCreateVFS)
 	register("class_destroy", hKfreeArg0)
 	register("device_create", hDeviceCreate)
 	register("device_destroy", hDeviceDestroy)
