@@ -55,6 +55,26 @@ func readAll(t *testing.T, f *File, n int) string {
 	return ""
 }
 
+// guestStruct is a zeroed kernel allocation the size of the struct.
+func guestStruct(t *testing.T, m *Machine, name string) uint64 {
+	t.Helper()
+	size, ok := m.structSize(name)
+	require.True(t, ok, name)
+	p, err := m.kernel.kzalloc(size)
+	require.NoError(t, err)
+	return p
+}
+
+// moduleSymbol is the address of a loaded module's own symbol.
+func moduleSymbol(t *testing.T, m *Machine, module, name string) uint64 {
+	t.Helper()
+	mod, ok := m.Registry().Find(module)
+	require.True(t, ok, module)
+	sym, ok := mod.Lookup(name)
+	require.True(t, ok, name)
+	return sym.Addr
+}
+
 func le32(v int32) []byte { return []byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)} }
 
 func TestChardevReadWriteIoctl(t *testing.T) {
@@ -277,10 +297,8 @@ func TestProcReadIterOverSeqFile(t *testing.T) {
 	// The fixture's proc_ops with .proc_read_iter = seq_read_iter instead of .proc_read = seq_read.
 	orig := m.files().proc.lookup("kemu_procfs")
 	require.NotNil(t, orig)
-	size, ok := m.structSize("proc_ops")
-	require.True(t, ok)
-	ops, err := m.kernel.kzalloc(size)
-	require.NoError(t, err)
+	ops := guestStruct(t, m, "proc_ops")
+	size, _ := m.structSize("proc_ops")
 	require.NoError(t, m.Copy(ops, orig.ops, size))
 	m.setField("proc_ops", "proc_read", ops, 8, 0)
 	m.setField("proc_ops", "proc_read_iter", ops, 8, m.kernelFunc("seq_read_iter"))
@@ -364,16 +382,10 @@ func BenchmarkProcSeqRead(b *testing.B) {
 
 func TestProcSeqPrivate(t *testing.T) {
 	m := bootWith(t, "procfs")
-	mod, ok := m.Registry().Find("procfs")
-	require.True(t, ok)
-	show, ok := mod.Lookup("procfs_show")
-	require.True(t, ok)
 	// proc_create_seq_private over single_start/next/stop and the fixture's show function.
-	size, ok := m.structSize("seq_operations")
-	require.True(t, ok)
-	ops, err := m.kernel.kzalloc(size)
-	require.NoError(t, err)
-	for name, fn := range map[string]uint64{"start": m.kernelFunc("single_start"), "next": m.kernelFunc("single_next"), "stop": m.kernelFunc("single_stop"), "show": show.Addr} {
+	ops := guestStruct(t, m, "seq_operations")
+	show := moduleSymbol(t, m, "procfs", "procfs_show")
+	for name, fn := range map[string]uint64{"start": m.kernelFunc("single_start"), "next": m.kernelFunc("single_next"), "stop": m.kernelFunc("single_stop"), "show": show} {
 		m.setField("seq_operations", name, ops, 8, fn)
 	}
 	dir, err := procCreate(entryDir)(m, trapWith(m, guestString(t, m, "kemu"), 0))
@@ -400,16 +412,12 @@ func TestProcSeqPrivate(t *testing.T) {
 
 func TestDeviceAttributes(t *testing.T) {
 	m := bootWith(t, "chardev")
-	mod, ok := m.Registry().Find("chardev")
-	require.True(t, ok)
 	// Guest code for the attribute methods, written over two chardev functions this test never
 	// calls otherwise: show writes "ok\n" and returns 3; store returns its count.
-	show, ok := mod.Lookup("chardev_release")
-	require.True(t, ok)
-	store, ok := mod.Lookup("chardev_ioctl")
-	require.True(t, ok)
-	require.NoError(t, m.WriteAt([]byte{0xc7, 0x02, 'o', 'k', '\n', 0, 0xb8, 3, 0, 0, 0, 0xc3}, show.Addr))
-	require.NoError(t, m.WriteAt([]byte{0x48, 0x89, 0xc8, 0xc3}, store.Addr))
+	show := moduleSymbol(t, m, "chardev", "chardev_release")
+	store := moduleSymbol(t, m, "chardev", "chardev_ioctl")
+	require.NoError(t, m.WriteAt([]byte{0xc7, 0x02, 'o', 'k', '\n', 0, 0xb8, 3, 0, 0, 0, 0xc3}, show))
+	require.NoError(t, m.WriteAt([]byte{0x48, 0x89, 0xc8, 0xc3}, store))
 
 	var dev *sysDevice
 	for _, d := range m.files().devices {
@@ -419,13 +427,10 @@ func TestDeviceAttributes(t *testing.T) {
 	}
 	require.NotNil(t, dev)
 	assert.Equal(t, "kemu_chardev", dev.class, "class_create's name")
-	size, ok := m.structSize("device_attribute")
-	require.True(t, ok)
-	attr, err := m.kernel.kzalloc(size)
-	require.NoError(t, err)
+	attr := guestStruct(t, m, "device_attribute")
 	m.setField("device_attribute", "attr.name", attr, 8, guestString(t, m, "greeting"))
-	m.setField("device_attribute", "show", attr, 8, show.Addr)
-	m.setField("device_attribute", "store", attr, 8, store.Addr)
+	m.setField("device_attribute", "show", attr, 8, show)
+	m.setField("device_attribute", "store", attr, 8, store)
 	ret, err := hDeviceCreateFile(m, trapWith(m, dev.addr, attr))
 	require.NoError(t, err)
 	require.Zero(t, ret)
