@@ -3,15 +3,36 @@
 //
 //   - vmalloc: what Linux does (x86 module_alloc): each region is a vmalloc area of 4K pages in the module area,
 //     and the loader's rights are applied page by page.
-//   - kmalloc: module memory from the page allocator in the direct map (Andi Kleen's 2002 patch, and the 2014
-//     "NoMoreModuleVmalloc" idea): it is covered by the direct map's large pages, until permissions are applied,
-//     which splits those large pages; the splits are counted.
+//   - kmalloc: module memory from the page allocator (Andi Kleen's 2002 patch, and the 2014 "NoMoreModuleVmalloc"
+//     idea): physically contiguous, so a linear mapping covers it with large pages until the ranges' rights are
+//     applied, which splits the large pages where rights change; the splits are counted.
 //   - hugepack: text packed into shared 2M read-only-exec pages in the module area (the execmem ROX cache and
 //     bpf_prog_pack idea); the other ranges go to 4K pages in the module area as with vmalloc.
 //
 // Whatever the strategy, every range gets exactly the rights its kind asks for: text RX, rodata R, ro_after_init
 // RW until sealed and R after, data RW; everything but text is NX. Text in a ROX pack is written through
 // mmu.Kernel.WriteVirt (the model's text_poke), never by making the pack writable.
+//
+// # Why kmalloc uses the kernel image's high alias, not the direct map
+//
+// The 2002 kmalloc patch was for i386, where the direct map is the whole kernel address space and any address is
+// reachable by 32-bit displacements. x86-64 modules are built with -mcmodel=kernel: calls and references to the
+// kernel are R_X86_64_PC32/PLT32 (a signed 32-bit displacement) or R_X86_64_32S (a sign-extended 32-bit
+// absolute), so module code must lie within 2 GiB of the kernel's text, in the top 2 GiB of the address space.
+// That is why MODULES_VADDR follows the kernel image. The direct map (PageOffsetBase, 0xffff888000000000) is
+// terabytes away: a module placed there fails to load with the kernel's "overflow in relocation type %d val %Lx"
+// and ENOEXEC. NewKmallocDirectMap keeps that variant so the failure can be seen.
+//
+// x86-64 has one other linear mapping of physical memory inside the top 2 GiB: __START_KERNEL_map
+// (StartKernelMap), where virtual StartKernelMap+pa maps physical pa for the first KERNEL_IMAGE_SIZE bytes. Linux
+// maps its image there (level2_kernel_pgt, 2M pages); it trims the rest away at boot (cleanup_highmap), but
+// nothing in the hardware forbids keeping it. NewKmalloc therefore takes pages from the page allocator, as kmalloc
+// does for large sizes, and addresses them through that high alias: every address of physical memory below 1 GiB
+// is then within 1 GiB of kernel text, so -mcmodel=kernel relocations resolve. The alias is mapped in 2M pages,
+// read-write and NX like the direct map, the first time a block needs one, and stays; applying a module's rights
+// splits a 2M page only where rights change inside it (a small module's text and data share one 2M page, so it
+// splits; a range covering whole 2M pages keeps them). Physical memory whose alias is taken by something else
+// (kemu's kernel image, whose pages are not where their alias would put them) or lies beyond 1 GiB is passed over.
 package placement
 
 import (
@@ -100,7 +121,7 @@ type Stats struct {
 	Pages4K         int    // leaf mappings covering the placed memory, per size: what the TLB has to cache
 	Pages2M         int
 	Pages1G         int
-	DirectMapSplits int // large direct-map pages split to apply rights (kmalloc strategy)
+	DirectMapSplits int // large pages of the linear mapping (high alias or direct map) split to apply rights (kmalloc)
 }
 
 // Wasted is memory held but not asked for (rounding, power-of-two orders, free space in packs).

@@ -40,7 +40,10 @@ func strategies() map[string]func(*mmu.Kernel) placement.Strategy {
 		"vmalloc":       func(k *mmu.Kernel) placement.Strategy { return placement.NewVmalloc(k, vmalloc.New(k)) },
 		"kmalloc":       func(k *mmu.Kernel) placement.Strategy { return placement.NewKmalloc(k, false) },
 		"kmalloc-exact": func(k *mmu.Kernel) placement.Strategy { return placement.NewKmalloc(k, true) },
-		"hugepack":      func(k *mmu.Kernel) placement.Strategy { return placement.NewHugepack(k, vmalloc.New(k)) },
+		"kmalloc-directmap": func(k *mmu.Kernel) placement.Strategy {
+			return placement.NewKmallocDirectMap(k, false)
+		},
+		"hugepack": func(k *mmu.Kernel) placement.Strategy { return placement.NewHugepack(k, vmalloc.New(k)) },
 	}
 }
 
@@ -128,6 +131,7 @@ func TestStatsPerStrategy(t *testing.T) {
 		// power-of-two blocks: 8 + 2 pages; the direct map's 2M page around them is split to 4K.
 		{"kmalloc", 10 * k4, 10, 0, true},
 		{"kmalloc-exact", 9 * k4, 9, 0, true},
+		{"kmalloc-directmap", 10 * k4, 10, 0, true},
 		// both texts in one 2M pack; the rest: core 0x3000..0x6100 = 4 pages, init 0x1000..0x1100 = 1 page.
 		{"hugepack", m2 + 5*k4, 5, 1, false},
 	}
@@ -247,4 +251,74 @@ func TestHugepackLargeText(t *testing.T) {
 	assert.Equal(t, 2, f.s.Stats().Pages2M)
 	assert.GreaterOrEqual(t, q[0].Base(), first+3<<20, "after the big text")
 	assert.Less(t, q[0].Base(), first+4<<20, "in the same pack")
+}
+
+// TestKmallocAddressing checks where each kmalloc variant puts a region: the high alias (StartKernelMap + pa,
+// within 2 GiB of kernel text, as -mcmodel=kernel needs) or the direct map (PageOffsetBase + pa, far beyond it).
+func TestKmallocAddressing(t *testing.T) {
+	const kernelText = 0xffffffff81000000 // _text of an x86-64 kernel without KASLR
+	tests := []struct {
+		name      string
+		base      uint64
+		reachable bool
+	}{
+		{"kmalloc", mmu.StartKernelMap, true},
+		{"kmalloc-directmap", mmu.PageOffsetBase, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, strategies()[tt.name])
+			placed, err := f.s.Place("hello", []placement.Region{core})
+			require.NoError(t, err)
+			va := placed[0].Base()
+			pa, err := f.k.Tables.Translate(va, mmu.Access{})
+			require.NoError(t, err)
+			assert.Equal(t, tt.base+pa, va, "the linear mapping's address of the block")
+			dist := int64(va - kernelText)
+			assert.Equal(t, tt.reachable, dist < 1<<31 && dist >= -(1<<31), "rel32 reach from kernel text: %#x", va)
+			assert.Equal(t, va, f.k.DirectMap(pa)+tt.base-mmu.PageOffsetBase)
+		})
+	}
+}
+
+// TestKmallocAliasKeepsLargePages: a region whose ranges each cover whole 2M pages keeps them as 2M pages in the
+// high alias; only the 2M page where rights change is split.
+func TestKmallocAliasKeepsLargePages(t *testing.T) {
+	const m2 = mmu.Size2M
+	f := newFixture(t, strategies()["kmalloc"])
+	big := placement.Region{Name: "core", Size: 2 * m2, Align: m2, Ranges: []placement.Range{
+		{Offset: 0, Size: m2, Kind: placement.Text},
+		{Offset: m2, Size: 0x1000, Kind: placement.Rodata},
+		{Offset: m2 + 0x1000, Size: m2 - 0x1000, Kind: placement.Data},
+	}}
+	placed, err := f.s.Place("big", []placement.Region{big})
+	require.NoError(t, err)
+	checkRights(t, f, placed[0], false)
+	st := f.s.Stats()
+	assert.Equal(t, 1, st.Pages2M, "text's 2M page")
+	assert.Equal(t, 512, st.Pages4K, "the 2M page where rodata ends and data begins")
+	assert.Equal(t, 1, st.DirectMapSplits)
+}
+
+// TestKmallocAliasAvoidsTheImage: physical memory whose alias something else occupies (kemu's kernel image, whose
+// pages are not where their alias would put them) is passed over, and the frames passed over go back.
+func TestKmallocAliasAvoidsTheImage(t *testing.T) {
+	f := newFixture(t, strategies()["kmalloc"])
+	// Where the next block would come from: occupy the alias of the 2M around it.
+	probe, err := f.k.Frames.Alloc(1)
+	require.NoError(t, err)
+	require.NoError(t, f.k.Frames.Free(probe, 1))
+	taken := probe &^ (mmu.Size2M - 1)
+	require.NoError(t, f.k.Tables.Map(mmu.StartKernelMap+taken, 0, mmu.Size2M, mmu.Size2M, mmu.PermRW, mmu.AttrGlobal))
+	free := f.k.Frames.Stats().Free
+
+	placed, err := f.s.Place("hello", []placement.Region{initRegion})
+	require.NoError(t, err)
+	pa, err := f.k.Tables.Translate(placed[0].Base(), mmu.Access{})
+	require.NoError(t, err)
+	assert.False(t, pa >= taken && pa < taken+mmu.Size2M, "block at %#x inside the occupied alias %#x", pa, taken)
+	assert.Equal(t, mmu.StartKernelMap+pa, placed[0].Base())
+	checkRights(t, f, placed[0], false)
+	used := free - f.k.Frames.Stats().Free
+	assert.LessOrEqual(t, used, uint64(2+2), "only the block and the alias's page tables stay taken: %d frames", used)
 }
