@@ -32,8 +32,10 @@ type Options struct {
 	Budget uint64
 	// Hardware is the "Hardware name:" of oops reports; "" means DefaultHardware.
 	Hardware string
-	// Strategy is where module memory goes: "vmalloc" (Linux's module_alloc; the default for "")
-	// or "kmalloc" (the page allocator's direct map). See the placement package.
+	// Strategy is where module memory goes: "vmalloc" (Linux's module_alloc; the default for ""),
+	// "kmalloc" (pages from the page allocator, reached through the kernel image's high alias),
+	// "kmalloc-directmap" (the same pages through the direct map, out of -mcmodel=kernel's reach) or
+	// "hugepack" (text in shared 2M read-only-exec packs). See the placement package.
 	Strategy string
 }
 
@@ -108,16 +110,9 @@ func New(prof *profile.Profile, opts Options) (*Machine, error) {
 	m.vmalloc = vmalloc.New(m.mem)
 	m.slab = slab.New(m.mem)
 	m.placed = map[uint64]*placement.Placed{}
-	switch opts.Strategy {
-	case "", "vmalloc":
-		m.placement = placement.NewVmalloc(m.mem, m.vmalloc)
-	case "kmalloc":
-		m.placement = placement.NewKmalloc(m.mem, false)
-	default:
-		// hugepack moves text away from the rest of a region, which needs the loader to hand over
-		// the region's ranges when it allocates (loader.Memory has only a size today).
+	if m.placement, err = m.newPlacement(opts.Strategy); err != nil {
 		m.Close()
-		return nil, fmt.Errorf("machine: placement strategy %q is not supported by the loader's memory interface yet", opts.Strategy)
+		return nil, err
 	}
 	if err := m.boot(); err != nil {
 		m.Close()

@@ -18,32 +18,88 @@ import (
 // ErrKilled is what insmod or rmmod sees when the module code it ran oopsed: the task died.
 var ErrKilled = errors.New("Killed")
 
+// newPlacement returns the placement strategy Options.Strategy names, over the machine's memory. See the
+// placement package for what each does; "kmalloc-directmap" is the kmalloc idea as i386 had it, which x86-64
+// code cannot reach (its loads fail with the loader's relocation overflow), kept to show why.
+func (m *Machine) newPlacement(name string) (placement.Strategy, error) {
+	switch name {
+	case "", "vmalloc":
+		return placement.NewVmalloc(m.mem, m.vmalloc), nil
+	case "kmalloc":
+		return placement.NewKmalloc(m.mem, false), nil
+	case "kmalloc-directmap":
+		return placement.NewKmallocDirectMap(m.mem, false), nil
+	case "hugepack":
+		return placement.NewHugepack(m.mem, m.vmalloc), nil
+	}
+	return nil, fmt.Errorf("machine: unknown placement strategy %q (vmalloc, kmalloc, kmalloc-directmap, hugepack): %w",
+		name, syscall.EINVAL)
+}
+
 // moduleMemory is the loader's view of the machine's memory: module regions placed by the
-// machine's placement strategy, kernel allocations from the slab allocator.
+// machine's placement strategy, kernel allocations from the slab allocator. It implements
+// loader.PieceMemory, so a strategy may put a region's text apart from the rest (hugepack's shared
+// read-only-exec packs); each range is placed with the rights its class has.
 type moduleMemory struct{ m *Machine }
 
-// ModuleAlloc is module_alloc() through the placement strategy for core and init regions (placed
-// read-write; install applies the loader's ranges), and a chunk of the per-CPU area for per-CPU data
-// (whose "address" is an offset from the per-CPU base, as the kernel's percpu pointers are).
-func (mm moduleMemory) ModuleAlloc(module string, kind loader.RegionKind, size uint64) (uint64, error) {
+// ModuleAllocPieces is module_alloc() through the placement strategy for core and init regions, and
+// a chunk of the per-CPU area for per-CPU data (whose "address" is an offset from the per-CPU base,
+// as the kernel's percpu pointers are).
+func (mm moduleMemory) ModuleAllocPieces(module string, kind loader.RegionKind, size uint64, ranges []loader.Range) ([]loader.Piece, error) {
 	k := mm.m.kernel
 	if kind == loader.PercpuRegion {
 		off := pageUp(k.percpuNext)
 		if off+size > k.percpuEnd {
-			return 0, fmt.Errorf("per-CPU data of %s: %w", module, syscall.ENOMEM)
+			return nil, fmt.Errorf("per-CPU data of %s: %w", module, syscall.ENOMEM)
 		}
 		k.percpuNext = off + size
-		return off, nil
+		return []loader.Piece{{Offset: 0, Size: size, Addr: off}}, nil
 	}
-	placed, err := mm.m.placement.Place(module, []placement.Region{{
-		Name: kind.String(), Size: size, Ranges: []placement.Range{{Offset: 0, Size: size, Kind: placement.Data}},
-	}})
+	// Offsets inside a region were laid out from a page-aligned base, so every piece starts on a page.
+	region := placement.Region{Name: kind.String(), Size: size, Align: mmu.PageSize}
+	for _, rg := range ranges {
+		kd, err := rangeKind(rg.Class)
+		if err != nil {
+			return nil, fmt.Errorf("module_alloc %s %s: %w", module, kind, err)
+		}
+		region.Ranges = append(region.Ranges, placement.Range{Offset: rg.Offset, Size: rg.Size, Kind: kd})
+	}
+	placed, err := mm.m.placement.Place(module, []placement.Region{region})
 	if err != nil {
-		return 0, fmt.Errorf("module_alloc %s %s: %w", module, kind, err)
+		return nil, fmt.Errorf("module_alloc %s %s: %w", module, kind, err)
 	}
-	base := placed[0].Base()
-	mm.m.placed[base] = placed[0]
-	return base, nil
+	p := placed[0]
+	mm.m.placed[p.Base()] = p
+	pieces := make([]loader.Piece, len(p.Pieces))
+	for i, pc := range p.Pieces {
+		pieces[i] = loader.Piece{Offset: pc.Offset, Size: pc.Size, Addr: pc.Addr}
+	}
+	return pieces, nil
+}
+
+// rangeKind is the placement kind of a loader range class.
+func rangeKind(class string) (placement.Kind, error) {
+	switch class {
+	case "text":
+		return placement.Text, nil
+	case "rodata":
+		return placement.Rodata, nil
+	case "ro_after_init":
+		return placement.RoAfterInit, nil
+	case "data":
+		return placement.Data, nil
+	}
+	return 0, fmt.Errorf("range class %q: %w", class, syscall.EINVAL)
+}
+
+// ModuleAlloc implements loader.Memory for a region without range information: all of it data.
+// (The loader uses ModuleAllocPieces, which this memory has.)
+func (mm moduleMemory) ModuleAlloc(module string, kind loader.RegionKind, size uint64) (uint64, error) {
+	pieces, err := mm.ModuleAllocPieces(module, kind, size, []loader.Range{{Size: size, Class: "data"}})
+	if err != nil {
+		return 0, err
+	}
+	return pieces[0].Addr, nil
 }
 
 // ModuleFree is module_memfree(); per-CPU chunks are not reused.
@@ -66,13 +122,22 @@ func (mm moduleMemory) KernelFree(addr uint64) {
 	_ = mm.m.slab.Kfree(addr, mmu.Caller{Label: "module parameter"})
 }
 
-// setRegionPerm applies rights to part of a placed module region.
-func (m *Machine) setRegionPerm(r *loader.Region, addr, size uint64, perm mmu.Perm) error {
+// setRangePerm applies rights to one range of a placed module region.
+func (m *Machine) setRangePerm(r *loader.Region, rg loader.Range, perm mmu.Perm) error {
 	p, ok := m.placed[r.Addr]
 	if !ok {
 		return fmt.Errorf("region at %#x was not placed by this machine", r.Addr)
 	}
-	return m.placement.SetPerm(p, addr-r.Addr, size, perm)
+	return m.placement.SetPerm(p, rg.Offset, rg.Size, perm)
+}
+
+// regionSpans is where a region's bytes live: one span per piece.
+func regionSpans(r *loader.Region) []span {
+	out := make([]span, 0, len(r.Pieces))
+	for _, pc := range r.Pieces {
+		out = append(out, span{pc.Addr, pc.Addr + pc.Size})
+	}
+	return out
 }
 
 // Registry is the machine's loaded-module registry (states, uses, /proc/modules).
@@ -121,10 +186,10 @@ func (m *Machine) initDone(g *guestModule, initRet int) error {
 		return err
 	}
 	g.state = stateLive
-	g.regions = []span{{mod.Core.Addr, mod.Core.Addr + mod.Core.Size}}
+	g.regions = regionSpans(&mod.Core)
 	for _, r := range mod.Core.Ranges {
 		if r.AfterInit != r.Perm {
-			if err := m.setRegionPerm(&mod.Core, r.Addr, r.Size, r.AfterInit); err != nil {
+			if err := m.setRangePerm(&mod.Core, r, r.AfterInit); err != nil {
 				return err
 			}
 		}
@@ -143,15 +208,22 @@ func (m *Machine) install(mod *loader.Module) (*guestModule, error) {
 		if r.Size == 0 {
 			continue
 		}
-		if err := m.WriteAt(r.Bytes, r.Addr); err != nil {
-			return nil, fmt.Errorf("install %s %s region: %w", mod.Name, r.Kind, err)
-		}
-		for _, rg := range r.Ranges {
-			if err := m.setRegionPerm(r, rg.Addr, rg.Size, rg.Perm); err != nil {
+		// The placement mapped every range with its rights already; the bytes go in as text_poke
+		// writes them, through the page tables whatever the rights (text packs are never writable).
+		for _, pc := range r.Pieces {
+			if pc.Offset+pc.Size > uint64(len(r.Bytes)) {
+				return nil, fmt.Errorf("install %s %s region: piece [%#x, +%#x) outside its %#x bytes",
+					mod.Name, r.Kind, pc.Offset, pc.Size, len(r.Bytes))
+			}
+			if err := m.mem.WriteVirt(pc.Addr, r.Bytes[pc.Offset:pc.Offset+pc.Size]); err != nil {
+				return nil, fmt.Errorf("install %s %s region at %#x: %w", mod.Name, r.Kind, pc.Addr, err)
+			}
+			// A shared pack's addresses may have held another module's code: forget its translations.
+			if err := m.dropTranslations(pc.Addr, pc.Addr+pc.Size); err != nil {
 				return nil, fmt.Errorf("install %s: %w", mod.Name, err)
 			}
 		}
-		g.regions = append(g.regions, span{r.Addr, r.Addr + r.Size})
+		g.regions = append(g.regions, regionSpans(r)...)
 	}
 	if mod.Percpu.Size != 0 {
 		if err := m.WriteAt(mod.Percpu.Bytes, m.percpu+mod.Percpu.Addr); err != nil {
