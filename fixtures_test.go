@@ -57,6 +57,7 @@ func fixtures() []fixture {
 			"init_timer_key", "mod_timer", "timer_delete_sync", "queue_work_on", "cancel_work_sync"}},
 		{name: "procfs", license: "GPL", imports: []string{"proc_create", "single_open", "seq_read", "proc_remove"}},
 		{name: "compute", license: "GPL", exports: map[string]string{"compute_crc_loop": "__ksymtab_gpl"}},
+		{name: "leaky", license: "GPL", imports: []string{"__kmalloc", "kmalloc_trace", "kstrdup", "kfree"}},
 	}
 	for i := 0; i <= 9; i++ {
 		f := fixture{name: hotName(i), license: "GPL", modinfo: map[string]string{"depends": ""},
