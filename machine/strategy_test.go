@@ -3,6 +3,7 @@ package machine
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -80,6 +81,7 @@ func TestStrategiesRunEveryFixture(t *testing.T) {
 				checkRangeRights(t, m, mod)
 			}
 			st := m.Placement().Stats()
+			t.Logf("%s, %d modules: %+v", s.name, len(mods), st)
 			assert.Equal(t, len(mods), st.Regions, "one core region per live module: init regions are freed")
 			s.check(t, m, mods)
 
@@ -101,6 +103,14 @@ func TestStrategiesRunEveryFixture(t *testing.T) {
 				fmt.Sprintf("compute: compute_crc_loop(1) = 0x%08x", crcLoop(1)),
 				fmt.Sprintf("compute: compute_crc_loop(10) = 0x%08x", crcLoop(10)),
 			}, m.Messages()[before:])
+
+			// An oops in module code names the function, wherever the strategy put its text.
+			_, err = m.Insmod(fixture(t, "fault_null"), "", "fault_null.ko")
+			assert.ErrorIs(t, err, ErrKilled)
+			assert.Contains(t, m.Messages(), " do_one_initcall+0x41/0x220", m.Dmesg())
+			assert.True(t, slices.ContainsFunc(m.Messages(), func(l string) bool {
+				return strings.HasPrefix(l, "RIP: 0010:fault_null_init+")
+			}), m.Dmesg())
 		})
 	}
 }
