@@ -35,6 +35,46 @@ const (
 // operations report it: "cat", "echo", "ioctl"). The default is "cat".
 func (m *Machine) SetProcess(comm string) { m.files().user.comm = comm }
 
+// asUser runs fn as the user process: oops reports name it, and the current task_struct carries
+// its pid and comm while fn runs (module code reads current->pid and current->comm), then gets
+// insmod's back.
+func (m *Machine) asUser(fn func() error) error {
+	u := &m.files().user
+	type field struct {
+		off  uint64
+		size int
+	}
+	var saved [][]byte
+	var fields []field
+	for _, name := range []string{"pid", "tgid", "comm"} {
+		if off, ok := m.fieldOffset("task_struct", name); ok {
+			size := 4
+			if name == "comm" {
+				size = 16
+			}
+			b := make([]byte, size)
+			if m.ReadAt(b, m.task+off) == nil {
+				fields, saved = append(fields, field{off, size}), append(saved, b)
+			}
+		}
+	}
+	for _, f := range fields {
+		v := make([]byte, f.size)
+		if f.size == 16 {
+			copy(v[:15], u.comm)
+		} else {
+			v[0], v[1], v[2], v[3] = byte(u.pid), byte(u.pid>>8), byte(u.pid>>16), byte(u.pid>>24)
+		}
+		_ = m.WriteAt(v, m.task+f.off)
+	}
+	defer func() {
+		for i, f := range fields {
+			_ = m.WriteAt(saved[i], m.task+f.off)
+		}
+	}()
+	return m.in(taskContext{pid: u.pid, comm: u.comm}, fn)
+}
+
 // userBuffer is user memory mapped for one operation.
 type userBuffer struct {
 	addr, size uint64

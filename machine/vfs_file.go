@@ -323,9 +323,8 @@ func (f *File) callOpen() error {
 // call runs a module method as the user process.
 func (f *File) call(fn uint64, args ...uint64) (uint64, error) {
 	m := f.m
-	u := &m.files().user
 	var ret uint64
-	err := m.in(taskContext{pid: u.pid, comm: u.comm}, func() error {
+	err := m.asUser(func() error {
 		var err error
 		ret, err = m.Call(fn, args...)
 		return err

@@ -460,3 +460,38 @@ func TestDeviceAttributes(t *testing.T) {
 	_, err = m.Open(path, syscall.O_RDONLY)
 	assert.ErrorIs(t, err, syscall.ENOENT)
 }
+
+func TestFileMethodsRunAsTheUserProcess(t *testing.T) {
+	m := bootWith(t, "chardev")
+	cur, ok := m.prof.Lookup("current_task")
+	require.True(t, ok)
+	commOff, pidOff := uint32(m.offset("task_struct", "comm")), uint32(m.offset("task_struct", "pid"))
+	le := func(v uint32) []byte { return le32(int32(v)) }
+	// show(dev, attr, buf): 8 bytes of current->comm, then current->pid; returns 12.
+	var code []byte
+	code = append(append(code, 0x65, 0x48, 0x8b, 0x04, 0x25), le(uint32(cur.Addr))...) // mov rax, gs:[current_task]
+	code = append(append(code, 0x48, 0x8b, 0x88), le(commOff)...)                      // mov rcx, [rax+comm]
+	code = append(code, 0x48, 0x89, 0x0a)                                              // mov [rdx], rcx
+	code = append(append(code, 0x8b, 0x88), le(pidOff)...)                             // mov ecx, [rax+pid]
+	code = append(code, 0x89, 0x4a, 0x08, 0xb8, 12, 0, 0, 0, 0xc3)                     // mov [rdx+8], ecx; mov eax, 12; ret
+	show := moduleSymbol(t, m, "chardev", "chardev_release")
+	require.NoError(t, m.WriteAt(code, show))
+	attr := guestStruct(t, m, "device_attribute")
+	m.setField("device_attribute", "attr.name", attr, 8, guestString(t, m, "who"))
+	m.setField("device_attribute", "show", attr, 8, show)
+	require.NotEmpty(t, m.files().devices)
+	_, err := hDeviceCreateFile(m, trapWith(m, m.files().devices[0].addr, attr))
+	require.NoError(t, err)
+
+	for _, comm := range []string{"cat", "echo"} {
+		if comm != "cat" {
+			m.SetProcess(comm)
+		}
+		got := readFile(t, m, "/sys/class/kemu_chardev/kemu_chardev/who")
+		want := append([]byte(comm), make([]byte, 8-len(comm))...)
+		assert.Equal(t, string(append(want, le32(userPID)...)), got)
+	}
+	comm, err := m.ReadCString(m.task+uint64(commOff), 16)
+	require.NoError(t, err)
+	assert.Equal(t, "insmod", comm, "insmod's task gets its identity back")
+}
