@@ -260,8 +260,7 @@ func (s seqFile) read(ubuf, size uint64, discard bool) (int64, error) {
 		}
 	}
 	s.set("from", 0)
-	call := func(fn uint64, args ...uint64) (uint64, error) { return m.Call(fn, args...) }
-	p, err := call(s.op("start"), s.addr, s.ptr("index"))
+	p, err := m.Call(s.op("start"), s.addr, s.ptr("index"))
 	if err != nil {
 		return 0, err
 	}
@@ -269,18 +268,18 @@ func (s seqFile) read(ubuf, size uint64, discard bool) (int64, error) {
 	for {
 		if p == 0 || isErrPtr(p) {
 			showErr = errPtr(p)
-			if _, err := call(s.op("stop"), s.addr, p); err != nil {
+			if _, err := m.Call(s.op("stop"), s.addr, p); err != nil {
 				return 0, err
 			}
 			s.set("count", 0)
 			return s.done(copied, showErr)
 		}
-		r, err := call(s.op("show"), s.addr, p)
+		r, err := m.Call(s.op("show"), s.addr, p)
 		if err != nil {
 			return 0, err
 		}
 		if showErr = int64(int32(r)); showErr < 0 {
-			if _, err := call(s.op("stop"), s.addr, p); err != nil {
+			if _, err := m.Call(s.op("stop"), s.addr, p); err != nil {
 				return 0, err
 			}
 			s.set("count", 0)
@@ -290,7 +289,7 @@ func (s seqFile) read(ubuf, size uint64, discard bool) (int64, error) {
 			s.set("count", 0)
 		}
 		if s.get("count") == 0 {
-			if p, err = call(s.op("next"), s.addr, p, s.ptr("index")); err != nil {
+			if p, err = m.Call(s.op("next"), s.addr, p, s.ptr("index")); err != nil {
 				return 0, err
 			}
 			continue
@@ -299,7 +298,7 @@ func (s seqFile) read(ubuf, size uint64, discard bool) (int64, error) {
 			break
 		}
 		// The record did not fit: a buffer twice the size, and the record again.
-		if _, err := call(s.op("stop"), s.addr, p); err != nil {
+		if _, err := m.Call(s.op("stop"), s.addr, p); err != nil {
 			return 0, err
 		}
 		_ = m.kfree(s.get("buf"), kemuCaller)
@@ -311,14 +310,14 @@ func (s seqFile) read(ubuf, size uint64, discard bool) (int64, error) {
 			return s.done(copied, -int64(enomem))
 		}
 		s.set("size", size2)
-		if p, err = call(s.op("start"), s.addr, s.ptr("index")); err != nil {
+		if p, err = m.Call(s.op("start"), s.addr, s.ptr("index")); err != nil {
 			return 0, err
 		}
 	}
 	// One record is in the buffer; add whole records while the caller wants more.
 	for {
 		offs, index := s.get("count"), s.get("index")
-		if p, err = call(s.op("next"), s.addr, p, s.ptr("index")); err != nil {
+		if p, err = m.Call(s.op("next"), s.addr, p, s.ptr("index")); err != nil {
 			return 0, err
 		}
 		if s.get("index") == index { // a buggy ->next that did not move the position
@@ -327,7 +326,7 @@ func (s seqFile) read(ubuf, size uint64, discard bool) (int64, error) {
 		if p == 0 || isErrPtr(p) || s.get("count") >= size-copied {
 			break
 		}
-		r, err := call(s.op("show"), s.addr, p)
+		r, err := m.Call(s.op("show"), s.addr, p)
 		if err != nil {
 			return 0, err
 		}
@@ -338,7 +337,7 @@ func (s seqFile) read(ubuf, size uint64, discard bool) (int64, error) {
 			break
 		}
 	}
-	if _, err := call(s.op("stop"), s.addr, p); err != nil {
+	if _, err := m.Call(s.op("stop"), s.addr, p); err != nil {
 		return 0, err
 	}
 	n := out(copied, min(s.get("count"), size-copied))
