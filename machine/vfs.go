@@ -165,6 +165,17 @@ func (t *fsTree) files(root string) []string {
 
 func (v *vfs) addRegion(r chrdevRegion) { v.regions = append(v.regions, r) }
 
+// regionTaken reports whether [dev, dev+count) overlaps a registered region of the same major.
+func (v *vfs) regionTaken(dev, count uint32) bool {
+	lo, hi := uint64(devMinor(dev)), uint64(devMinor(dev))+uint64(count)
+	for _, r := range v.regions {
+		if r.major == devMajor(dev) && lo < uint64(r.baseminor)+uint64(r.count) && uint64(r.baseminor) < hi {
+			return true
+		}
+	}
+	return false
+}
+
 // removeRegion drops the region starting at dev (unregister_chrdev_region).
 func (v *vfs) removeRegion(dev uint32) {
 	v.regions = deleteWhere(v.regions, func(r chrdevRegion) bool {

@@ -21,8 +21,11 @@ func hAllocChrdevRegionVFS(m *Machine, t *Trap) (uint64, error) {
 	return 0, nil
 }
 
-// register_chrdev_region(from, count, name).
+// register_chrdev_region(from, count, name): EBUSY when the numbers overlap a registered region.
 func hRegisterChrdevRegion(m *Machine, t *Trap) (uint64, error) {
+	if m.files().regionTaken(uint32(t.Arg(0)), uint32(t.Arg(1))) {
+		return negErrno(syscall.EBUSY), nil
+	}
 	m.recordRegion(uint32(t.Arg(0)), t.Arg(1), t.Arg(2))
 	return 0, nil
 }
@@ -41,6 +44,9 @@ func (m *Machine) recordRegion(dev uint32, count, nameAddr uint64) {
 
 // __register_chrdev(major, baseminor, count, name, fops): a region and a kernel-made cdev over fops.
 func hRegisterChrdevVFS(m *Machine, t *Trap) (uint64, error) {
+	if t.Arg(0) != 0 && m.files().regionTaken(mkdev(uint32(t.Arg(0)), uint32(t.Arg(1))), uint32(t.Arg(2))) {
+		return negErrno(syscall.EBUSY), nil
+	}
 	ret, err := hRegisterChrdev(m, t)
 	if err != nil || isErrPtr(ret) {
 		return ret, err

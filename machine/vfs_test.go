@@ -495,3 +495,27 @@ func TestFileMethodsRunAsTheUserProcess(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "insmod", comm, "insmod's task gets its identity back")
 }
+
+func TestChrdevRegions(t *testing.T) {
+	m := bootDefault(t, Options{})
+	steps := []struct {
+		call              Handler
+		major, minor, cnt uint32
+		name              string
+		want              uint64
+	}{
+		{hRegisterChrdevRegion, 240, 0, 2, "first", 0},
+		{hRegisterChrdevRegion, 240, 1, 1, "overlap", negErrno(syscall.EBUSY)},
+		{hRegisterChrdevRegion, 240, 2, 1, "next", 0},
+		{hRegisterChrdevRegion, 239, 0, 1, "lower", 0},
+		{hUnregisterChrdevRegion, 240, 0, 2, "", 0},
+		{hRegisterChrdevRegion, 240, 1, 1, "again", 0},
+	}
+	for _, s := range steps {
+		ret, err := s.call(m, trapWith(m, uint64(mkdev(s.major, s.minor)), uint64(s.cnt), guestString(t, m, s.name)))
+		require.NoError(t, err)
+		assert.Equal(t, s.want, ret, "%d:%d %s", s.major, s.minor, s.name)
+	}
+	want := "Character devices:\n 10 misc\n239 lower\n240 next\n240 again\n\nBlock devices:\n"
+	assert.Equal(t, want, readFile(t, m, "/proc/devices"))
+}
