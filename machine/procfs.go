@@ -18,12 +18,17 @@ var kernelProcFiles = map[string]func(m *Machine) string{
 	"/proc/kallsyms": (*Machine).procKallsyms,
 }
 
-// procDevices is /proc/devices: the character majors in ascending order, one line per registered
-// region ("%3d %s"), then the block majors. The emulated kernel registers only the misc major
+// procDevices is /proc/devices: one line per registered character region ("%3d %s") by major
+// and first minor, then the block majors. The emulated kernel registers only the misc major
 // itself (misc_init); it has no block devices.
 func (m *Machine) procDevices() string {
 	regions := append([]chrdevRegion{{major: miscMajor, count: 256, name: "misc"}}, m.files().regions...)
-	sort.SliceStable(regions, func(i, j int) bool { return regions[i].major < regions[j].major })
+	sort.SliceStable(regions, func(i, j int) bool { // the order of the kernel's chrdevs chains
+		if regions[i].major != regions[j].major {
+			return regions[i].major < regions[j].major
+		}
+		return regions[i].baseminor < regions[j].baseminor
+	})
 	var b strings.Builder
 	b.WriteString("Character devices:\n")
 	for _, r := range regions {

@@ -516,6 +516,6 @@ func TestChrdevRegions(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, s.want, ret, "%d:%d %s", s.major, s.minor, s.name)
 	}
-	want := "Character devices:\n 10 misc\n239 lower\n240 next\n240 again\n\nBlock devices:\n"
+	want := "Character devices:\n 10 misc\n239 lower\n240 again\n240 next\n\nBlock devices:\n"
 	assert.Equal(t, want, readFile(t, m, "/proc/devices"))
 }
