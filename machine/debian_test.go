@@ -73,7 +73,8 @@ type debianOutcome struct {
 	result       string // complete, load, init, oops, unimplemented, exit
 	detail       string // the loader's reason, the errno, the missing function, ...
 	missing      []CallStat
-	log          string // the kernel log
+	log          string         // the kernel log
+	left         []Registration // registrations still there after every module was removed
 }
 
 const (
@@ -128,6 +129,11 @@ func runDebianModule(t *testing.T, prof *profile.Profile, db *depmod.DB, name, k
 		}
 		loaded = append(loaded, l.Name)
 	}
+	defer func() {
+		if out.result == resultComplete {
+			out.left = m.Registrations()
+		}
+	}()
 	for i := len(loaded) - 1; i >= 0; i-- {
 		err := m.Rmmod(loaded[i], false)
 		switch {
@@ -195,7 +201,11 @@ func logDebianTable(t *testing.T, outcomes []debianOutcome) int {
 	missing := map[string]*miss{}
 	for _, o := range outcomes {
 		totals[o.result]++
-		fmt.Fprintf(&b, "%-20s %-9s %-13s %s\n", o.module, o.kind, o.result, o.detail)
+		detail := o.detail
+		for _, r := range o.left {
+			detail += fmt.Sprintf(" left registered: %s %s (%s)", r.Kind, r.Name, r.Module)
+		}
+		fmt.Fprintf(&b, "%-20s %-9s %-13s %s\n", o.module, o.kind, o.result, detail)
 		for _, s := range o.missing {
 			if missing[s.Name] == nil {
 				missing[s.Name] = &miss{}

@@ -109,7 +109,8 @@ func (a cryptoAlg) check() syscall.Errno {
 }
 
 // registerCryptoAlg registers the crypto_alg at base: EEXIST when it is registered already or its
-// names clash with a registered algorithm's, as __crypto_register_alg decides.
+// name is a registered algorithm's driver name or the other way round, as __crypto_register_alg
+// decides.
 func (m *Machine) registerCryptoAlg(t *Trap, base uint64) (uint64, error) {
 	a, err := m.readCryptoAlg(base)
 	if err != nil {
@@ -126,7 +127,9 @@ func (m *Machine) registerCryptoAlg(t *Trap, base uint64) (uint64, error) {
 		if len(r.IDs) > 0 {
 			driver = r.IDs[0]
 		}
-		if r.addr == base || driver == a.name || driver == a.driver || r.Name == a.driver {
+		// 6.1 compares each name with the other's driver name only: a stable patch that also
+		// refused identical driver names was reverted.
+		if r.addr == base || driver == a.name || r.Name == a.driver {
 			return negErrno(syscall.EEXIST), nil
 		}
 	}

@@ -28,12 +28,12 @@ func init() {
 
 	for _, name := range []string{"register_netdevice_notifier", "bus_register_notifier", "blocking_notifier_chain_register",
 		"atomic_notifier_chain_register", "raw_notifier_chain_register", "register_reboot_notifier",
-		"register_inetaddr_notifier", "register_inet6addr_notifier", "usb_register_notify"} {
+		"register_inetaddr_notifier", "register_inet6addr_notifier"} {
 		register(name, hNotifierRegister)
 	}
 	for _, name := range []string{"unregister_netdevice_notifier", "bus_unregister_notifier", "blocking_notifier_chain_unregister",
 		"atomic_notifier_chain_unregister", "raw_notifier_chain_unregister", "unregister_reboot_notifier",
-		"unregister_inetaddr_notifier", "unregister_inet6addr_notifier", "usb_unregister_notify"} {
+		"unregister_inetaddr_notifier", "unregister_inet6addr_notifier"} {
 		register(name, hNotifierUnregister)
 	}
 
@@ -52,6 +52,8 @@ func init() {
 	register("input_register_handler", hNamedRegister("input-handler", "input_handler", "name"))
 	register("input_unregister_handler", hNamedUnregister("input-handler", 0))
 	register("__class_register", hNamedRegister("class", "class", "name"))
+	register("register_acpi_bus_type", hNamedRegister("acpi-bus-type", "acpi_bus_type", "name"))
+	register("unregister_acpi_bus_type", hNamedUnregister("acpi-bus-type", 0))
 	register("__serio_register_driver", hBusDriverRegister(serioBus))
 	register("serio_unregister_driver", hBusDriverUnregister(serioBus))
 	register("bus_for_each_drv", hBusForEachDrv)
@@ -93,7 +95,7 @@ func hNotifierRegister(m *Machine, t *Trap) (uint64, error) {
 func hNotifierUnregister(m *Machine, t *Trap) (uint64, error) {
 	nb := t.Arg(0)
 	if t.Name != "unregister_netdevice_notifier" && t.Name != "unregister_reboot_notifier" &&
-		t.Name != "unregister_inetaddr_notifier" && t.Name != "unregister_inet6addr_notifier" && t.Name != "usb_unregister_notify" {
+		t.Name != "unregister_inetaddr_notifier" && t.Name != "unregister_inet6addr_notifier" {
 		nb = t.Arg(1)
 	}
 	if !m.unrecord("notifier", nb) {
