@@ -3,6 +3,7 @@ package machine
 import (
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"regexp"
 	"strconv"
 	"strings"
@@ -518,4 +519,38 @@ func TestChrdevRegions(t *testing.T) {
 	}
 	want := "Character devices:\n 10 misc\n239 lower\n240 again\n240 next\n\nBlock devices:\n"
 	assert.Equal(t, want, readFile(t, m, "/proc/devices"))
+}
+
+func TestArbitraryIoctlsAndSizes(t *testing.T) {
+	m := bootWith(t, "chardev")
+	f, err := m.Open("/dev/kemu_chardev", syscall.O_RDWR)
+	require.NoError(t, err)
+	defer f.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	args := []uint64{0, 1, 0x10, userBufferBase, userEnd - 1, userEnd, m.layout.directMap, ^uint64(0)}
+	for i := 0; i < 300; i++ {
+		cmd := uint64(rng.Uint32())
+		if i%2 == 0 {
+			cmd = cmd&^0xff00 | 'k'<<8 // the driver's magic, any number, size and direction
+		}
+		_, err := f.Ioctl(cmd, args[rng.IntN(len(args))])
+		if err != nil {
+			var errno syscall.Errno
+			require.ErrorAs(t, err, &errno, "cmd %#x", cmd)
+		}
+	}
+	for _, n := range []int{-1, 0, 1, 1 << 30} {
+		_, err := f.Read(n)
+		if err != nil {
+			assert.ErrorIs(t, err, io.EOF, "read(%d)", n)
+		}
+	}
+	n, err := f.Write(nil)
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	_, err = f.Write(make([]byte, 5000))
+	require.NoError(t, err, "a short write up to the 4 KiB buffer")
+	_, err = f.Write([]byte("x"))
+	assert.ErrorIs(t, err, syscall.ENOSPC)
+	assert.NotContains(t, m.Dmesg(), "Oops")
 }
