@@ -85,6 +85,7 @@ const (
 	procSeq                     // proc_create_seq_private: seq_open_private over seq_operations
 	debugFops                   // debugfs_create_file: the module's file_operations
 	debugValue                  // debugfs_create_u32 and friends: a value kemu renders and parses
+	debugBlob                   // debugfs_create_blob: a read-only debugfs_blob_wrapper
 )
 
 // fsEntry is a node of a pseudo filesystem a module created: a proc_dir_entry or a debugfs dentry.

@@ -20,6 +20,7 @@ func init() {
 	for name, f := range valueFormats {
 		register("debugfs_create_"+name, hDebugfsCreateValue(f))
 	}
+	register("debugfs_create_blob", hDebugfsCreate(debugBlob))
 	register("debugfs_lookup", hDebugfsLookup)
 	register("debugfs_lookup_and_remove", hDebugfsLookupAndRemove)
 	register("simple_open", hSimpleOpen)
@@ -71,7 +72,8 @@ func (m *Machine) newDebugfsEntry(t *Trap, e *fsEntry) (uint64, error) {
 	return dentry, nil
 }
 
-// debugfs_create_dir(name, parent) and debugfs_create_file*(name, mode, parent, data, fops).
+// debugfs_create_dir(name, parent), debugfs_create_file*(name, mode, parent, data, fops) and
+// debugfs_create_blob(name, mode, parent, blob).
 func hDebugfsCreate(kind entryKind) Handler {
 	return func(m *Machine, t *Trap) (uint64, error) {
 		name, err := m.ReadCString(t.Arg(0), 256)
@@ -146,6 +148,22 @@ func hSimpleOpen(m *Machine, t *Trap) (uint64, error) {
 		m.setField("file", "private_data", t.Arg(1), 8, p)
 	}
 	return 0, nil
+}
+
+// openBlob opens a blob file: blob->size bytes at blob->data, read-only (fops_blob has no write).
+func (m *Machine) openBlob(path string, flags int, e *fsEntry) *File {
+	return &File{m: m, path: path, flags: flags, entry: e, tree: &m.files().debug, served: &servedFile{
+		render: func() ([]byte, error) {
+			data := m.field("debugfs_blob_wrapper", "data", e.data)
+			size := m.field("debugfs_blob_wrapper", "size", e.data)
+			b, err := m.Read(data, size)
+			if err != nil {
+				return nil, syscall.EFAULT
+			}
+			return b, nil
+		},
+		store: func([]byte) (int, error) { return 0, syscall.EINVAL },
+	}}
 }
 
 // openValue opens a value file: reads render the variable, writes parse into it.

@@ -145,3 +145,28 @@ func TestParseKernelInt(t *testing.T) {
 		assert.Equal(t, c.want, got, "%q", c.in)
 	}
 }
+
+func TestDebugfsBlobAndProcMkdirMode(t *testing.T) {
+	m := bootDefault(t, Options{})
+	data := guestString(t, m, "blob bytes")
+	blob := guestStruct(t, m, "debugfs_blob_wrapper")
+	m.setField("debugfs_blob_wrapper", "data", blob, 8, data)
+	m.setField("debugfs_blob_wrapper", "size", blob, 8, 4)
+	d, err := hDebugfsCreate(debugBlob)(m, trapWith(m, guestString(t, m, "blob"), 0o444, 0, blob))
+	require.NoError(t, err)
+	require.False(t, isErrPtr(d))
+	assert.Equal(t, "blob", readFile(t, m, debugfsRoot+"blob"))
+	f, err := m.Open(debugfsRoot+"blob", syscall.O_WRONLY)
+	require.NoError(t, err)
+	_, err = f.Write([]byte("x"))
+	assert.ErrorIs(t, err, syscall.EINVAL)
+	require.NoError(t, f.Close())
+
+	tr := trapWith(m, guestString(t, m, "kemu"), 0o555, 0)
+	tr.Name = "proc_mkdir_mode"
+	dir, err := procCreate(entryDir)(m, tr)
+	require.NoError(t, err)
+	require.NotZero(t, dir)
+	_, err = m.Open("/proc/kemu", syscall.O_RDONLY)
+	assert.ErrorIs(t, err, syscall.EISDIR)
+}

@@ -103,6 +103,8 @@ func (m *Machine) openEntry(path string, flags int, tree *fsTree, rel string) (*
 		return nil, syscall.EISDIR
 	case e.kind == debugValue:
 		return m.openValue(path, flags, e), nil
+	case e.kind == debugBlob:
+		return m.openBlob(path, flags, e), nil
 	case e.kind == debugFops:
 		return m.openDebugfs(path, flags, tree, e)
 	}

@@ -146,8 +146,10 @@ func procCreate(kind entryKind) Handler {
 		}
 		e := &fsEntry{name: name, kind: kind, parent: t.Arg(2)}
 		switch kind {
-		case entryDir: // proc_mkdir(name, parent)
-			e.parent = t.Arg(1)
+		case entryDir: // proc_mkdir(name, parent); proc_mkdir_mode/_data(name, mode, parent[, data])
+			if t.Name != "proc_mkdir_mode" && t.Name != "proc_mkdir_data" {
+				e.parent = t.Arg(1)
+			}
 		case procOps: // proc_create_data(name, mode, parent, proc_ops, data); proc_create has no data
 			e.ops = t.Arg(3)
 			if t.Name == "proc_create_data" {
@@ -201,6 +203,8 @@ func hRemoveProcEntry(m *Machine, t *Trap) (uint64, error) {
 
 func init() {
 	register("remove_proc_subtree", hRemoveProcEntry)
+	register("proc_mkdir_mode", procCreate(entryDir))
+	register("proc_mkdir_data", procCreate(entryDir))
 }
 
 // removeEntry takes down e and its subtree. /proc files still open on them are released now, by
