@@ -26,9 +26,9 @@ func (m *Machine) newPlacement(name string) (placement.Strategy, error) {
 	case "", "vmalloc":
 		return placement.NewVmalloc(m.mem, m.vmalloc), nil
 	case "kmalloc":
-		return placement.NewKmalloc(m.mem, false), nil
+		return placement.NewKmalloc(m.mem), nil
 	case "kmalloc-directmap":
-		return placement.NewKmallocDirectMap(m.mem, false), nil
+		return placement.NewKmallocDirectMap(m.mem), nil
 	case "hugepack":
 		return placement.NewHugepack(m.mem, m.vmalloc), nil
 	}

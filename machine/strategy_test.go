@@ -157,20 +157,30 @@ func checkVmallocPlacement(t *testing.T, m *Machine, mods []*loader.Module) {
 	assert.Positive(t, st.Pages4K)
 }
 
-// kmalloc: the high alias StartKernelMap+pa, within 2 GiB of kernel text; the alias's 2M pages are split
-// where a module's rights change, which the stats count.
+// kmalloc: chunks of the high alias StartKernelMap+pa, within 2 GiB of kernel text, one class of rights per
+// 2M page shared by the modules; sealing ro_after_init splits a data chunk's page, which the stats count.
 func checkKmallocPlacement(t *testing.T, m *Machine, mods []*loader.Module) {
 	for _, mod := range mods {
-		pa, err := m.mem.Tables.Translate(mod.Core.Addr, mmu.Access{})
-		require.NoError(t, err)
-		assert.Equal(t, mmu.StartKernelMap+pa, mod.Core.Addr, "%s in the high alias", mod.Name)
-		assert.Less(t, mod.Core.Addr+mod.Core.Size, mmu.ModulesVaddr, mod.Name)
-		assert.False(t, m.inImage(mod.Core.Addr) && mod.Core.Addr >= m.image.start && mod.Core.Addr < m.image.end,
-			"%s clear of the kernel image", mod.Name)
+		for _, pc := range mod.Core.Pieces {
+			pa, err := m.mem.Tables.Translate(pc.Addr, mmu.Access{})
+			require.NoError(t, err)
+			assert.Equal(t, mmu.StartKernelMap+pa, pc.Addr, "%s in the high alias", mod.Name)
+			assert.Less(t, pc.Addr+pc.Size, mmu.ModulesVaddr, mod.Name)
+			assert.False(t, pc.Addr < m.image.end && pc.Addr+pc.Size > m.image.start, "%s clear of the kernel image", mod.Name)
+		}
 	}
+	assert.Equal(t, map[uint64]int{mmu.Size2M: len(mods)}, pageSizes(m, mods, true), "text in 2M pages")
 	st := m.Placement().Stats()
-	assert.Positive(t, st.DirectMapSplits, "2M alias pages split where text and data meet")
-	assert.Positive(t, st.Pages4K)
+	assert.Positive(t, st.Pages2M)
+	sealed := 0
+	for _, mod := range mods {
+		for _, rg := range mod.Core.Ranges {
+			if rg.Class == "ro_after_init" {
+				sealed++
+			}
+		}
+	}
+	assert.Equal(t, sealed > 0, st.DirectMapSplits > 0, "%d ro_after_init ranges sealed, %d splits", sealed, st.DirectMapSplits)
 }
 
 // hugepack: every module's text in shared 2M read-only-exec pages, the rest in 4K pages.

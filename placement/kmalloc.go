@@ -1,51 +1,87 @@
 package placement
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 	"syscall"
 
 	"kemu/mmu"
+	"kemu/vmalloc"
 )
 
 var errUnknown = fmt.Errorf("not placed by this strategy (or already freed): %w", syscall.EINVAL)
 
-// Kmalloc places each region in pages from the page allocator: kmalloc's path for large sizes, a power-of-two
-// order, or with exact the trimmed run alloc_pages_exact gives. The pages are physically contiguous, so a linear
-// mapping covers them with large pages; applying the ranges' rights splits those large pages down to 4K where
-// rights change inside one, which Stats counts (DirectMapSplits).
+// Kmalloc places module memory in pages from the page allocator, kept in 2M chunks by rights: text goes to
+// read-exec chunks, rodata to read-only chunks, ro_after_init and data to read-write chunks, each chunk a
+// physically contiguous, 2M-aligned block mapped by one 2M page of a linear mapping. Modules share chunks (the
+// page allocator's memory is carved as kmalloc carves it), so their ranges keep large pages; a large page is
+// split only where one module's rights change inside it (ro_after_init sealed in a data chunk), which Stats counts
+// (DirectMapSplits).
 //
-// Which linear mapping addresses the pages is the strategy's one choice (see the package doc): the kernel
+// Which linear mapping addresses the chunks is the strategy's one choice (see the package doc): the kernel
 // image's high alias, which -mcmodel=kernel code can reach (NewKmalloc), or the direct map, which it cannot
 // (NewKmallocDirectMap: i386's kmalloc idea, whose x86-64 loads fail with a relocation overflow).
 type Kmalloc struct {
 	k      *mmu.Kernel
-	exact  bool
-	direct bool            // address the pages through the direct map instead of the high alias
-	alias  map[uint64]bool // 2M pages of the high alias mapped so far, by virtual address
-	live   map[*Placed]kmallocBlock
+	direct bool // address chunks through the direct map instead of the high alias
+	chunks []*chunk
+	live   map[*Placed][]*kpiece
 	splits int
 }
 
-type kmallocBlock struct {
-	pa    uint64
-	pages uint64 // with exact; otherwise 1<<order
-	order int
+// chunkClass is the rights a chunk is mapped with.
+type chunkClass uint8
+
+const (
+	textChunk   chunkClass = iota // RX
+	rodataChunk                   // R, NX
+	dataChunk                     // RW, NX: data, and ro_after_init until it is sealed
+)
+
+func classOf(k Kind) chunkClass {
+	switch k {
+	case Text:
+		return textChunk
+	case Rodata:
+		return rodataChunk
+	}
+	return dataChunk
 }
 
-// NewKmalloc returns the kmalloc strategy as x86-64 can have it: module memory from the page allocator,
-// addressed through the high alias of low physical memory at StartKernelMap (where Linux maps its image), within
-// reach of the kernel's text. exact trims each block to whole pages instead of a power of two.
-func NewKmalloc(k *mmu.Kernel, exact bool) *Kmalloc {
-	return &Kmalloc{k: k, exact: exact, alias: map[uint64]bool{}, live: map[*Placed]kmallocBlock{}}
+func (c chunkClass) perm() mmu.Perm { return [...]mmu.Perm{mmu.PermRX, mmu.PermRO, mmu.PermRW}[c] }
+
+// chunk is one block of the page allocator mapped with one class's rights.
+type chunk struct {
+	class     chunkClass
+	pa, va    uint64
+	size      uint64 // 2M, or more for a range that does not fit one 2M page
+	order     int
+	free      *vmalloc.Spans // offsets within the chunk
+	protected bool           // direct map only: the chunk's rights were changed from PAGE_KERNEL
 }
 
-// NewKmallocDirectMap returns the kmalloc strategy addressing module memory through the direct map, as the i386
-// patch did. On x86-64 the direct map is more than 2 GiB away from kernel text, so a module's PC32/32S
-// relocations to the kernel overflow and the loader rejects it with ENOEXEC: this strategy exists to show that.
-func NewKmallocDirectMap(k *mmu.Kernel, exact bool) *Kmalloc {
-	s := NewKmalloc(k, exact)
+// kpiece is where one run of same-class ranges of a region went.
+type kpiece struct {
+	chunk     *chunk
+	off, size uint64 // within the chunk; size is whole pages
+	changed   bool   // rights changed since placement (sealed, SetPerm): restored on free
+}
+
+// NewKmalloc returns the kmalloc strategy as x86-64 can have it: chunks from the page allocator addressed through
+// the high alias of low physical memory at StartKernelMap (where Linux maps its image), within reach of the
+// kernel's text.
+func NewKmalloc(k *mmu.Kernel) *Kmalloc {
+	return &Kmalloc{k: k, live: map[*Placed][]*kpiece{}}
+}
+
+// NewKmallocDirectMap returns the kmalloc strategy addressing its chunks through the direct map, as the i386 patch
+// did. On x86-64 the direct map is more than 2 GiB away from kernel text, so a module's relocations to the kernel
+// cannot reach and the loader rejects it with ENOEXEC: this strategy exists to show that.
+func NewKmallocDirectMap(k *mmu.Kernel) *Kmalloc {
+	s := NewKmalloc(k)
 	s.direct = true
 	return s
 }
@@ -59,136 +95,184 @@ func (s *Kmalloc) Name() string {
 
 func (s *Kmalloc) Place(module string, regions []Region) ([]*Placed, error) {
 	return placeAll(s, module, regions, func(r Region) (*Placed, error) {
-		b, addr, err := s.alloc(r)
-		if err != nil {
-			return nil, err
+		p := &Placed{Module: module, Region: r}
+		var pieces []*kpiece
+		for _, g := range classRuns(r) {
+			pc, err := s.take(g.class, pageUp(g.Size))
+			if err != nil {
+				return nil, errors.Join(err, s.release(pieces))
+			}
+			pieces = append(pieces, pc)
+			p.Pieces = append(p.Pieces, Piece{Offset: g.Offset, Size: g.Size, Addr: pc.chunk.va + pc.off})
 		}
-		if err := s.protect(func() error { return protectRanges(s.k.Tables, addr, r) }); err != nil {
-			return nil, errors.Join(err, s.restore(addr, b), s.release(b))
-		}
-		p := &Placed{Module: module, Region: r, Pieces: []Piece{{Offset: 0, Size: r.Size, Addr: addr}}}
-		s.live[p] = b
+		s.live[p] = pieces
 		return p, nil
 	})
 }
 
-// alloc takes a zeroed block for r from the page allocator and returns it with its virtual address. For the high
-// alias, blocks whose alias cannot be used (beyond the alias's reach, or where the kernel image itself is mapped:
-// kemu's image pages are not at the physical addresses their alias would give) are held while another is taken,
-// and given back at the end.
-func (s *Kmalloc) alloc(r Region) (kmallocBlock, uint64, error) {
-	var held []kmallocBlock
+// classRun is a run of a region's ranges that go to chunks of one class, kept together.
+type classRun struct {
+	Range
+	class chunkClass
+}
+
+// classRuns divides a region into runs of consecutive ranges of one chunk class (ro_after_init and data stay
+// together). A region without ranges is one data run.
+func classRuns(r Region) []classRun {
+	if len(r.Ranges) == 0 {
+		return []classRun{{Range: Range{Size: r.Size, Kind: Data}, class: dataChunk}}
+	}
+	var runs []classRun
+	for _, rg := range r.Ranges {
+		c := classOf(rg.Kind)
+		if n := len(runs); n > 0 && runs[n-1].class == c && pageUp(runs[n-1].Offset+runs[n-1].Size) == rg.Offset {
+			runs[n-1].Size = rg.Offset + rg.Size - runs[n-1].Offset
+			continue
+		}
+		runs = append(runs, classRun{Range: rg, class: c})
+	}
+	return runs
+}
+
+// take finds size bytes (whole pages) in a chunk of class, making a chunk when none has room, and zeroes them.
+func (s *Kmalloc) take(class chunkClass, size uint64) (*kpiece, error) {
+	var ck *chunk
+	var off uint64
+	for _, c := range s.chunks {
+		if c.class != class {
+			continue
+		}
+		if o, err := c.free.Take(size, mmu.PageSize); err == nil {
+			ck, off = c, o
+			break
+		}
+	}
+	if ck == nil {
+		var err error
+		if ck, err = s.newChunk(class, size); err != nil {
+			return nil, err
+		}
+		if off, err = ck.free.Take(size, mmu.PageSize); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.k.Mem.Zero(ck.pa+off, size); err != nil {
+		ck.free.Give(off, size)
+		return nil, err
+	}
+	return &kpiece{chunk: ck, off: off, size: size}, nil
+}
+
+// newChunk takes a 2M-aligned block (bigger when size needs it) from the page allocator and maps it with the
+// class's rights. For the high alias, blocks whose alias cannot be used (beyond its reach, or where the kernel
+// image itself is mapped: kemu's image pages are not at the physical addresses their alias would give) are held
+// while another is taken, and given back at the end.
+func (s *Kmalloc) newChunk(class chunkClass, size uint64) (*chunk, error) {
+	order := max(bits.Len64((size+mmu.Size2M-1)/mmu.Size2M-1)+9, 9)
+	if order > mmu.MaxOrder {
+		return nil, fmt.Errorf("%#x bytes of %v memory: more than the page allocator's largest block: %w",
+			size, class.perm(), syscall.ENOMEM)
+	}
+	var held []uint64
 	defer func() {
-		for _, h := range held {
-			_ = s.release(h) // blocks this call just took and never used
+		for _, pa := range held {
+			_ = s.k.Frames.Free(pa, order) // blocks this call just took and never used
 		}
 	}()
 	for {
-		b, err := s.take(r.Size)
+		pa, err := s.k.Frames.Alloc(order)
 		if err != nil {
-			return kmallocBlock{}, 0, err
+			return nil, err
 		}
-		if align := max(r.Align, mmu.PageSize); b.pa%align != 0 {
-			return kmallocBlock{}, 0, errors.Join(fmt.Errorf("block at %#x not aligned to %#x: %w", b.pa, align, syscall.EINVAL), s.release(b))
-		}
-		addr := s.k.DirectMap(b.pa)
-		if !s.direct {
-			ok, err := s.mapAlias(b.pa, b.pages*mmu.PageSize)
-			if err != nil {
-				return kmallocBlock{}, 0, errors.Join(err, s.release(b))
+		ck := &chunk{class: class, pa: pa, size: mmu.PageSize << order, order: order}
+		ck.free = vmalloc.NewSpans(0, ck.size)
+		if s.direct {
+			ck.va = s.k.DirectMap(pa)
+			if class.perm() != mmu.PermRW {
+				ck.protected = true
+				if err := s.protect(ck.va, ck.size, class.perm()); err != nil {
+					return nil, errors.Join(err, s.freeChunk(ck))
+				}
 			}
-			if !ok {
-				held = append(held, b)
+		} else {
+			ck.va = mmu.StartKernelMap + pa
+			if pa+ck.size > mmu.KernelImageSize || len(s.k.Tables.Leaves(ck.va, ck.size)) != 0 {
+				held = append(held, pa)
 				continue
 			}
-			addr = mmu.StartKernelMap + b.pa
+			if err := s.k.Tables.Map(ck.va, pa, ck.size, mmu.Size2M, class.perm(), mmu.AttrGlobal); err != nil {
+				return nil, errors.Join(fmt.Errorf("high alias of %#x: %w", pa, err), s.k.Frames.Free(pa, order))
+			}
 		}
-		if err := s.k.Mem.Zero(b.pa, b.pages*mmu.PageSize); err != nil {
-			return kmallocBlock{}, 0, errors.Join(err, s.release(b))
-		}
-		return b, addr, nil
+		s.chunks = append(s.chunks, ck)
+		return ck, nil
 	}
 }
 
-// take allocates the frames for size bytes.
-func (s *Kmalloc) take(size uint64) (kmallocBlock, error) {
-	pages := pageUp(size) / mmu.PageSize
-	b := kmallocBlock{order: bits.Len64(pages - 1)}
+// freeChunk unmaps a chunk (or gives the direct map back its PAGE_KERNEL rights) and frees its block.
+func (s *Kmalloc) freeChunk(ck *chunk) error {
 	var err error
-	if s.exact {
-		b.pages = pages
-		b.pa, err = s.k.Frames.AllocExact(pages)
-	} else {
-		b.pages = 1 << b.order
-		b.pa, err = s.k.Frames.Alloc(b.order)
+	switch {
+	case !s.direct:
+		err = s.k.Tables.Unmap(ck.va, ck.size)
+	case ck.protected:
+		err = s.protect(ck.va, ck.size, mmu.PermRW)
 	}
-	return b, err
+	s.chunks = slices.DeleteFunc(s.chunks, func(c *chunk) bool { return c == ck })
+	return errors.Join(err, s.k.Frames.Free(ck.pa, ck.order))
 }
 
-// mapAlias makes sure the high alias covers [pa, pa+size): each 2M page around it is mapped read-write, NX and
-// global (PAGE_KERNEL, as Linux's level2_kernel_pgt maps low memory there before cleanup_highmap() trims it to the
-// image) the first time a block needs it, and stays. It reports false, mapping nothing, when part of the alias is
-// out of reach (physical memory beyond KernelImageSize) or already holds something else (the kernel image).
-func (s *Kmalloc) mapAlias(pa, size uint64) (bool, error) {
-	if pa+size > mmu.KernelImageSize {
-		return false, nil
-	}
-	ram := s.k.Mem.Size()
-	first, end := pa&^(mmu.Size2M-1), min((pa+size+mmu.Size2M-1)&^(mmu.Size2M-1), ram)
-	for at := first; at < end; at += mmu.Size2M {
-		if va := mmu.StartKernelMap + at; !s.alias[va] && len(s.k.Tables.Leaves(va, min(mmu.Size2M, ram-at))) != 0 {
-			return false, nil
+// release gives pieces back: text is filled with int3 so stale calls trap (the chunk stays executable), rights a
+// piece changed return to its chunk's, and chunks left empty are freed.
+func (s *Kmalloc) release(pieces []*kpiece) error {
+	var errs []error
+	for _, pc := range pieces {
+		ck := pc.chunk
+		if ck.class == textChunk {
+			errs = append(errs, s.k.Mem.Write(ck.pa+pc.off, bytes.Repeat([]byte{int3}, int(pc.size))))
+		}
+		if pc.changed {
+			errs = append(errs, s.protect(ck.va+pc.off, pc.size, ck.class.perm()))
+		}
+		ck.free.Give(pc.off, pc.size)
+		if ck.free.Free() == ck.size {
+			errs = append(errs, s.freeChunk(ck))
 		}
 	}
-	for at := first; at < end; at += mmu.Size2M {
-		va := mmu.StartKernelMap + at
-		if s.alias[va] {
-			continue
-		}
-		// RAM that does not end on a 2M boundary gets its last partial 2M page in 4K pages.
-		size, page := mmu.Size2M, mmu.Size2M
-		if ram-at < mmu.Size2M {
-			size, page = ram-at, mmu.Size4K
-		}
-		if err := s.k.Tables.Map(va, at, size, page, mmu.PermRW, mmu.AttrGlobal); err != nil {
-			return false, fmt.Errorf("high alias of %#x: %w", at, err)
-		}
-		s.alias[va] = true
-	}
-	return true, nil
+	return errors.Join(errs...)
 }
 
-// protect runs a change of linear-map rights and counts the large pages it split.
-func (s *Kmalloc) protect(change func() error) error {
+// protect changes the rights of [va, va+size) and counts the large pages it split. Pages that already have the
+// rights are left alone, so asking for what is there splits nothing.
+func (s *Kmalloc) protect(va, size uint64, perm mmu.Perm) error {
+	if !slices.ContainsFunc(s.k.Tables.Leaves(va, size), func(l mmu.Leaf) bool { return l.Perm != perm }) {
+		return nil
+	}
 	before := s.k.Tables.Stats()
-	err := change()
+	err := s.k.Tables.Protect(va, size, perm)
 	after := s.k.Tables.Stats()
 	s.splits += after.Split1G - before.Split1G + after.Split2M - before.Split2M
 	return err
 }
 
-func (s *Kmalloc) release(b kmallocBlock) error {
-	if s.exact {
-		return s.k.Frames.FreeExact(b.pa, b.pages)
-	}
-	return s.k.Frames.Free(b.pa, b.order)
-}
-
-// restore gives the block's linear-map pages back their PAGE_KERNEL rights before the pages are reused
-// (set_memory_rw + set_memory_nx). The split large pages stay split, as in Linux.
-func (s *Kmalloc) restore(addr uint64, b kmallocBlock) error {
-	return s.protect(func() error { return s.k.Tables.Protect(addr, b.pages*mmu.PageSize, mmu.PermRW) })
-}
-
+// SetPerm changes the rights of part of one piece: only those 4K pages change (the chunk's 2M page is split when
+// it was whole), so the other modules sharing the chunk keep theirs.
 func (s *Kmalloc) SetPerm(p *Placed, off, size uint64, perm mmu.Perm) error {
-	if _, ok := s.live[p]; !ok {
+	pieces, ok := s.live[p]
+	if !ok {
 		return errNotPlaced(p)
 	}
 	size, err := checkPerm(p, off, size)
 	if err != nil {
 		return err
 	}
-	return s.protect(func() error { return s.k.Tables.Protect(p.Base()+off, size, perm) })
+	i := slices.IndexFunc(p.Pieces, func(pc Piece) bool { return off >= pc.Offset && off < pc.Offset+pageUp(pc.Size) })
+	if i < 0 || off+size > p.Pieces[i].Offset+pieces[i].size {
+		return fmt.Errorf("module %s region %s: [%#x, +%#x) is not within one placed run of ranges: %w",
+			p.Module, p.Region.Name, off, size, syscall.EINVAL)
+	}
+	pieces[i].changed = true
+	return s.protect(p.Pieces[i].Addr+off-p.Pieces[i].Offset, size, perm)
 }
 
 func (s *Kmalloc) Seal(p *Placed) error {
@@ -196,22 +280,25 @@ func (s *Kmalloc) Seal(p *Placed) error {
 }
 
 func (s *Kmalloc) Free(p *Placed) error {
-	b, ok := s.live[p]
+	pieces, ok := s.live[p]
 	if !ok {
 		return errNotPlaced(p)
 	}
 	delete(s.live, p)
-	return errors.Join(s.restore(p.Base(), b), s.release(b))
+	return s.release(pieces)
 }
 
+// Stats counts whole chunks as used: their free space is this strategy's waste.
 func (s *Kmalloc) Stats() Stats {
 	st := Stats{DirectMapSplits: s.splits}
 	seen := map[uint64]bool{}
-	for p, b := range s.live {
+	for _, ck := range s.chunks {
+		st.Used += ck.size
+		countLeaves(s.k.Tables, seen, &st, ck.va, ck.size)
+	}
+	for p := range s.live {
 		st.Regions++
 		st.Requested += p.Region.Size
-		st.Used += b.pages * mmu.PageSize
-		countLeaves(s.k.Tables, seen, &st, p.Base(), b.pages*mmu.PageSize)
 	}
 	return st
 }

@@ -4,14 +4,16 @@
 //   - vmalloc: what Linux does (x86 module_alloc): each region is a vmalloc area of 4K pages in the module area,
 //     and the loader's rights are applied page by page.
 //   - kmalloc: module memory from the page allocator (Andi Kleen's 2002 patch, and the 2014 "NoMoreModuleVmalloc"
-//     idea): physically contiguous, so a linear mapping covers it with large pages until the ranges' rights are
-//     applied, which splits the large pages where rights change; the splits are counted.
+//     idea): physically contiguous 2M chunks, one class of rights each (text, rodata, data), shared by modules and
+//     covered by 2M pages of a linear mapping; a large page is split only where one module's rights change inside
+//     it (ro_after_init sealed), and the splits are counted.
 //   - hugepack: text packed into shared 2M read-only-exec pages in the module area (the execmem ROX cache and
 //     bpf_prog_pack idea); the other ranges go to 4K pages in the module area as with vmalloc.
 //
 // Whatever the strategy, every range gets exactly the rights its kind asks for: text RX, rodata R, ro_after_init
-// RW until sealed and R after, data RW; everything but text is NX. Text in a ROX pack is written through
-// mmu.Kernel.WriteVirt (the model's text_poke), never by making the pack writable.
+// RW until sealed and R after, data RW; everything but text is NX. Text in a shared read-exec page (a hugepack pack,
+// a kmalloc text chunk) is written through mmu.Kernel.WriteVirt (the model's text_poke), never by making the page
+// writable.
 //
 // # Why kmalloc uses the kernel image's high alias, not the direct map
 //
@@ -20,19 +22,27 @@
 // kernel are R_X86_64_PC32/PLT32 (a signed 32-bit displacement) or R_X86_64_32S (a sign-extended 32-bit
 // absolute), so module code must lie within 2 GiB of the kernel's text, in the top 2 GiB of the address space.
 // That is why MODULES_VADDR follows the kernel image. The direct map (PageOffsetBase, 0xffff888000000000) is
-// terabytes away: a module placed there fails to load with the kernel's "overflow in relocation type %d val %Lx"
-// and ENOEXEC. NewKmallocDirectMap keeps that variant so the failure can be seen.
+// terabytes away: a module placed there cannot be linked. Linux 6.1 fails its load with ENOEXEC at the first
+// R_X86_64_32/32S that overflows ("overflow in relocation type %d val %Lx", "`%s' likely not compiled with
+// -mcmodel=kernel"); PC32/PLT32 displacements it does not check (they would be truncated), which kemu's loader
+// refuses too. NewKmallocDirectMap keeps that variant so the failure can be seen.
 //
 // x86-64 has one other linear mapping of physical memory inside the top 2 GiB: __START_KERNEL_map
 // (StartKernelMap), where virtual StartKernelMap+pa maps physical pa for the first KERNEL_IMAGE_SIZE bytes. Linux
 // maps its image there (level2_kernel_pgt, 2M pages); it trims the rest away at boot (cleanup_highmap), but
-// nothing in the hardware forbids keeping it. NewKmalloc therefore takes pages from the page allocator, as kmalloc
-// does for large sizes, and addresses them through that high alias: every address of physical memory below 1 GiB
-// is then within 1 GiB of kernel text, so -mcmodel=kernel relocations resolve. The alias is mapped in 2M pages,
-// read-write and NX like the direct map, the first time a block needs one, and stays; applying a module's rights
-// splits a 2M page only where rights change inside it (a small module's text and data share one 2M page, so it
-// splits; a range covering whole 2M pages keeps them). Physical memory whose alias is taken by something else
-// (kemu's kernel image, whose pages are not where their alias would put them) or lies beyond 1 GiB is passed over.
+// nothing in the hardware forbids mapping more of it. NewKmalloc therefore takes its memory from the page
+// allocator, as kmalloc does for large sizes, and addresses it through that high alias: all physical memory below
+// 1 GiB is then within 1 GiB of kernel text, so -mcmodel=kernel relocations resolve. Physical memory whose alias
+// is taken by something else (kemu's kernel image, whose pages are not where their alias would put them) or lies
+// beyond 1 GiB is passed over.
+//
+// Large pages need whole 2M pages of one set of rights, and a small module's text, rodata and data would share
+// one; so the memory is carved in 2M-aligned chunks by rights (the "separate chunks" answer rather than one block
+// per module split to 4K wherever its rights change): module text from read-exec chunks, rodata from read-only
+// ones, ro_after_init and data from read-write ones, each chunk one 2M page of the alias (a region's ranges are
+// then pieces at different addresses, as with hugepack). Sealing ro_after_init is the one change of rights inside
+// a chunk: it splits that 2M page, counted in Stats.DirectMapSplits. Freed text is filled with int3, as in
+// hugepack's packs; an empty chunk is unmapped and goes back to the page allocator.
 package placement
 
 import (

@@ -37,13 +37,10 @@ type fixture struct {
 
 func strategies() map[string]func(*mmu.Kernel) placement.Strategy {
 	return map[string]func(*mmu.Kernel) placement.Strategy{
-		"vmalloc":       func(k *mmu.Kernel) placement.Strategy { return placement.NewVmalloc(k, vmalloc.New(k)) },
-		"kmalloc":       func(k *mmu.Kernel) placement.Strategy { return placement.NewKmalloc(k, false) },
-		"kmalloc-exact": func(k *mmu.Kernel) placement.Strategy { return placement.NewKmalloc(k, true) },
-		"kmalloc-directmap": func(k *mmu.Kernel) placement.Strategy {
-			return placement.NewKmallocDirectMap(k, false)
-		},
-		"hugepack": func(k *mmu.Kernel) placement.Strategy { return placement.NewHugepack(k, vmalloc.New(k)) },
+		"vmalloc":           func(k *mmu.Kernel) placement.Strategy { return placement.NewVmalloc(k, vmalloc.New(k)) },
+		"kmalloc":           func(k *mmu.Kernel) placement.Strategy { return placement.NewKmalloc(k) },
+		"kmalloc-directmap": func(k *mmu.Kernel) placement.Strategy { return placement.NewKmallocDirectMap(k) },
+		"hugepack":          func(k *mmu.Kernel) placement.Strategy { return placement.NewHugepack(k, vmalloc.New(k)) },
 	}
 }
 
@@ -128,10 +125,9 @@ func TestStatsPerStrategy(t *testing.T) {
 	}{
 		// core: 0x6100 bytes = 7 pages; init: 0x1100 = 2 pages.
 		{"vmalloc", 9 * k4, 9, 0, false},
-		// power-of-two blocks: 8 + 2 pages; the direct map's 2M page around them is split to 4K.
-		{"kmalloc", 10 * k4, 10, 0, true},
-		{"kmalloc-exact", 9 * k4, 9, 0, true},
-		{"kmalloc-directmap", 10 * k4, 10, 0, true},
+		// one 2M chunk per class (text, rodata, data), shared by both regions; nothing split before sealing.
+		{"kmalloc", 3 * m2, 0, 3, false},
+		{"kmalloc-directmap", 3 * m2, 0, 3, false},
 		// both texts in one 2M pack; the rest: core 0x3000..0x6100 = 4 pages, init 0x1000..0x1100 = 1 page.
 		{"hugepack", m2 + 5*k4, 5, 1, false},
 	}
@@ -281,44 +277,60 @@ func TestKmallocAddressing(t *testing.T) {
 	}
 }
 
-// TestKmallocAliasKeepsLargePages: a region whose ranges each cover whole 2M pages keeps them as 2M pages in the
-// high alias; only the 2M page where rights change is split.
-func TestKmallocAliasKeepsLargePages(t *testing.T) {
-	const m2 = mmu.Size2M
+// TestKmallocChunksKeepLargePages: modules share a chunk per class and keep its 2M page; sealing one module's
+// ro_after_init splits the data chunk's page (counted), and only its pages change.
+func TestKmallocChunksKeepLargePages(t *testing.T) {
 	f := newFixture(t, strategies()["kmalloc"])
-	big := placement.Region{Name: "core", Size: 2 * m2, Align: m2, Ranges: []placement.Range{
-		{Offset: 0, Size: m2, Kind: placement.Text},
-		{Offset: m2, Size: 0x1000, Kind: placement.Rodata},
-		{Offset: m2 + 0x1000, Size: m2 - 0x1000, Kind: placement.Data},
-	}}
-	placed, err := f.s.Place("big", []placement.Region{big})
+	a, err := f.s.Place("a", []placement.Region{core})
 	require.NoError(t, err)
-	checkRights(t, f, placed[0], false)
+	b, err := f.s.Place("b", []placement.Region{core})
+	require.NoError(t, err)
+	for _, off := range []uint64{0, 0x3000, 0x5000} { // text, rodata, data: a's and b's in one 2M page each
+		va, _ := a[0].Addr(off)
+		vb, _ := b[0].Addr(off)
+		assert.Equal(t, va&^(mmu.Size2M-1), vb&^(mmu.Size2M-1), "offset %#x shares a chunk", off)
+		assert.Equal(t, mmu.Size2M, f.k.Tables.Walk(va, mmu.Access{}).PageSize)
+	}
 	st := f.s.Stats()
-	assert.Equal(t, 1, st.Pages2M, "text's 2M page")
-	assert.Equal(t, 512, st.Pages4K, "the 2M page where rodata ends and data begins")
+	assert.Equal(t, 3, st.Pages2M)
+	assert.Zero(t, st.Pages4K)
+	assert.Zero(t, st.DirectMapSplits)
+
+	require.NoError(t, f.s.Seal(a[0]))
+	checkRights(t, f, a[0], true)
+	checkRights(t, f, b[0], false)
+	st = f.s.Stats()
+	assert.Equal(t, 2, st.Pages2M, "text and rodata chunks stay whole")
+	assert.Equal(t, 512, st.Pages4K, "the data chunk's page split")
 	assert.Equal(t, 1, st.DirectMapSplits)
+
+	require.NoError(t, f.s.Free(a[0]))
+	checkRights(t, f, b[0], false)
+	require.NoError(t, f.s.Free(b[0]))
+	assert.Zero(t, f.s.Stats().Used, "empty chunks go back to the page allocator")
 }
 
 // TestKmallocAliasAvoidsTheImage: physical memory whose alias something else occupies (kemu's kernel image, whose
-// pages are not where their alias would put them) is passed over, and the frames passed over go back.
+// pages are not where their alias would put them) is passed over, and the blocks passed over go back.
 func TestKmallocAliasAvoidsTheImage(t *testing.T) {
 	f := newFixture(t, strategies()["kmalloc"])
-	// Where the next block would come from: occupy the alias of the 2M around it.
-	probe, err := f.k.Frames.Alloc(1)
+	// Where the next chunk would come from: occupy its alias.
+	probe, err := f.k.Frames.Alloc(9)
 	require.NoError(t, err)
-	require.NoError(t, f.k.Frames.Free(probe, 1))
-	taken := probe &^ (mmu.Size2M - 1)
-	require.NoError(t, f.k.Tables.Map(mmu.StartKernelMap+taken, 0, mmu.Size2M, mmu.Size2M, mmu.PermRW, mmu.AttrGlobal))
+	require.NoError(t, f.k.Frames.Free(probe, 9))
+	require.NoError(t, f.k.Tables.Map(mmu.StartKernelMap+probe, 0, mmu.Size2M, mmu.Size2M, mmu.PermRW, mmu.AttrGlobal))
 	free := f.k.Frames.Stats().Free
 
 	placed, err := f.s.Place("hello", []placement.Region{initRegion})
 	require.NoError(t, err)
-	pa, err := f.k.Tables.Translate(placed[0].Base(), mmu.Access{})
-	require.NoError(t, err)
-	assert.False(t, pa >= taken && pa < taken+mmu.Size2M, "block at %#x inside the occupied alias %#x", pa, taken)
-	assert.Equal(t, mmu.StartKernelMap+pa, placed[0].Base())
+	for _, pc := range placed[0].Pieces {
+		pa, err := f.k.Tables.Translate(pc.Addr, mmu.Access{})
+		require.NoError(t, err)
+		assert.NotEqual(t, probe, pa&^(mmu.Size2M-1), "chunk inside the occupied alias")
+		assert.Equal(t, mmu.StartKernelMap+pa, pc.Addr)
+	}
 	checkRights(t, f, placed[0], false)
 	used := free - f.k.Frames.Stats().Free
-	assert.LessOrEqual(t, used, uint64(2+2), "only the block and the alias's page tables stay taken: %d frames", used)
+	assert.LessOrEqual(t, used, uint64(2*512+2), "only the text and data chunks and the alias's page tables: %d frames", used)
+	assert.GreaterOrEqual(t, used, uint64(2*512))
 }
