@@ -572,7 +572,7 @@ type servedFile struct {
 }
 
 func (s *servedFile) read(n int) ([]byte, error) {
-	if s.off == 0 {
+	if s.off == 0 || s.text == nil { // from the start (again): rendered afresh, as a seq_file restarts
 		text, err := s.render()
 		if err != nil {
 			return nil, err
