@@ -13,6 +13,7 @@ import (
 
 	"kemu/loader"
 	"kemu/mmu"
+	"kemu/placement"
 )
 
 // Every fixture that runs its init and cleanup to the end, under every placement strategy: the modules load,
@@ -217,4 +218,30 @@ func TestUnknownStrategy(t *testing.T) {
 	assert.Nil(t, m)
 	assert.ErrorIs(t, err, syscall.EINVAL)
 	assert.True(t, strings.Contains(err.Error(), "hugepack"), "the error lists the strategies: %v", err)
+}
+
+func TestRangeKind(t *testing.T) {
+	tests := []struct {
+		class string
+		want  placement.Kind
+		err   error
+	}{
+		{"text", placement.Text, nil},
+		{"rodata", placement.Rodata, nil},
+		{"ro_after_init", placement.RoAfterInit, nil},
+		{"data", placement.Data, nil},
+		{"bss", 0, syscall.EINVAL},
+		{"", 0, syscall.EINVAL},
+	}
+	for _, tt := range tests {
+		t.Run(tt.class, func(t *testing.T) {
+			got, err := rangeKind(tt.class)
+			if tt.err != nil {
+				assert.ErrorIs(t, err, tt.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
 }
