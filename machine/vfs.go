@@ -5,14 +5,15 @@ import (
 	"strings"
 )
 
-// The VFS side of devices and /proc: what modules registered (character device regions and cdevs,
-// misc devices, device nodes, proc entries) and the paths the user process can open through them.
-// Registration handlers (vfs_register.go) record here; Open (vfs_file.go) resolves paths here the
-// way the kernel does: /dev/NAME is a node devtmpfs made from device_create's name, its dev_t finds
-// the cdev (chrdev_open) or, for major 10, the misc device (misc_open); /proc/PATH is a
-// proc_dir_entry, /sys/kernel/debug/PATH a debugfs file (vfs_debugfs.go), /sys/class/... a device
-// attribute (vfs_sysfs.go). The kernel's own /proc files are in procfs.go, seq_file in vfs_seq.go, the user
-// process in uproc.go.
+// The VFS side of devices and pseudo filesystems: what modules registered (character device
+// regions and cdevs, misc devices, device nodes, proc and debugfs entries, device attributes) and
+// the paths the user process opens through them. Registration handlers record here
+// (vfs_register.go, vfs_debugfs.go, vfs_sysfs.go); Open (vfs_file.go) resolves paths the way the
+// kernel does: /dev/NAME is the node devtmpfs made from device_create's name, whose dev_t finds the
+// cdev (chrdev_open) or, for major 10, the misc device (misc_open); /proc/PATH is a proc_dir_entry,
+// /sys/kernel/debug/PATH a debugfs file, /sys/class/CLASS/DEVICE/ATTR a device attribute. The
+// kernel's own /proc files are in procfs.go, seq_file in vfs_seq.go, lseek in vfs_llseek.go, the
+// user process and its memory in uproc.go.
 
 // vfs is the machine's registry of openable things and the user process using them.
 type vfs struct {
