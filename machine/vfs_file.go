@@ -66,6 +66,9 @@ var (
 // Open opens path as the user process's open(2) would: /dev/NAME, /proc/PATH,
 // /sys/kernel/debug/PATH, /sys/class/CLASS/DEVICE/ATTRIBUTE.
 func (m *Machine) Open(path string, flags int) (*File, error) {
+	if m.cpu == nil {
+		return nil, fmt.Errorf("open %s: machine closed: %w", path, syscall.EBADF)
+	}
 	if m.dead {
 		return nil, fmt.Errorf("open %s: %w", path, errMachineHalted)
 	}
@@ -343,7 +346,7 @@ func (f *File) call(fn uint64, args ...uint64) (uint64, error) {
 // usable checks the file may still be used: open, and its /proc or debugfs entry not removed
 // (such files then fail with EIO, as proc_reg_* and debugfs's proxy do).
 func (f *File) usable() error {
-	if f.closed {
+	if f.closed || f.m.cpu == nil { // closed, or the machine itself was closed
 		return syscall.EBADF
 	}
 	if f.entry != nil && f.tree.byAddr(f.entry.addr) != f.entry {
@@ -520,8 +523,8 @@ func (f *File) Close() error {
 		return syscall.EBADF
 	}
 	f.closed = true
-	if f.served != nil {
-		return nil
+	if f.served != nil || f.m.cpu == nil {
+		return nil // nothing to release (or no machine left to run the release on)
 	}
 	var err error
 	if f.isProc() {

@@ -554,3 +554,15 @@ func TestArbitraryIoctlsAndSizes(t *testing.T) {
 	assert.ErrorIs(t, err, syscall.ENOSPC)
 	assert.NotContains(t, m.Dmesg(), "Oops")
 }
+
+func TestFilesAfterTheMachineCloses(t *testing.T) {
+	m := bootWith(t, "chardev")
+	f, err := m.Open("/dev/kemu_chardev", syscall.O_RDONLY)
+	require.NoError(t, err)
+	require.NoError(t, m.Close())
+	_, err = f.Read(8)
+	assert.ErrorIs(t, err, syscall.EBADF)
+	assert.NoError(t, f.Close())
+	_, err = m.Open("/dev/kemu_chardev", syscall.O_RDONLY)
+	assert.ErrorIs(t, err, syscall.EBADF)
+}
