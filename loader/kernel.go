@@ -41,7 +41,9 @@ type Kernel struct {
 	vmlinux map[string]int       // index into the profile's Exports of each vmlinux export, built on first use
 	taint   Taint
 	once    map[string]bool // pr_*_once() sites already printed
-	params  *paramLayout    // struct kernel_param & co, from BTF on first use
+
+	debugLocksOff bool         // debug_locks is 0: "Disabling lock debugging" was printed
+	params        *paramLayout // struct kernel_param & co, from BTF on first use
 }
 
 // NewKernel returns an empty registry for the kernel described by cfg.
@@ -115,9 +117,24 @@ func (k *Kernel) config(name string, debian bool) bool {
 	return k.prof.ConfigBool(name)
 }
 
+// lockdepUnreliable are the taints the kernel adds with LOCKDEP_NOW_UNRELIABLE: after a proprietary
+// module, a forced load or unload, or an oops, lock debugging can no longer be trusted.
+const lockdepUnreliable = TaintProprietary | TaintForcedModule | TaintForcedRmmod | TaintDie
+
+// AddTaint is add_taint(): it sets t kernel-wide. The first taint that makes lock debugging unreliable
+// turns debug_locks off, which the kernel announces once per boot.
+func (k *Kernel) AddTaint(t Taint) {
+	if t&lockdepUnreliable != 0 && !k.debugLocksOff {
+		k.debugLocksOff = true
+		k.printk(LogWarning, "Disabling lock debugging due to kernel taint")
+	}
+	k.taint |= t
+}
+
+// addTaint is add_taint_module(): the module carries the taint too (its /proc/modules letters).
 func (k *Kernel) addTaint(m *Module, t Taint) {
 	m.Taints |= t
-	k.taint |= t
+	k.AddTaint(t)
 }
 
 // tryForceLoad is try_to_force_load(): with CONFIG_MODULE_FORCE_LOAD it taints F and goes on.
@@ -204,7 +221,7 @@ func (k *Kernel) Delete(name string, force bool) (*Module, error) {
 		forced = true
 	}
 	if forced {
-		k.taint |= TaintForcedRmmod
+		k.AddTaint(TaintForcedRmmod)
 	}
 	m.State = Going
 	return m, nil

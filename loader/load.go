@@ -428,7 +428,7 @@ func (info *loadInfo) checkLicenseAndVersions() error {
 	prev := k.taint & TaintProprietary
 	switch m.Name {
 	case "ndiswrapper":
-		k.taint |= TaintProprietary
+		k.AddTaint(TaintProprietary)
 	case "driverloader", "lve":
 		k.addTaint(m, TaintProprietary)
 	}

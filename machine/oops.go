@@ -195,9 +195,9 @@ func (m *Machine) codeLine(rip uint64) string {
 // oopsEnd finishes a report as oops_end() does: end marker, the register summary again, taint D;
 // the task that ran the module code dies.
 func (m *Machine) oopsEnd(regs *regsSnapshot) error {
+	m.registry.AddTaint(loader.TaintDie) // before the end marker, as oops_end() does
 	m.logf(levelWarning, "---[ end trace 0000000000000000 ]---")
 	m.showRegisters(regs)
-	m.taint |= loader.TaintDie
 	return errTaskDied
 }
 

@@ -35,7 +35,7 @@ emulated x86-64 CPU with an emulated kernel around it, and measures where the mo
 func init() {
 	pf := rootCmd.PersistentFlags()
 	pf.StringVar(&global.kernel, "kernel", "", "kernel profile file or kernel directory (default: the embedded profile)")
-	pf.StringVar(&global.strategy, "strategy", "vmalloc", "module placement strategy: vmalloc, kmalloc, hugepack")
+	pf.StringVar(&global.strategy, "strategy", "vmalloc", "module placement strategy: vmalloc, kmalloc, hugepack, kmalloc-directmap (shows why the direct map cannot hold x86-64 modules)")
 	pf.StringVar(&global.tlb, "tlb", "skylake", "TLB model preset: skylake, goldencove, zen2")
 	pf.BoolVar(&global.strict, "strict", false, "stop a call into an unimplemented kernel function with an oops-style report")
 	pf.BoolVar(&global.json, "json", false, "print machine-readable JSON")
