@@ -44,6 +44,7 @@ type driverTable struct {
 	inputDevs map[uint64]bool    // input_devs kemu allocated
 	// cpuhpStates are the CPU hotplug states modules set up, with their callbacks.
 	cpuhpStates map[uint64]cpuhpState
+	pernetIDs   uint64 // net_generic ids handed out
 }
 
 type netdev struct {

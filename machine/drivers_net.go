@@ -15,6 +15,7 @@ import (
 const (
 	netdevAlign   = 32 // NETDEV_ALIGN: netdev_priv() is dev + ALIGN(sizeof(struct net_device), 32)
 	ifNameSize    = 16 // IFNAMSIZ
+	maxAddrLen    = 32 // MAX_ADDR_LEN
 	arphrdEther   = 1  // ARPHRD_ETHER
 	ethHeaderLen  = 14 // ETH_HLEN
 	ethAddrLen    = 6  // ETH_ALEN
@@ -29,13 +30,19 @@ func init() {
 	register("alloc_netdev_mqs", hAllocNetdev)
 	register("alloc_etherdev_mqs", hAllocEtherdev)
 	register("ether_setup", hEtherSetup)
+	register("dev_addr_mod", hDevAddrMod)
 	register("free_netdev", hFreeNetdev)
 	register("register_netdev", hRegisterNetdev)
 	register("register_netdevice", hRegisterNetdev)
 	register("unregister_netdev", hUnregisterNetdev)
 	register("unregister_netdevice_queue", hUnregisterNetdev)
+	// unregister_netdevice_queue unregisters at once rather than batching on the caller's list,
+	// so the batch is already done.
+	register("unregister_netdevice_many", hNop)
 	register("rtnl_link_register", hNamedRegister("rtnl-link", "rtnl_link_ops", "kind"))
-	register("rtnl_link_unregister", hNamedUnregister("rtnl-link", 0))
+	register("__rtnl_link_register", hNamedRegister("rtnl-link", "rtnl_link_ops", "kind"))
+	register("rtnl_link_unregister", hRtnlLinkUnregister)
+	register("__rtnl_link_unregister", hRtnlLinkUnregister)
 	register("input_allocate_device", hInputAllocate)
 	register("devm_input_allocate_device", hInputAllocate)
 	register("input_register_device", hInputRegister)
@@ -101,6 +108,11 @@ func (m *Machine) allocNetdev(t *Trap, priv uint64, name string, setup, txqs, rx
 			return 0, err
 		}
 	}
+	// dev->dev_addr points at the first entry of the device's address list (dev_addr_init).
+	if addr := m.kmalloc(maxAddrLen, t.caller(), gfpZero); addr != 0 {
+		nd.queues = append(nd.queues, addr)
+		m.setField(s, "dev_addr", dev, 8, addr)
+	}
 	m.drivers().netdevs[dev] = nd
 	if setup != 0 {
 		if _, err := m.Call(setup, dev); err != nil {
@@ -151,6 +163,28 @@ func (m *Machine) etherSetup(dev uint64) error {
 		return m.WriteAt([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, dev+off)
 	}
 	return nil
+}
+
+// dev_addr_mod(dev, offset, addr, len): the hardware address changes, in dev->dev_addr and in
+// the shadow copy the kernel checks it against.
+func hDevAddrMod(m *Machine, t *Trap) (uint64, error) {
+	dev, off, n := t.Arg(0), t.Arg(1), t.Arg(3)
+	if off+n > maxAddrLen {
+		return 0, nil
+	}
+	b, err := m.Read(t.Arg(2), n)
+	if err != nil {
+		return 0, err
+	}
+	if addr, err := m.readField("net_device", "dev_addr", dev, 8); err == nil && addr != 0 {
+		if err := m.WriteAt(b, addr+off); err != nil {
+			return 0, err
+		}
+	}
+	if shadow, ok := m.fieldOffset("net_device", "dev_addr_shadow"); ok {
+		return 0, m.WriteAt(b, dev+shadow+off)
+	}
+	return 0, nil
 }
 
 // netdevName reads dev->name.
@@ -322,4 +356,56 @@ func hInputFree(m *Machine, t *Trap) (uint64, error) {
 		return 0, m.kfree(dev, t.caller())
 	}
 	return 0, nil
+}
+
+// rtnl_link_unregister(ops): the link kind goes, and with it every device of that kind: each is
+// deleted through ops->dellink (which queues it on a kill list) or, without one, unregistered.
+func hRtnlLinkUnregister(m *Machine, t *Trap) (uint64, error) {
+	ops := t.Arg(0)
+	if !m.unrecord("rtnl-link", ops) {
+		return 0, nil
+	}
+	dellink, err := m.readField("rtnl_link_ops", "dellink", ops, 8)
+	if err != nil {
+		return 0, err
+	}
+	var devs []uint64
+	for _, r := range m.drivers().regs {
+		if r.Kind != "net" {
+			continue
+		}
+		if o, err := m.readField("net_device", "rtnl_link_ops", r.addr, 8); err == nil && o == ops {
+			devs = append(devs, r.addr)
+		}
+	}
+	for _, dev := range devs {
+		sub := &Trap{Name: t.Name, Addr: t.Addr, Return: t.Return, rsp: t.rsp, m: m, regs: [6]uint64{dev}}
+		if dellink == 0 {
+			if _, err := hUnregisterNetdev(m, sub); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		kill, err := m.emptyListHead(t)
+		if err != nil {
+			return 0, err
+		}
+		_, err = m.Call(dellink, dev, kill)
+		if err := firstErr(err, m.kfree(kill, t.caller())); err != nil {
+			return 0, err
+		}
+	}
+	return 0, nil
+}
+
+// emptyListHead allocates an initialised, empty struct list_head (next and prev point at itself).
+func (m *Machine) emptyListHead(t *Trap) (uint64, error) {
+	head := m.kmalloc(16, t.caller(), gfpZero)
+	if head == 0 {
+		return 0, fmt.Errorf("list head: %w", syscall.ENOMEM)
+	}
+	if err := m.WriteU64(head, head); err != nil {
+		return 0, err
+	}
+	return head, m.WriteU64(head+8, head)
 }

@@ -26,15 +26,9 @@ func init() {
 	register("down_read_killable", hZero)
 	register("down_write_killable", hZero)
 
-	for _, name := range []string{"register_netdevice_notifier", "bus_register_notifier", "blocking_notifier_chain_register",
-		"atomic_notifier_chain_register", "raw_notifier_chain_register", "register_reboot_notifier",
-		"register_inetaddr_notifier", "register_inet6addr_notifier"} {
-		register(name, hNotifierRegister)
-	}
-	for _, name := range []string{"unregister_netdevice_notifier", "bus_unregister_notifier", "blocking_notifier_chain_unregister",
-		"atomic_notifier_chain_unregister", "raw_notifier_chain_unregister", "unregister_reboot_notifier",
-		"unregister_inetaddr_notifier", "unregister_inet6addr_notifier"} {
-		register(name, hNotifierUnregister)
+	for name, c := range notifierChains {
+		register(name, hNotifierRegister(c.nbArg))
+		register(c.unregister, hNotifierUnregister(c.nbArg))
 	}
 
 	register("register_sysctl", hRegisterSysctl(true))
@@ -69,39 +63,79 @@ func init() {
 	register("__cpuhp_remove_state_cpuslocked", hCpuhpRemoveState)
 	register("sg_init_table", hSgInitTable)
 	register("sg_init_one", hSgInitOne)
+	register("__alloc_percpu", hAllocPercpu)
+	register("__alloc_percpu_gfp", hAllocPercpu)
+	register("free_percpu", hNop) // the per-CPU area is not reused, as for modules' static per-CPU data
+	register("driver_create_file", hSysfsCreate("driver-attr", "attribute", "name", 1))
+	register("driver_remove_file", hSysfsRemove("driver-attr", 1))
+	register("sysfs_create_group", hSysfsCreate("sysfs-group", "attribute_group", "name", 1))
+	register("sysfs_remove_group", hSysfsRemove("sysfs-group", 1))
+	register("sysfs_create_file_ns", hSysfsCreate("sysfs-file", "attribute", "name", 1))
+	register("sysfs_remove_file_ns", hSysfsRemove("sysfs-file", 1))
+	// rtnetlink message handlers: no netlink socket ever delivers a message here.
+	register("__rtnl_register_many", hZero)
+	register("__rtnl_unregister_many", hNop)
+	register("rtnl_register_module", hZero)
+	register("rtnl_unregister", hZero)
+	register("rtnl_unregister_all", hNop)
+	register("register_pernet_subsys", hRegisterPernet)
+	register("register_pernet_device", hRegisterPernet)
+	register("unregister_pernet_subsys", hUnregisterPernet)
+	register("unregister_pernet_device", hUnregisterPernet)
 	// phylib hands ethtool its PHY operations; ethtool only calls them for a netlink request.
 	register("ethtool_set_ethtool_phy_ops", hNop)
 }
 
-// A notifier registration: the chain (by its kernel symbol when it has one) and the block.
-func hNotifierRegister(m *Machine, t *Trap) (uint64, error) {
-	nb, chain := t.Arg(0), t.Name
-	if t.Name == "blocking_notifier_chain_register" || t.Name == "atomic_notifier_chain_register" ||
-		t.Name == "raw_notifier_chain_register" || t.Name == "bus_register_notifier" {
-		nb = t.Arg(1)
-		if name, off, _, _, ok := m.symbolize(t.Arg(0)); ok && off == 0 {
-			chain = name
-		}
-	}
-	if m.registered("notifier", nb, "") >= 0 {
-		// notifier_chain_register: "notifier callback %ps already registered" and EEXIST.
-		m.logf(levelWarning, "notifier callback %s already registered", m.formatS(nb))
-		return negErrno(syscall.EEXIST), nil
-	}
-	m.record(t, "notifier", chain, nb, nil)
-	return 0, nil
+// notifierChains are the notifier register functions, their unregister functions and which
+// argument is the notifier_block. Where the first argument is the chain itself, the record names the
+// chain by its kernel symbol.
+var notifierChains = map[string]struct {
+	unregister string
+	nbArg      int
+}{
+	"register_netdevice_notifier":          {"unregister_netdevice_notifier", 0},
+	"register_reboot_notifier":             {"unregister_reboot_notifier", 0},
+	"register_inetaddr_notifier":           {"unregister_inetaddr_notifier", 0},
+	"register_inet6addr_notifier":          {"unregister_inet6addr_notifier", 0},
+	"register_netevent_notifier":           {"unregister_netevent_notifier", 0},
+	"register_switchdev_notifier":          {"unregister_switchdev_notifier", 0},
+	"register_switchdev_blocking_notifier": {"unregister_switchdev_blocking_notifier", 0},
+	"register_die_notifier":                {"unregister_die_notifier", 0},
+	"register_oom_notifier":                {"unregister_oom_notifier", 0},
+	"register_nexthop_notifier":            {"unregister_nexthop_notifier", 1},
+	"bus_register_notifier":                {"bus_unregister_notifier", 1},
+	"blocking_notifier_chain_register":     {"blocking_notifier_chain_unregister", 1},
+	"atomic_notifier_chain_register":       {"atomic_notifier_chain_unregister", 1},
+	"raw_notifier_chain_register":          {"raw_notifier_chain_unregister", 1},
 }
 
-func hNotifierUnregister(m *Machine, t *Trap) (uint64, error) {
-	nb := t.Arg(0)
-	if t.Name != "unregister_netdevice_notifier" && t.Name != "unregister_reboot_notifier" &&
-		t.Name != "unregister_inetaddr_notifier" && t.Name != "unregister_inet6addr_notifier" {
-		nb = t.Arg(1)
+// hNotifierRegister records a notifier_block on its chain; one already there is EEXIST, as
+// notifier_chain_register warns and refuses it.
+func hNotifierRegister(nbArg int) Handler {
+	return func(m *Machine, t *Trap) (uint64, error) {
+		nb, chain := t.Arg(nbArg), t.Name
+		if nbArg == 1 {
+			if name, off, _, _, ok := m.symbolize(t.Arg(0)); ok && off == 0 {
+				chain = name
+			}
+		}
+		if m.registered("notifier", nb, "") >= 0 {
+			m.logf(levelWarning, "notifier callback %s already registered", m.formatS(nb))
+			return negErrno(syscall.EEXIST), nil
+		}
+		m.record(t, "notifier", chain, nb, nil)
+		return 0, nil
 	}
-	if !m.unrecord("notifier", nb) {
-		return negErrno(syscall.ENOENT), nil // notifier_chain_unregister
+}
+
+// hNotifierUnregister: ENOENT for a block not on the chain (notifier_chain_unregister).
+func hNotifierUnregister(nbArg int) Handler {
+	return func(m *Machine, t *Trap) (uint64, error) {
+		if !m.unrecord("notifier", t.Arg(nbArg)) {
+			return negErrno(syscall.ENOENT), nil
+		}
+		return 0, nil
 	}
-	return 0, nil
 }
 
 // register_sysctl(path, table) / register_sysctl_table(table): a ctl_table_header the module
@@ -448,4 +482,202 @@ func (m *Machine) virtToPage(va uint64) uint64 {
 		}
 	}
 	return m.layout.vmemmapBase + pa/pageSize*pageStruct
+}
+
+// __alloc_percpu(size, align) and __alloc_percpu_gfp(size, align, gfp): zeroed per-CPU memory
+// from the chunk modules' per-CPU data comes from; the pointer is an offset from the per-CPU base,
+// as the kernel's per-CPU pointers are. NULL when the chunk is full or the request is bad.
+func hAllocPercpu(m *Machine, t *Trap) (uint64, error) {
+	size, align := t.Arg(0), t.Arg(1)
+	if size == 0 || size > modulePerCPU || align == 0 || align&(align-1) != 0 || align > pageSize {
+		return 0, nil
+	}
+	k := m.kernel
+	off := (k.percpuNext + align - 1) &^ (align - 1)
+	if off+size > k.percpuEnd {
+		return 0, nil
+	}
+	k.percpuNext = off + size
+	return off, m.Fill(m.percpu+off, 0, size)
+}
+
+// hSysfsCreate records a sysfs file or group created on an object (argument obj is its name-bearing
+// structure: struct attribute or attribute_group); kemu has no sysfs tree for drivers, so the record
+// is what the machine keeps, and what a module that forgets to remove it leaves behind.
+func hSysfsCreate(kind, structName, field string, arg int) Handler {
+	return func(m *Machine, t *Trap) (uint64, error) {
+		name, err := m.readPtrString(structName, field, t.Arg(arg))
+		if err != nil {
+			return 0, err
+		}
+		m.record(t, kind, name, t.Arg(arg), nil)
+		return 0, nil
+	}
+}
+
+func hSysfsRemove(kind string, arg int) Handler {
+	return func(m *Machine, t *Trap) (uint64, error) {
+		m.unrecord(kind, t.Arg(arg))
+		return 0, nil
+	}
+}
+
+// Network namespaces: only init_net exists. A pernet_operations with an id and a size gets an id
+// (from MIN_PERNET_OPS_ID, the first net_generic slot after its header) and zeroed data in
+// init_net's net_generic array, which net_generic(net, id) reads inline; then ops->init(&init_net).
+const maxPernetIDs = 64
+
+func hRegisterPernet(m *Machine, t *Trap) (uint64, error) {
+	ops := t.Arg(0)
+	net, ok := m.prof.Lookup("init_net")
+	if !ok {
+		return 0, nil
+	}
+	if err := m.initNetLists(net.Addr); err != nil {
+		return 0, err
+	}
+	const s = "pernet_operations"
+	read := func(f string) (uint64, error) { return m.readField(s, f, ops, 8) }
+	idPtr, err := read("id")
+	if err != nil {
+		return 0, err
+	}
+	size, err := m.readField(s, "size", ops, 8)
+	if err != nil {
+		return 0, err
+	}
+	var data uint64
+	if idPtr != 0 {
+		gen, id, err := m.pernetSlot(t, net.Addr)
+		if err != nil || gen == 0 {
+			return negErrno(syscall.ENOMEM), err
+		}
+		if err := m.WriteU32(idPtr, uint32(id)); err != nil {
+			return 0, err
+		}
+		if size != 0 {
+			if data = m.kmalloc(size, t.caller(), gfpZero); data == 0 {
+				return negErrno(syscall.ENOMEM), nil
+			}
+			if err := m.WriteU64(gen+8*id, data); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if init, err := read("init"); err == nil && init != 0 {
+		ret, err := m.Call(init, net.Addr)
+		if err != nil {
+			return 0, err
+		}
+		if int32(ret) < 0 {
+			return uint64(int64(int32(ret))), firstErr(nil, m.kfree(data, t.caller()))
+		}
+	}
+	m.record(t, "pernet", m.describe(ops), ops, nil)
+	return 0, nil
+}
+
+// pernetSlot returns init_net's net_generic array (allocating it on first use) and the next free
+// id in it.
+func (m *Machine) pernetSlot(t *Trap, net uint64) (gen, id uint64, err error) {
+	hdr, ok := m.structSize("net_generic")
+	if !ok {
+		return 0, 0, nil
+	}
+	first := (hdr + 7) / 8 // MIN_PERNET_OPS_ID
+	gen, err = m.readField("net", "gen", net, 8)
+	if err != nil {
+		return 0, 0, err
+	}
+	if gen == 0 {
+		if gen = m.kmalloc(8*(first+maxPernetIDs), t.caller(), gfpZero); gen == 0 {
+			return 0, 0, nil
+		}
+		if err := m.WriteU32(gen, uint32(first+maxPernetIDs)); err != nil { // s.len
+			return 0, 0, err
+		}
+		m.setField("net", "gen", net, 8, gen)
+	}
+	d := m.drivers()
+	if d.pernetIDs >= maxPernetIDs {
+		return 0, 0, nil
+	}
+	id = first + d.pernetIDs
+	d.pernetIDs++
+	return gen, id, nil
+}
+
+// unregister_pernet_subsys(ops): ops->pre_exit, ->exit and ->exit_batch for init_net, then the
+// data goes (the id is not reused).
+func hUnregisterPernet(m *Machine, t *Trap) (uint64, error) {
+	ops := t.Arg(0)
+	net, ok := m.prof.Lookup("init_net")
+	if !ok || !m.unrecord("pernet", ops) {
+		return 0, nil
+	}
+	const s = "pernet_operations"
+	for _, f := range []string{"pre_exit", "exit"} {
+		if fn, err := m.readField(s, f, ops, 8); err == nil && fn != 0 {
+			if _, err := m.Call(fn, net.Addr); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if fn, err := m.readField(s, "exit_batch", ops, 8); err == nil && fn != 0 {
+		// exit_batch gets a list of namespaces linked through net->exit_list: init_net alone.
+		head, err := m.emptyListHead(t)
+		if err != nil {
+			return 0, err
+		}
+		if off, ok := m.fieldOffset("net", "exit_list"); ok {
+			node := net.Addr + off
+			for _, w := range [][2]uint64{{head, node}, {head + 8, node}, {node, head}, {node + 8, head}} {
+				if err := m.WriteU64(w[0], w[1]); err != nil {
+					return 0, err
+				}
+			}
+		}
+		_, err = m.Call(fn, head)
+		if err := firstErr(err, m.kfree(head, t.caller())); err != nil {
+			return 0, err
+		}
+	}
+	idPtr, err := m.readField(s, "id", ops, 8)
+	if err != nil || idPtr == 0 {
+		return 0, err
+	}
+	id, err := m.ReadU32(idPtr)
+	if err != nil {
+		return 0, err
+	}
+	gen, err := m.readField("net", "gen", net.Addr, 8)
+	if err != nil || gen == 0 {
+		return 0, err
+	}
+	data, err := m.ReadU64(gen + 8*uint64(id))
+	if err != nil || data == 0 {
+		return 0, err
+	}
+	if err := m.WriteU64(gen+8*uint64(id), 0); err != nil {
+		return 0, err
+	}
+	return 0, m.kfree(data, t.caller())
+}
+
+// initNetLists makes init_net's device list an empty list the first time a module may walk it
+// (for_each_netdev): the kernel image's data is zero, and kemu links no device into it.
+func (m *Machine) initNetLists(net uint64) error {
+	off, ok := m.fieldOffset("net", "dev_base_head")
+	if !ok {
+		return nil
+	}
+	head := net + off
+	next, err := m.ReadU64(head)
+	if err != nil || next != 0 {
+		return err
+	}
+	if err := m.WriteU64(head, head); err != nil {
+		return err
+	}
+	return m.WriteU64(head+8, head)
 }
