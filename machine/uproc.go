@@ -31,8 +31,9 @@ const (
 	maxUserBuffer = pageSize << mmu.MaxOrder
 )
 
-// SetProcess names the user process that opens files from now on (its comm, as oopses inside file
-// operations report it: "cat", "echo", "ioctl"). The default is "cat".
+// SetProcess names the user process that runs file operations from now on: its comm ("cat",
+// "echo", "ioctl"), which module code reads in current->comm and oops reports print. The default is
+// "cat"; the pid is always 1001.
 func (m *Machine) SetProcess(comm string) { m.files().user.comm = comm }
 
 // asUser runs fn as the user process: oops reports name it, and the current task_struct carries
