@@ -43,6 +43,7 @@ func (s *Session) cat(out *output, args []string) int {
 }
 
 func (s *Session) catFile(out *output, path string) error {
+	s.m.SetProcess("cat")
 	f, err := s.m.Open(path, oRDONLY)
 	if err != nil {
 		return err
@@ -90,6 +91,7 @@ func (s *Session) echo(out *output, args []string) int {
 		out.write(text)
 		return statusOK
 	}
+	s.m.SetProcess("bash") // echo is a builtin: the shell itself opens the file and writes
 	f, err := s.m.Open(target, oWRONLY)
 	if err != nil {
 		out.errorf("bash: %s: %s\n", target, strerror(err))
@@ -126,6 +128,7 @@ func (s *Session) ioctl(out *output, args []string) int {
 			return statusFailed
 		}
 	}
+	s.m.SetProcess("ioctl")
 	f, err := s.m.Open(path, oRDWR)
 	if err != nil {
 		out.errorf("ioctl: %s: %s\n", path, strerror(err))
@@ -268,6 +271,7 @@ func (s *Session) execFD(out *output, args []string) int {
 		return 2
 	}
 	flags := map[string]int{"<": oRDONLY, ">": oWRONLY, "<>": oRDWR}[op]
+	s.m.SetProcess("bash") // exec redirections are the shell's own
 	f, err := s.m.Open(path, flags)
 	if err != nil {
 		out.errorf("bash: %s: %s\n", path, strerror(err))
