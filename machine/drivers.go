@@ -44,7 +44,10 @@ type driverTable struct {
 	inputDevs map[uint64]bool    // input_devs kemu allocated
 	// cpuhpStates are the CPU hotplug states modules set up, with their callbacks.
 	cpuhpStates map[uint64]cpuhpState
-	pernetIDs   uint64 // net_generic ids handed out
+	pernetIDs   uint64                // net_generic ids handed out
+	idrs        map[uint64]idTable    // IDR and IDA entries by the struct idr/ida address
+	idrNext     map[uint64]uint64     // where idr_alloc_cyclic continues, by idr
+	ttys        map[uint64]*ttyDriver // tty_drivers the machine allocated
 }
 
 type netdev struct {

@@ -2,6 +2,8 @@ package machine
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"syscall"
 
 	"kemu/mmu"
@@ -84,6 +86,12 @@ func init() {
 	register("unregister_pernet_device", hUnregisterPernet)
 	// phylib hands ethtool its PHY operations; ethtool only calls them for a netlink request.
 	register("ethtool_set_ethtool_phy_ops", hNop)
+	register("tasklet_setup", hTaskletInit(true))
+	register("tasklet_init", hTaskletInit(false))
+	register("tasklet_kill", hNop) // kemu never schedules a tasklet behind the module's back
+	register("strsep", hStrsep)
+	register("dmi_check_system", hDmiMatch(false))
+	register("dmi_first_match", hDmiMatch(true))
 }
 
 // notifierChains are the notifier register functions, their unregister functions and which
@@ -680,4 +688,323 @@ func (m *Machine) initNetLists(net uint64) error {
 		return err
 	}
 	return m.WriteU64(head+8, head)
+}
+
+// IDR and IDA (lib/idr.c): integer ids mapped to pointers. The machine keeps each idr's entries by
+// the idr's address; the radix tree inside struct idr stays empty, so inline helpers that peek at
+// it (idr_is_empty) see an empty tree.
+const idMax = 1<<31 - 1 // INT_MAX
+
+type idTable map[uint32]uint64 // id -> pointer (1 for an IDA's allocated ids)
+
+func (d *driverTable) ids(idr uint64) idTable {
+	if d.idrs == nil {
+		d.idrs = map[uint64]idTable{}
+	}
+	if d.idrs[idr] == nil {
+		d.idrs[idr] = idTable{}
+	}
+	return d.idrs[idr]
+}
+
+// lowestFree is the smallest id in [from, to] not in use, or false.
+func (ids idTable) lowestFree(from, to uint64) (uint32, bool) {
+	for id := from; id <= to; id++ {
+		if _, used := ids[uint32(id)]; !used {
+			return uint32(id), true
+		}
+	}
+	return 0, false
+}
+
+func init() {
+	register("idr_alloc", hIdrAlloc)
+	register("idr_alloc_cyclic", hIdrAlloc)
+	register("idr_find", hIdrFind)
+	register("idr_remove", hIdrRemove)
+	register("idr_replace", hIdrReplace)
+	register("idr_for_each", hIdrForEach)
+	register("idr_get_next", hIdrGetNext)
+	register("idr_destroy", hIdrDestroy)
+	register("idr_preload", hNop)
+	register("ida_alloc_range", hIdaAllocRange)
+	register("ida_free", hIdaFree)
+	register("ida_destroy", hIdrDestroy)
+}
+
+// idr_alloc(idr, ptr, start, end, gfp): the lowest free id in [start, end) (end <= 0: no limit)
+// and not below the idr's base,
+// EINVAL for a negative start, ENOSPC when the range is full. idr_alloc_cyclic continues after the
+// last id it handed out, wrapping to start.
+func hIdrAlloc(m *Machine, t *Trap) (uint64, error) {
+	start, end := int64(int32(t.Arg(2))), int64(int32(t.Arg(3)))
+	if start < 0 {
+		return negErrno(syscall.EINVAL), nil
+	}
+	last := uint64(idMax)
+	if end > 0 {
+		last = uint64(end - 1)
+	}
+	base, err := m.readField("idr", "idr_base", t.Arg(0), 4) // idr_init_base()
+	if err != nil {
+		return 0, err
+	}
+	d := m.drivers()
+	ids := d.ids(t.Arg(0))
+	from := max(uint64(start), base)
+	if t.Name == "idr_alloc_cyclic" {
+		from = max(from, d.idrNext[t.Arg(0)])
+	}
+	id, ok := ids.lowestFree(from, last)
+	if !ok && from > uint64(start) {
+		id, ok = ids.lowestFree(uint64(start), last)
+	}
+	if !ok {
+		return negErrno(syscall.ENOSPC), nil
+	}
+	ids[id] = t.Arg(1)
+	if t.Name == "idr_alloc_cyclic" {
+		if d.idrNext == nil {
+			d.idrNext = map[uint64]uint64{}
+		}
+		d.idrNext[t.Arg(0)] = uint64(id) + 1
+	}
+	return uint64(id), nil
+}
+
+func hIdrFind(m *Machine, t *Trap) (uint64, error) {
+	return m.drivers().ids(t.Arg(0))[uint32(t.Arg(1))], nil
+}
+
+// idr_remove(idr, id): the pointer that was stored, NULL if none.
+func hIdrRemove(m *Machine, t *Trap) (uint64, error) {
+	ids := m.drivers().ids(t.Arg(0))
+	p := ids[uint32(t.Arg(1))]
+	delete(ids, uint32(t.Arg(1)))
+	return p, nil
+}
+
+// idr_replace(idr, ptr, id): the old pointer, or ERR_PTR(-ENOENT) for an id not allocated.
+func hIdrReplace(m *Machine, t *Trap) (uint64, error) {
+	ids := m.drivers().ids(t.Arg(0))
+	old, ok := ids[uint32(t.Arg(2))]
+	if !ok {
+		return negErrno(syscall.ENOENT), nil
+	}
+	ids[uint32(t.Arg(2))] = t.Arg(1)
+	return old, nil
+}
+
+// sorted lists the ids in order.
+func (ids idTable) sorted() []uint32 {
+	out := make([]uint32, 0, len(ids))
+	for id := range ids {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// idr_for_each(idr, fn, data): fn(id, ptr, data) in id order until one returns non-zero.
+func hIdrForEach(m *Machine, t *Trap) (uint64, error) {
+	ids := m.drivers().ids(t.Arg(0))
+	for _, id := range ids.sorted() {
+		p, ok := ids[id]
+		if !ok {
+			continue // fn removed it
+		}
+		ret, err := m.Call(t.Arg(1), uint64(id), p, t.Arg(2))
+		if err != nil || int32(ret) != 0 {
+			return uint64(int64(int32(ret))), err
+		}
+	}
+	return 0, nil
+}
+
+// idr_get_next(idr, &id): the entry at the lowest id >= *id, storing that id; NULL at the end.
+func hIdrGetNext(m *Machine, t *Trap) (uint64, error) {
+	from, err := m.ReadU32(t.Arg(1))
+	if err != nil {
+		return 0, err
+	}
+	ids := m.drivers().ids(t.Arg(0))
+	for _, id := range ids.sorted() {
+		if id >= from {
+			return ids[id], m.WriteU32(t.Arg(1), id)
+		}
+	}
+	return 0, nil
+}
+
+func hIdrDestroy(m *Machine, t *Trap) (uint64, error) {
+	d := m.drivers()
+	delete(d.idrs, t.Arg(0))
+	delete(d.idrNext, t.Arg(0))
+	return 0, nil
+}
+
+// ida_alloc_range(ida, min, max, gfp): the lowest free id in [min, max]; EINVAL for a bad range,
+// ENOSPC when it is full.
+func hIdaAllocRange(m *Machine, t *Trap) (uint64, error) {
+	lo, hi := int64(int32(t.Arg(1))), int64(int32(t.Arg(2)))
+	if lo < 0 || hi < 0 || lo > hi {
+		return negErrno(syscall.EINVAL), nil
+	}
+	ids := m.drivers().ids(t.Arg(0))
+	id, ok := ids.lowestFree(uint64(lo), uint64(hi))
+	if !ok {
+		return negErrno(syscall.ENOSPC), nil
+	}
+	ids[id] = 1
+	return uint64(id), nil
+}
+
+// ida_free(ida, id): freeing an id not allocated is the kernel's "ida_free called for id=%d which
+// is not allocated." warning.
+func hIdaFree(m *Machine, t *Trap) (uint64, error) {
+	ids := m.drivers().ids(t.Arg(0))
+	id := uint32(t.Arg(1))
+	if _, ok := ids[id]; !ok {
+		m.logf(levelWarning, "ida_free called for id=%d which is not allocated.", int32(id))
+		return 0, nil
+	}
+	delete(ids, id)
+	return 0, nil
+}
+
+// tasklet_setup(t, callback) / tasklet_init(t, func, data): an idle, enabled tasklet.
+func hTaskletInit(callback bool) Handler {
+	return func(m *Machine, t *Trap) (uint64, error) {
+		const s = "tasklet_struct"
+		tl := t.Arg(0)
+		for _, f := range []string{"next", "state", "data"} {
+			m.setField(s, f, tl, 8, 0)
+		}
+		m.setField(s, "count", tl, 4, 0)
+		if callback {
+			m.setField(s, "callback", tl, 8, t.Arg(1))
+			return 0, m.setFieldN(s, "use_callback", tl, 1, 1)
+		}
+		m.setField(s, "func", tl, 8, t.Arg(1))
+		m.setField(s, "data", tl, 8, t.Arg(2))
+		return 0, m.setFieldN(s, "use_callback", tl, 1, 0)
+	}
+}
+
+// strsep(&s, delim): the token at *s, ending it at the first delimiter with a NUL and moving *s
+// past it (NULL when there was none); NULL when *s is NULL.
+func hStrsep(m *Machine, t *Trap) (uint64, error) {
+	start, err := m.ReadU64(t.Arg(0))
+	if err != nil || start == 0 {
+		return 0, err
+	}
+	delim, err := m.ReadCString(t.Arg(1), maxString)
+	if err != nil {
+		return 0, err
+	}
+	str, err := m.ReadCString(start, maxString)
+	if err != nil {
+		return 0, err
+	}
+	next := uint64(0)
+	if i := strings.IndexAny(str, delim); i >= 0 && delim != "" {
+		if err := m.WriteAt([]byte{0}, start+uint64(i)); err != nil {
+			return 0, err
+		}
+		next = start + uint64(i) + 1
+	}
+	return start, m.WriteU64(t.Arg(0), next)
+}
+
+// dmiStrings is the machine's SMBIOS identity, QEMU's i440FX PC with SeaBIOS as in DefaultHardware,
+// by dmi_field enumerator; fields not listed are absent.
+var dmiStrings = map[string]string{
+	"DMI_BIOS_VENDOR":    "SeaBIOS",
+	"DMI_BIOS_VERSION":   "1.16.2-debian-1.16.2-1",
+	"DMI_BIOS_DATE":      "04/01/2014",
+	"DMI_SYS_VENDOR":     "QEMU",
+	"DMI_PRODUCT_NAME":   "Standard PC (i440FX + PIIX, 1996)",
+	"DMI_CHASSIS_VENDOR": "QEMU",
+}
+
+// dmiField is the machine's string for a dmi_field slot number.
+func (m *Machine) dmiField(slot uint64) (string, bool) {
+	e, err := m.prof.Enum("dmi_field")
+	if err != nil {
+		return "", false
+	}
+	for _, v := range e.Values {
+		if uint64(v.Value) == slot {
+			s, ok := dmiStrings[v.Name]
+			return s, ok
+		}
+	}
+	return "", false
+}
+
+// hDmiMatch is dmi_check_system(list) (the number of matching entries, each one's callback run
+// until one returns non-zero) and dmi_first_match(list) (the first matching entry or NULL). An
+// entry matches when each of its up to four conditions (slot, exact flag, string) holds; the list
+// ends at an entry whose first slot is DMI_NONE (0).
+func hDmiMatch(first bool) Handler {
+	return func(m *Machine, t *Trap) (uint64, error) {
+		const s = "dmi_system_id"
+		size, ok := m.structSize(s)
+		matchesOff, ok2 := m.fieldOffset(s, "matches")
+		matchSize, ok3 := m.structSize("dmi_strmatch")
+		if !ok || !ok2 || !ok3 {
+			return 0, nil
+		}
+		count := uint64(0)
+		for i := uint64(0); i < maxTableEntries; i++ {
+			entry := t.Arg(0) + i*size
+			matched, end, err := m.dmiEntryMatches(entry+matchesOff, matchSize)
+			if err != nil || end {
+				return count, err
+			}
+			if !matched {
+				continue
+			}
+			if first {
+				return entry, nil
+			}
+			count++
+			if cb, err := m.readField(s, "callback", entry, 8); err == nil && cb != 0 {
+				ret, err := m.Call(cb, entry)
+				if err != nil {
+					return 0, err
+				}
+				if int32(ret) != 0 {
+					break
+				}
+			}
+		}
+		if first {
+			return 0, nil
+		}
+		return count, nil
+	}
+}
+
+// dmiEntryMatches checks one dmi_system_id's matches[4]; end reports the list's terminator.
+func (m *Machine) dmiEntryMatches(matches, matchSize uint64) (matched, end bool, err error) {
+	for j := uint64(0); j < 4; j++ {
+		b, err := m.Read(matches+j*matchSize, matchSize)
+		if err != nil {
+			return false, false, err
+		}
+		slot, exact := uint64(b[0]&0x7f), b[0]&0x80 != 0 // slot:7, exact_match:1
+		if slot == 0 {
+			return j > 0, j == 0, nil
+		}
+		want := string(b[1:])
+		if i := strings.IndexByte(want, 0); i >= 0 {
+			want = want[:i]
+		}
+		have, ok := m.dmiField(slot)
+		if !ok || exact && have != want || !exact && !strings.Contains(have, want) {
+			return false, false, nil
+		}
+	}
+	return true, false, nil
 }
