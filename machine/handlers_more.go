@@ -90,6 +90,10 @@ func init() {
 	register("tasklet_init", hTaskletInit(false))
 	register("tasklet_kill", hNop) // kemu never schedules a tasklet behind the module's back
 	register("strsep", hStrsep)
+	register("driver_attach", hZero)    // no device on any bus for the driver to bind
+	register("i2c_for_each_dev", hZero) // no I2C adapters or clients
+	register("zlib_inflate_workspacesize", hStructSize("inflate_workspace"))
+	register("x86_match_cpu", hX86MatchCPU)
 	register("dmi_check_system", hDmiMatch(false))
 	register("dmi_first_match", hDmiMatch(true))
 }
@@ -1007,4 +1011,65 @@ func (m *Machine) dmiEntryMatches(matches, matchSize uint64) (matched, end bool,
 		}
 	}
 	return true, false, nil
+}
+
+// hStructSize returns a handler for a function whose answer is sizeof(struct name).
+func hStructSize(name string) Handler {
+	return func(m *Machine, t *Trap) (uint64, error) {
+		size, _ := m.structSize(name)
+		return size, nil
+	}
+}
+
+// x86_match_cpu(match): the first x86_cpu_id entry the boot CPU (boot_cpu_data, as this machine
+// has it) satisfies, or NULL. Wildcards: vendor X86_VENDOR_ANY (0xffff), family, model, steppings
+// and feature 0. The table ends at an entry with vendor, family, model and feature all zero.
+func hX86MatchCPU(m *Machine, t *Trap) (uint64, error) {
+	const s, c = "x86_cpu_id", "cpuinfo_x86"
+	cpu, ok := m.prof.Lookup("boot_cpu_data")
+	size, ok2 := m.structSize(s)
+	if !ok || !ok2 {
+		return 0, nil
+	}
+	var have [4]uint64 // vendor, family, model, stepping
+	for i, f := range []string{"x86_vendor", "x86", "x86_model", "x86_stepping"} {
+		v, err := m.readField(c, f, cpu.Addr, 1)
+		if err != nil {
+			return 0, err
+		}
+		have[i] = v
+	}
+	capOff, ok := m.fieldOffset(c, "x86_capability")
+	if !ok {
+		return 0, nil
+	}
+	for i := uint64(0); i < maxTableEntries; i++ {
+		e := t.Arg(0) + i*size
+		var id [5]uint64 // vendor, family, model, steppings, feature
+		for j, f := range []string{"vendor", "family", "model", "steppings", "feature"} {
+			v, err := m.readField(s, f, e, 2)
+			if err != nil {
+				return 0, err
+			}
+			id[j] = v
+		}
+		if id[0]|id[1]|id[2]|id[4] == 0 {
+			return 0, nil
+		}
+		if id[0] != 0xffff && id[0] != have[0] || id[1] != 0 && id[1] != have[1] || id[2] != 0 && id[2] != have[2] ||
+			id[3] != 0 && id[3]&(1<<have[3]) == 0 {
+			continue
+		}
+		if id[4] != 0 {
+			word, err := m.ReadU32(cpu.Addr + capOff + 4*(id[4]/32))
+			if err != nil {
+				return 0, err
+			}
+			if word&(1<<(id[4]%32)) == 0 {
+				continue
+			}
+		}
+		return e, nil
+	}
+	return 0, nil
 }
