@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // ContextSuffix is appended to a log's file name to find its Context sidecar: kemu writes
@@ -29,7 +30,7 @@ type Context struct {
 type ContextModule struct {
 	Name string `json:"name"`
 	// Path is the module file (.ko, compressed or not) the machine loaded. A relative path is taken
-	// relative to the sidecar's directory.
+	// relative to the sidecar's directory; EmbeddedPrefix + file name is a module built into kemu.
 	Path string `json:"path,omitempty"`
 	// Base and Size are the core region, as /proc/modules prints them.
 	Base uint64 `json:"base,omitempty"`
@@ -51,7 +52,7 @@ func ReadContext(path string) (*Context, error) {
 	}
 	dir := filepath.Dir(path)
 	for i := range c.Modules {
-		if p := c.Modules[i].Path; p != "" && !filepath.IsAbs(p) {
+		if p := c.Modules[i].Path; p != "" && !filepath.IsAbs(p) && !strings.HasPrefix(p, EmbeddedPrefix) {
 			c.Modules[i].Path = filepath.Join(dir, p)
 		}
 	}

@@ -27,6 +27,9 @@ type Symbolizer struct {
 	objects map[string]*objectFile
 	failed  map[string]error // module files that could not be read, reported once
 	vmlinux *objectFile
+	// moduleFS holds the module files named EmbeddedPrefix + name, in moduleFSDir (AddModuleFS).
+	moduleFS    fs.FS
+	moduleFSDir string
 	// Warnings collects problems met while symbolizing (unreadable module files, missing DWARF).
 	Warnings []string
 }
@@ -190,7 +193,7 @@ func (s *Symbolizer) module(name string) *objectFile {
 	if _, failed := s.failed[name]; failed {
 		return nil
 	}
-	o, err := openObject(path)
+	o, err := s.openModule(path)
 	if err == nil && !o.rel {
 		err = fmt.Errorf("%s: not a relocatable module", path)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"kemu"
 	"kemu/oops"
 )
 
@@ -35,8 +37,12 @@ disassembled with the trapping instruction marked.
 
 Frames printed as name+off/size [mod] resolve by name against the module file given with --ko (no load
 address needed); without --ko, /usr/lib/debug/lib/modules/<release> and /lib/modules/<release> of the
-release the report names are searched when they exist. Bare addresses need --kallsyms, --system-map, --modules or --vmlinux. A log written by
-kemu has a sidecar FILE` + oops.ContextSuffix + ` that supplies all of this, and is read automatically.
+release the report names are searched when they exist, and last the fixture modules built into kemu (a
+frame resolves against one only when its name+off/size matches the fixture's symbols). Bare addresses need
+--kallsyms, --system-map, --modules or --vmlinux. A log written by kemu has a sidecar FILE` + oops.ContextSuffix + `
+that supplies all of this, and is read automatically; FILE may also be a session report (kemu run --report),
+whose oopses decode with the module files and addresses it records. The output ends with the file each
+module's symbols came from.
 
 Exit status: 0 when a report was decoded, 2 when the log holds none, 1 on error.`,
 		Args: cobra.MaximumNArgs(1),
@@ -68,14 +74,19 @@ func runDecode(stdout, stderr io.Writer, stdin io.Reader, args []string, f decod
 			}
 		}
 	}
-	reports, err := oops.Parse(in)
+	input, err := io.ReadAll(in)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
+	text, ctx := string(input), (*oops.Context)(nil)
+	if rep, ok := readSessionReport(input); ok {
+		text, ctx = rep.text(), rep.Context
+	}
+	reports := oops.ParseString(text)
 	if len(reports) == 0 {
 		return &exitError{code: 2, msg: fmt.Sprintf("kemu decode: no kernel crash report (Oops, BUG, WARNING, general protection fault, soft lockup, KASAN, panic) found in %s", name)}
 	}
-	if len(f.ko) == 0 && f.context == "" {
+	if len(f.ko) == 0 && f.context == "" && ctx == nil {
 		f.ko = installedModuleDirs(reports)
 	}
 	sym, err := newSymbolizer(f)
@@ -83,24 +94,92 @@ func runDecode(stdout, stderr io.Writer, stdin io.Reader, args []string, f decod
 		return err
 	}
 	defer sym.Close()
+	if ctx != nil {
+		if err := sym.UseContext(ctx); err != nil {
+			return fmt.Errorf("%s: context: %w", name, err)
+		}
+	}
+	// kemu's own fixtures last: a module no other source names resolves against the copy built into
+	// kemu, when its printed name+off/size matches that file's symbols.
+	if err := sym.AddModuleFS(kemu.Modules, "testdata/modules"); err != nil {
+		return err
+	}
 	for _, r := range reports {
 		sym.Symbolize(r)
 	}
+	sources := sym.ModuleSources()
 	if global.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(struct {
-			Reports  []*oops.Report `json:"reports"`
-			Warnings []string       `json:"warnings,omitempty"`
-		}{reports, sym.Warnings})
+			Reports  []*oops.Report      `json:"reports"`
+			Sources  []oops.ModuleSource `json:"module_sources,omitempty"`
+			Warnings []string            `json:"warnings,omitempty"`
+		}{reports, sources, sym.Warnings})
 	}
 	if err := oops.Format(stdout, reports); err != nil {
 		return err
 	}
+	writeModuleSources(stdout, sources)
 	for _, w := range sym.Warnings {
 		fmt.Fprintf(stderr, "kemu decode: warning: %s\n", w)
 	}
 	return nil
+}
+
+// sessionReport is the part of a session behaviour report (`kemu run --report FILE`) decode reads:
+// the problems' log text and the Context the session recorded for them.
+type sessionReport struct {
+	Problems []struct {
+		Text string `json:"text"`
+	} `json:"problems"`
+	Context *oops.Context `json:"context"`
+}
+
+// readSessionReport recognizes a session report by its content: a JSON object carrying the report's
+// problems and context.
+func readSessionReport(data []byte) (*sessionReport, bool) {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil, false
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(trimmed, &fields) != nil || fields["problems"] == nil || fields["context"] == nil {
+		return nil, false
+	}
+	var r sessionReport
+	if json.Unmarshal(trimmed, &r) != nil {
+		return nil, false
+	}
+	return &r, true
+}
+
+// text is every problem's log text, one after the other, as a console would have shown them.
+func (r *sessionReport) text() string {
+	var b strings.Builder
+	for _, p := range r.Problems {
+		b.WriteString(p.Text)
+		if !strings.HasSuffix(p.Text, "\n") {
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+// writeModuleSources says where each module's symbols came from, so a reader knows whether the file
+// decode used is the one that was loaded.
+func writeModuleSources(w io.Writer, sources []oops.ModuleSource) {
+	if len(sources) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nModule symbols:")
+	for _, src := range sources {
+		note := ""
+		if src.Embedded() {
+			note = " (kemu's embedded fixture)"
+		}
+		fmt.Fprintf(w, "  %s: %s%s\n", src.Module, src.Path, note)
+	}
 }
 
 // newSymbolizer loads every symbol source the flags name; a source that cannot be read is an error,
