@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"kemu/machine"
+	"kemu/oops"
 	"kemu/printk"
 	"kemu/slab"
 )
@@ -40,6 +41,9 @@ type Report struct {
 	// Problems is every oops, warning, soft lockup and panic the kernel logged, with the command
 	// that was running.
 	Problems []Problem `json:"problems"`
+	// Context is what decoding the problems needs besides their text: the kernel release and every
+	// module loaded at a problem or at the end, with its file and addresses (`kemu decode REPORT`).
+	Context *oops.Context `json:"context"`
 	// Taint is the kernel's taint flags as an oops header prints them ("Not tainted" or
 	// "Tainted: P        W  OE  "); Tainted is /proc/sys/kernel/tainted, the bits as a number.
 	Taint   string `json:"taint"`
@@ -92,6 +96,9 @@ type Problem struct {
 	Title   string `json:"title"`            // the first line of the report ("BUG: kernel NULL pointer dereference, ...")
 	Marker  string `json:"marker,omitempty"` // the oops line with its number ("Oops: 0002 [#1] PREEMPT SMP NOPTI")
 	RIP     string `json:"rip,omitempty"`    // "RIP: 0010:function+0x../0x.. [module]"
+	Text    string `json:"text,omitempty"`   // the report's log lines, for kemu decode
+
+	modules []oops.ContextModule // the modules loaded when it was logged (Report.Context)
 }
 
 // Leak is one live heap allocation.
@@ -126,6 +133,7 @@ func (s *Session) Report() *Report {
 		PendingTimers: timers,
 		QueuedWork:    work,
 		Problems:      nonNil(s.problems),
+		Context:       s.oopsContext(),
 		Taint:         taint.KernelString(),
 		Tainted:       uint32(taint),
 		Leaks:         nonNil(s.leaks),
@@ -212,7 +220,7 @@ func (s *Session) noteOopses(command string) {
 			recs = append(recs, r)
 		}
 	}
-	title := ""
+	title, titleAt := "", 0
 	for i, r := range recs {
 		text := r.Text
 		p := Problem{Command: command, Title: text}
@@ -220,7 +228,7 @@ func (s *Session) noteOopses(command string) {
 		case strings.HasPrefix(text, "watchdog: BUG: soft lockup"):
 			p.Kind = "soft_lockup"
 		case oopsTitle.MatchString(text):
-			title = text
+			title, titleAt = text, i
 			continue
 		case oopsMarker.MatchString(text):
 			p.Kind, p.Marker = "oops", text
@@ -236,8 +244,15 @@ func (s *Session) noteOopses(command string) {
 		default:
 			continue
 		}
+		start := i
+		if p.Kind == "oops" && title != "" {
+			start = titleAt
+		}
 		title = ""
 		p.RIP = ripAfter(recs[i+1:])
+		if p.Kind != "unimplemented" {
+			p.Text, p.modules = problemText(recs[start:]), s.contextModules()
+		}
 		s.problems = append(s.problems, p)
 	}
 }
