@@ -161,8 +161,10 @@ type CheckResult struct {
 // CheckFiles links every file, in the given order, into k, marking each successful one LIVE so that
 // later modules can use its exports. Files are read and prepared (decompressed, signature-checked,
 // ELF-validated) by workers goroutines ahead of the sequential linker. fn receives each result in order;
-// once it returns, the module's region bytes are dropped (the registry keeps everything else), so a
-// whole distribution's modules fit in memory.
+// once it returns, the module's region bytes are dropped (the registry keeps everything else) and
+// recycled for the next modules' regions, so a whole distribution's modules fit in memory and the
+// linker does not allocate (and the garbage collector scan for) a tree's worth of bytes. fn must not
+// keep Region.Bytes.
 func (k *Kernel) CheckFiles(files []string, workers int, fn func(CheckResult)) {
 	if workers < 1 {
 		workers = 1
@@ -170,6 +172,7 @@ func (k *Kernel) CheckFiles(files []string, workers int, fn func(CheckResult)) {
 	type read struct {
 		p   *Prepared
 		err error
+		buf []byte // the file's bytes, which p refers to until it is loaded
 	}
 	slots := make([]chan read, len(files))
 	for i := range slots {
@@ -177,8 +180,15 @@ func (k *Kernel) CheckFiles(files []string, workers int, fn func(CheckResult)) {
 	}
 	// The feeder takes a read-ahead token before handing out each index, in order, so the file the
 	// linker waits for has always been handed out and a large tree never sits in memory at once.
+	// Each token comes with a file buffer: the linker hands the buffer back with the token once the
+	// module is loaded, so the read-ahead window bounds the buffers too and they are reused.
 	next := make(chan int)
-	ahead := make(chan struct{}, 4*workers)
+	window := 4 * workers
+	ahead := make(chan struct{}, window)
+	bufs := make(chan []byte, window)
+	for i := 0; i < window; i++ {
+		bufs <- nil
+	}
 	go func() {
 		for i := range files {
 			ahead <- struct{}{}
@@ -189,18 +199,19 @@ func (k *Kernel) CheckFiles(files []string, workers int, fn func(CheckResult)) {
 	for w := 0; w < workers; w++ {
 		go func() {
 			for i := range next {
-				img, err := ReadFile(files[i])
+				buf, img, err := readFile(files[i], <-bufs)
 				var p *Prepared
 				if err == nil {
 					p, err = k.Prepare(img, LoadOptions{Path: files[i]})
 				}
-				slots[i] <- read{p, err}
+				slots[i] <- read{p, err, buf}
 			}
 		}()
 	}
+	k.spare = &regionPool{}
+	defer func() { k.spare = nil }()
 	for i, f := range files {
 		r := <-slots[i]
-		<-ahead
 		res := CheckResult{Path: f, Err: r.err}
 		if r.err != nil {
 			k.report(r.err)
@@ -210,11 +221,69 @@ func (k *Kernel) CheckFiles(files []string, workers int, fn func(CheckResult)) {
 				res.Err = k.MarkLive(res.Module, 0)
 			}
 		}
+		// Nothing the registry keeps refers to the file's bytes (names and strings are copies), so the
+		// buffer is free once the module is linked.
+		r.p = nil
+		bufs <- r.buf
+		<-ahead
 		fn(res)
 		if m := res.Module; m != nil {
+			k.spare.put(m.Core.Bytes)
+			k.spare.put(m.Init.Bytes)
+			k.spare.put(m.Percpu.Bytes)
 			m.Core.Bytes, m.Init.Bytes, m.Percpu.Bytes = nil, nil, nil
 		}
 	}
+}
+
+// regionPool keeps the region buffers of modules CheckFiles has finished with, for the next modules'
+// regions. It is used by the linker goroutine only.
+type regionPool struct {
+	bufs [][]byte
+}
+
+// regionPoolSize bounds the buffers kept: a module has at most three regions, and keeping a few more
+// lets the large ones (up to maxRegion) be reused without holding many of them.
+const regionPoolSize = 6
+
+// put offers b for reuse; when the pool is full the smallest buffer is dropped.
+func (p *regionPool) put(b []byte) {
+	if cap(b) == 0 {
+		return
+	}
+	if len(p.bufs) < regionPoolSize {
+		p.bufs = append(p.bufs, b)
+		return
+	}
+	small := 0
+	for i := range p.bufs {
+		if cap(p.bufs[i]) < cap(p.bufs[small]) {
+			small = i
+		}
+	}
+	if cap(b) > cap(p.bufs[small]) {
+		p.bufs[small] = b
+	}
+}
+
+// get returns size zeroed bytes: the smallest kept buffer that is large enough, else a new one.
+func (p *regionPool) get(size uint64) []byte {
+	if p != nil {
+		best := -1
+		for i, b := range p.bufs {
+			if uint64(cap(b)) >= size && (best < 0 || cap(b) < cap(p.bufs[best])) {
+				best = i
+			}
+		}
+		if best >= 0 {
+			b := p.bufs[best][:size]
+			p.bufs[best] = p.bufs[len(p.bufs)-1]
+			p.bufs = p.bufs[:len(p.bufs)-1]
+			clear(b)
+			return b
+		}
+	}
+	return make([]byte, size)
 }
 
 // parallel runs fn(0..n-1) on up to 2 goroutines (the machines kemu is tested on are small).

@@ -79,13 +79,45 @@ func decompress(data []byte, limit int64) ([]byte, error) {
 
 // ReadFile reads a module file and decompresses it when its content is compressed.
 func ReadFile(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
+	_, img, err := readFile(path, nil)
+	return img, err
+}
+
+// readFile reads the file at path into buf (grown when it is too small) and returns the bytes read
+// (buf's storage, for reuse once img is no longer needed) and the module image: the same bytes, or
+// their decompression.
+func readFile(path string, buf []byte) (data, img []byte, err error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return buf, nil, err
 	}
-	img, err := Decompress(data)
+	defer f.Close()
+	// One byte more than the size, as os.ReadFile does, so that the read normally ends at EOF
+	// without growing the buffer; a file that grows meanwhile is still read to its end.
+	size := 512
+	if st, err := f.Stat(); err == nil && st.Size() < 1<<40 {
+		size = int(st.Size()) + 1
+	}
+	if cap(buf) < size {
+		buf = make([]byte, 0, size)
+	}
+	data = buf[:0]
+	for {
+		n, err := f.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return data, nil, err // a *PathError naming the file
+		}
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+	}
+	img, err = Decompress(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return data, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return img, nil
+	return data, img, nil
 }

@@ -35,15 +35,16 @@ type Kernel struct {
 	cfg     Config
 	prof    *profile.Profile
 	mem     Memory
-	modules []*Module            // in load order; the kernel's list is the reverse (list_add_rcu at the head)
-	byName  map[string]*Module   // every registered module, formed or not
-	exports map[string][]*Export // the exports of registered modules by name, for find_symbol
-	vmlinux map[string]int       // index into the profile's Exports of each vmlinux export, built on first use
+	modules []*Module                // in load order; the kernel's list is the reverse (list_add_rcu at the head)
+	byName  map[string]*Module       // every registered module, formed or not
+	exports map[string][]*Export     // the exports of registered modules by name, for find_symbol
+	vmlinux map[string]vmlinuxExport // the profile's vmlinux exports (shared per profile), on first use
 	taint   Taint
 	once    map[string]bool // pr_*_once() sites already printed
 
 	debugLocksOff bool         // debug_locks is 0: "Disabling lock debugging" was printed
 	params        *paramLayout // struct kernel_param & co, from BTF on first use
+	spare         *regionPool  // region buffers to reuse while CheckFiles runs, nil otherwise
 }
 
 // NewKernel returns an empty registry for the kernel described by cfg.

@@ -256,7 +256,7 @@ func (info *loadInfo) allocRegion(kind RegionKind, size uint64, ranges []Range) 
 		rg.Addr = a
 	}
 	r.Ranges = ranges
-	r.Bytes = make([]byte, size)
+	r.Bytes = k.spare.get(size)
 	return r, nil
 }
 

@@ -197,15 +197,35 @@ func (info *loadInfo) elfType(s *elfSym) byte {
 // upper-case for symbols the module exports without GPL restriction (is_exported()).
 func (info *loadInfo) buildKallsyms() {
 	m := info.mod
-	exported := map[string]uint64{}
+	var exported map[string]uint64 // most modules export nothing: no map for them
 	for _, e := range m.Exports {
 		if !e.GPLOnly {
+			if exported == nil {
+				exported = make(map[string]uint64, len(m.Exports))
+			}
 			exported[e.Name] = e.Addr
 		}
 	}
 	livepatch := m.Taints&TaintLivepatch != 0
 	m.kallsymNames = info.strtab
 	info.writeCoreKallsyms(livepatch)
+	// Both tables are sized up front: appending would copy them several times per module, and the
+	// registry keeps them for every module loaded.
+	named, own := 0, 0
+	for i := 1; i < len(info.syms); i++ {
+		if s := &info.syms[i]; s.Name != "" {
+			named++
+			if info.ownSymbol(s) {
+				own++
+			}
+		}
+	}
+	if named != 0 {
+		m.kallsyms = make([]kallsym, 0, named)
+	}
+	if own != 0 {
+		m.Symbols = make([]Symbol, 0, own)
+	}
 	for i := 1; i < len(info.syms); i++ {
 		s := &info.syms[i]
 		if s.Name == "" { // s_show() skips nameless symbols
@@ -218,16 +238,21 @@ func (info *loadInfo) buildKallsyms() {
 		core := livepatch || info.isCoreSymbol(s)
 		m.kallsyms = append(m.kallsyms, kallsym{addr: s.Value, nameOff: s.NameOff, nameLen: uint32(len(s.Name)), typ: typ, core: core})
 
-		if s.Shndx == shnUndef || int(s.Shndx) >= len(info.f.secs) || s.typ() == sttSection {
-			continue
+		if info.ownSymbol(s) {
+			p := info.place[s.Shndx]
+			m.Symbols = append(m.Symbols, Symbol{Name: s.Name, Addr: s.Value, Size: s.Size, Type: typ, Init: p.ok && p.region == InitRegion})
 		}
-		p := info.place[s.Shndx]
-		pcpu := info.idxPcpu != 0 && int(s.Shndx) == info.idxPcpu
-		if (!p.ok && !pcpu) || int(s.Shndx) == info.idxSym || int(s.Shndx) == info.idxStr {
-			continue
-		}
-		m.Symbols = append(m.Symbols, Symbol{Name: s.Name, Addr: s.Value, Size: s.Size, Type: typ, Init: p.ok && p.region == InitRegion})
 	}
+}
+
+// ownSymbol reports whether a named symbol is defined in the module's own memory (a placed section or
+// the per-CPU one, not a section symbol, not in the symbol or string table): Module.Symbols holds those.
+func (info *loadInfo) ownSymbol(s *elfSym) bool {
+	if s.Shndx == shnUndef || int(s.Shndx) >= len(info.f.secs) || s.typ() == sttSection {
+		return false
+	}
+	pcpu := info.idxPcpu != 0 && int(s.Shndx) == info.idxPcpu
+	return (info.place[s.Shndx].ok || pcpu) && int(s.Shndx) != info.idxSym && int(s.Shndx) != info.idxStr
 }
 
 // writeCoreKallsyms fills the space layout_symtab() reserved at the end of the core region as

@@ -8,22 +8,31 @@ import (
 	"kemu/profile"
 )
 
-// vmlinuxIndex caches, per profile, the index of each vmlinux export in the profile's Exports:
-// profiles are immutable and shared, and every registry of a machine or test would build the same map.
-var vmlinuxIndex sync.Map // *profile.Profile -> map[string]int
+// vmlinuxIndex caches, per profile, each vmlinux export with its System.map address: profiles are
+// immutable and shared, and every registry of a machine, test or benchmark pass would build the same
+// index, and look the address up again for every symbol it resolves.
+var vmlinuxIndex sync.Map // *profile.Profile -> map[string]vmlinuxExport
 
-func vmlinuxExports(p *profile.Profile) map[string]int {
+// vmlinuxExport is one vmlinux export of a profile: its row in the profile's Exports and its address.
+type vmlinuxExport struct {
+	row   int
+	addr  uint64
+	known bool // System.map has the symbol (per-CPU ones may sit at 0)
+}
+
+func vmlinuxExports(p *profile.Profile) map[string]vmlinuxExport {
 	if m, ok := vmlinuxIndex.Load(p); ok {
-		return m.(map[string]int)
+		return m.(map[string]vmlinuxExport)
 	}
-	m := make(map[string]int, len(p.Exports))
+	m := make(map[string]vmlinuxExport, len(p.Exports))
 	for i, e := range p.Exports {
 		if e.Module == "vmlinux" {
-			m[e.Name] = i
+			s, ok := p.Lookup(e.Name)
+			m[e.Name] = vmlinuxExport{row: i, addr: s.Addr, known: ok}
 		}
 	}
 	actual, _ := vmlinuxIndex.LoadOrStore(p, m)
-	return actual.(map[string]int)
+	return actual.(map[string]vmlinuxExport)
 }
 
 // findSymbol is find_symbol(): vmlinux's exports first, then every formed module's, skipping GPL-only
@@ -33,12 +42,10 @@ func (k *Kernel) findSymbol(name string, gplok bool) (Export, bool) {
 	if k.vmlinux == nil {
 		k.vmlinux = vmlinuxExports(k.prof)
 	}
-	if i, ok := k.vmlinux[name]; ok && (gplok || !k.prof.Exports[i].GPLOnly) {
-		e := &k.prof.Exports[i]
-		out := Export{Name: name, CRC: e.CRC, HasCRC: e.HasCRC, GPLOnly: e.GPLOnly, Namespace: e.Namespace}
-		s, ok := k.prof.Lookup(name)
-		out.Addr, out.addrKnown = s.Addr, ok
-		return out, true
+	if v, ok := k.vmlinux[name]; ok && (gplok || !k.prof.Exports[v.row].GPLOnly) {
+		e := &k.prof.Exports[v.row]
+		return Export{Name: name, CRC: e.CRC, HasCRC: e.HasCRC, GPLOnly: e.GPLOnly, Namespace: e.Namespace,
+			Addr: v.addr, addrKnown: v.known}, true
 	}
 	// Modules are searched in list order (newest first), as the kernel walks its list.
 	list := k.exports[name]
