@@ -156,7 +156,10 @@ func (info *loadInfo) readORC() ([]ORCEntry, error) {
 			End:      bits>>10&1 != 0,
 		}
 	}
-	slices.SortStableFunc(out, func(a, b ORCEntry) int { return cmp.Compare(a.IP, b.IP) })
+	byIP := func(a, b ORCEntry) int { return cmp.Compare(a.IP, b.IP) }
+	if !slices.IsSortedFunc(out, byIP) { // the linker usually emits them in order already
+		slices.SortStableFunc(out, byIP)
+	}
 	return out, nil
 }
 

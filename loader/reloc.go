@@ -82,9 +82,11 @@ func (info *loadInfo) applyRelaSection(relIdx int) error {
 			return fail(kerr(syscall.ENOEXEC, ""), "symbol index %d out of range (%d symbols)", symIdx, len(info.syms))
 		}
 		sym := &info.syms[symIdx]
-		symName := sym.Name
-		if symName == "" && sym.typ() == sttSection && int(sym.Shndx) < len(f.secs) {
-			symName = f.secs[sym.Shndx].Name
+		symName := func() string { // for messages only: section symbols are named by their section
+			if sym.Name == "" && sym.typ() == sttSection && int(sym.Shndx) < len(f.secs) {
+				return f.secs[sym.Shndx].Name
+			}
+			return sym.Name
 		}
 		width := uint64(0)
 		switch typ {
@@ -95,21 +97,21 @@ func (info *loadInfo) applyRelaSection(relIdx int) error {
 		case rX86_64_32, rX86_64_32S, rX86_64PC32, rX86_64PLT32:
 			width = 4
 		default:
-			return fail(kerr(syscall.ENOEXEC, "%s: Unknown rela relocation: %d", m.Name, typ), "symbol %s", symName)
+			return fail(kerr(syscall.ENOEXEC, "%s: Unknown rela relocation: %d", m.Name, typ), "symbol %s", symName())
 		}
 		if off > t.Size || width > t.Size-off {
-			return fail(kerr(syscall.ENOEXEC, ""), "offset past the end of the %d-byte section (symbol %s)", t.Size, symName)
+			return fail(kerr(syscall.ENOEXEC, ""), "offset past the end of the %d-byte section (symbol %s)", t.Size, symName())
 		}
 		loc := base + off
 		val := sym.Value + uint64(addend)
 		dst := bytes[off : off+width]
-		if !allZero(dst) {
-			return fail(kerr(syscall.ENOEXEC, "x86/modules: Skipping invalid relocation target, existing value is nonzero for type %d, loc %016x, val %x", typ, loc, val), "symbol %s", symName)
+		if !zeroField(dst) {
+			return fail(kerr(syscall.ENOEXEC, "x86/modules: Skipping invalid relocation target, existing value is nonzero for type %d, loc %016x, val %x", typ, loc, val), "symbol %s", symName())
 		}
 		overflow := func() error {
 			k := info.k
 			k.printk(LogErr, "overflow in relocation type %d val %x", typ, val)
-			return fail(kerr(syscall.ENOEXEC, "`%s' likely not compiled with -mcmodel=kernel", m.Name), "value %#x of symbol %s does not fit", val, symName)
+			return fail(kerr(syscall.ENOEXEC, "`%s' likely not compiled with -mcmodel=kernel", m.Name), "value %#x of symbol %s does not fit", val, symName())
 		}
 		switch typ {
 		case rX86_64_64:
@@ -130,7 +132,7 @@ func (info *loadInfo) applyRelaSection(relIdx int) error {
 			// The kernel does not check this overflow (the check is #if 0); a displacement that does not
 			// fit would silently jump elsewhere, so kemu refuses it.
 			if int64(val) != int64(int32(uint32(val))) {
-				return fail(kerr(syscall.ENOEXEC, ""), "PC-relative displacement %#x to symbol %s does not fit in 32 bits (the kernel would load it corrupted)", int64(val), symName)
+				return fail(kerr(syscall.ENOEXEC, ""), "PC-relative displacement %#x to symbol %s does not fit in 32 bits (the kernel would load it corrupted)", int64(val), symName())
 			}
 		case rX86_64PC64:
 			val -= loc
@@ -148,11 +150,10 @@ func (info *loadInfo) applyRelaSection(relIdx int) error {
 	return nil
 }
 
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
+// zeroField reports whether a 4- or 8-byte relocation target still holds zero, as the kernel requires.
+func zeroField(b []byte) bool {
+	if len(b) == 8 {
+		return le.Uint64(b) == 0
 	}
-	return true
+	return le.Uint32(b) == 0
 }
