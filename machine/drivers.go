@@ -48,6 +48,7 @@ type driverTable struct {
 	idrs        map[uint64]idTable    // IDR and IDA entries by the struct idr/ida address
 	idrNext     map[uint64]uint64     // where idr_alloc_cyclic continues, by idr
 	ttys        map[uint64]*ttyDriver // tty_drivers the machine allocated
+	mempools    map[uint64]*mempool   // mempool_t by address
 }
 
 type netdev struct {

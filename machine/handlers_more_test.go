@@ -136,3 +136,26 @@ func TestTtyDriver(t *testing.T) {
 	assert.Empty(t, kinds(m.Registrations(), "tty"))
 	assert.Equal(t, live+1, m.slab.Totals().Live, "the driver and its arrays are freed (the name string stays)")
 }
+
+func TestMempool(t *testing.T) {
+	m, _ := bootArena(t)
+	kmallocFn, ok := m.prof.Lookup("mempool_kmalloc")
+	require.True(t, ok)
+	kfreeFn, ok := m.prof.Lookup("mempool_kfree")
+	require.True(t, ok)
+	live := m.slab.Totals().Live
+
+	pool := call(t, m, hMempoolCreate, 2, kmallocFn.Addr, kfreeFn.Addr, 64)
+	require.NotZero(t, pool)
+	assert.Equal(t, live+3, m.slab.Totals().Live, "the pool and its two reserved elements")
+	curr, err := m.readField("mempool_s", "curr_nr", pool, 4)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(2), curr)
+
+	e := call(t, m, hMempoolAlloc, pool, 0)
+	require.NotZero(t, e)
+	call(t, m, hMempoolFree, e, pool)
+	assert.Equal(t, live+3, m.slab.Totals().Live, "a full reserve sends the element back to kfree")
+	call(t, m, hMempoolDestroy, pool)
+	assert.Equal(t, live, m.slab.Totals().Live, "the reserve and the pool are freed")
+}
