@@ -13,6 +13,7 @@ import (
 
 	"kemu"
 	"kemu/oops"
+	"kemu/session"
 )
 
 // decodeFlags are the symbol sources `kemu decode` can use.
@@ -107,7 +108,7 @@ func runDecode(stdout, stderr io.Writer, stdin io.Reader, args []string, f decod
 	for _, r := range reports {
 		sym.Symbolize(r)
 	}
-	sources := sym.ModuleSources()
+	sources := usedSources(sym.ModuleSources(), reports)
 	if global.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -164,6 +165,36 @@ func (r *sessionReport) text() string {
 		}
 	}
 	return b.String()
+}
+
+// usedSources keeps the sources of modules the reports' frames name: a module file is also opened
+// to test whether a register points into it, which is not worth listing when nothing resolved there.
+func usedSources(sources []oops.ModuleSource, reports []*oops.Report) []oops.ModuleSource {
+	named := map[string]bool{}
+	note := func(f oops.Frame) { named[strings.ReplaceAll(f.Module, "-", "_")] = true }
+	for _, r := range reports {
+		if r.RIP != nil {
+			note(*r.RIP)
+		}
+		for _, f := range r.Trace {
+			note(f)
+		}
+		for _, st := range r.Stacks {
+			for _, f := range st.Frames {
+				note(f)
+			}
+		}
+		for _, f := range r.RegisterSyms {
+			note(f)
+		}
+	}
+	var out []oops.ModuleSource
+	for _, src := range sources {
+		if named[src.Module] {
+			out = append(out, src)
+		}
+	}
+	return out
 }
 
 // writeModuleSources says where each module's symbols came from, so a reader knows whether the file
@@ -238,4 +269,46 @@ func wrapFlag(flag string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("%s: %w", flag, err)
+}
+
+// writeDemoDecode is the demo's last section: what `kemu decode` makes of the session's own oopses
+// from its report alone, each module frame with the source line (and inlined callers) it came from.
+func writeDemoDecode(w io.Writer, rep *session.Report) {
+	var text strings.Builder
+	for _, p := range rep.Problems {
+		text.WriteString(p.Text)
+	}
+	reports := oops.ParseString(text.String())
+	if len(reports) == 0 {
+		return
+	}
+	sym := oops.NewSymbolizer()
+	defer sym.Close()
+	if err := errors.Join(sym.UseContext(rep.Context), sym.AddModuleFS(kemu.Modules, "testdata/modules")); err != nil {
+		fmt.Fprintf(w, "\n== kemu decode: %v\n", err)
+		return
+	}
+	fmt.Fprintln(w, "\n== kemu decode of the session's oopses (kemu run --report R.json SCRIPT; kemu decode R.json)")
+	for _, r := range reports {
+		sym.Symbolize(r)
+		fmt.Fprintln(w, r.Title)
+		frames := r.Trace
+		if r.RIP != nil {
+			frames = append([]oops.Frame{*r.RIP}, frames...)
+		}
+		for _, f := range frames {
+			if f.Module == "" {
+				continue
+			}
+			label := "  "
+			if f.IsIP {
+				label = "  RIP "
+			}
+			fmt.Fprintf(w, "%s%s+%#x/%#x [%s]\n", label, f.Symbol, f.Offset, f.Size, f.Module)
+			for _, l := range f.Source {
+				fmt.Fprintf(w, "      %s at %s:%d\n", l.Function, l.File, l.Line)
+			}
+		}
+	}
+	writeModuleSources(w, usedSources(sym.ModuleSources(), reports))
 }
