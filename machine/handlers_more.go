@@ -94,6 +94,12 @@ func init() {
 	register("i2c_for_each_dev", hZero) // no I2C adapters or clients
 	register("zlib_inflate_workspacesize", hStructSize("inflate_workspace"))
 	register("x86_match_cpu", hX86MatchCPU)
+	register("zpool_register_driver", hNamedRegister("zpool", "zpool_driver", "type"))
+	register("zpool_unregister_driver", hNamedUnregister("zpool", 0))
+	register("genl_register_family", hGenlRegisterFamily)
+	register("genl_unregister_family", hGenlUnregisterFamily)
+	register("__netlink_kernel_create", hNetlinkKernelCreate)
+	register("netlink_kernel_release", hNetlinkKernelRelease)
 	register("dmi_check_system", hDmiMatch(false))
 	register("dmi_first_match", hDmiMatch(true))
 }
@@ -1072,4 +1078,87 @@ func hX86MatchCPU(m *Machine, t *Trap) (uint64, error) {
 		return e, nil
 	}
 	return 0, nil
+}
+
+// Generic netlink family ids (include/uapi/linux/genetlink.h, net/netlink/genetlink.c): the first
+// three after NLMSG_MIN_TYPE are fixed, the rest allocated up to GENL_MAX_ID. kemu boots without
+// the kernel's own families, so a module's family gets the first free id.
+const (
+	genlIDVfsDquot   = 0x11
+	genlIDPmcraid    = 0x12
+	genlStartAlloc   = 0x13
+	genlMaxID        = 1023
+	genlFamilyNameSz = 16 // GENL_NAMSIZ
+)
+
+// genl_register_family(family): EEXIST for a name already registered; the family's id is written
+// back ("pmcraid" and "VFS_DQUOT" have fixed ones).
+func hGenlRegisterFamily(m *Machine, t *Trap) (uint64, error) {
+	const s = "genl_family"
+	fam := t.Arg(0)
+	name, err := m.readArrayString(s, "name", fam, genlFamilyNameSz)
+	if err != nil {
+		return 0, err
+	}
+	if m.registered("genl", fam, name) >= 0 {
+		return negErrno(syscall.EEXIST), nil
+	}
+	id := uint64(0)
+	switch name {
+	case "pmcraid":
+		id = genlIDPmcraid
+	case "VFS_DQUOT":
+		id = genlIDVfsDquot
+	default:
+		used := map[string]bool{}
+		for _, r := range m.drivers().regs {
+			if r.Kind == "genl" && len(r.IDs) > 0 {
+				used[r.IDs[0]] = true
+			}
+		}
+		for id = genlStartAlloc; id <= genlMaxID && used[fmt.Sprintf("id=%d", id)]; id++ {
+		}
+		if id > genlMaxID {
+			return negErrno(syscall.ENOSPC), nil
+		}
+	}
+	m.setField(s, "id", fam, 4, id)
+	m.record(t, "genl", name, fam, []string{fmt.Sprintf("id=%d", id)})
+	return 0, nil
+}
+
+// genl_unregister_family(family): ENOENT for one not registered.
+func hGenlUnregisterFamily(m *Machine, t *Trap) (uint64, error) {
+	if !m.unrecord("genl", t.Arg(0)) {
+		return negErrno(syscall.ENOENT), nil
+	}
+	return 0, nil
+}
+
+// __netlink_kernel_create(net, unit, module, cfg): the kernel side socket of a netlink protocol,
+// a zeroed struct netlink_sock; nothing ever sends on it here.
+func hNetlinkKernelCreate(m *Machine, t *Trap) (uint64, error) {
+	size, ok := m.structSize("netlink_sock")
+	if !ok {
+		return 0, nil
+	}
+	unit := int64(int32(t.Arg(1)))
+	if unit < 0 || unit >= 32 { // MAX_LINKS
+		return 0, nil
+	}
+	if m.registered("netlink", 0, fmt.Sprintf("unit %d", unit)) >= 0 {
+		return 0, nil // the protocol has its kernel socket already
+	}
+	sk := m.kmalloc(size, t.caller(), gfpZero)
+	if sk != 0 {
+		m.record(t, "netlink", fmt.Sprintf("unit %d", unit), sk, nil)
+	}
+	return sk, nil
+}
+
+func hNetlinkKernelRelease(m *Machine, t *Trap) (uint64, error) {
+	if !m.unrecord("netlink", t.Arg(0)) {
+		return 0, nil
+	}
+	return 0, m.kfree(t.Arg(0), t.caller())
 }
