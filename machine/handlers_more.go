@@ -94,6 +94,7 @@ func init() {
 	register("i2c_for_each_dev", hZero) // no I2C adapters or clients
 	register("zlib_inflate_workspacesize", hStructSize("inflate_workspace"))
 	register("x86_match_cpu", hX86MatchCPU)
+	register("si_meminfo", hSiMeminfo)
 	register("zpool_register_driver", hNamedRegister("zpool", "zpool_driver", "type"))
 	register("zpool_unregister_driver", hNamedUnregister("zpool", 0))
 	register("genl_register_family", hGenlRegisterFamily)
@@ -1161,4 +1162,20 @@ func hNetlinkKernelRelease(m *Machine, t *Trap) (uint64, error) {
 		return 0, nil
 	}
 	return 0, m.kfree(t.Arg(0), t.caller())
+}
+
+// si_meminfo(&info): RAM totals in pages (mem_unit PAGE_SIZE) from the machine's frame allocator;
+// no high memory on x86-64, and no page cache or shared memory to count.
+func hSiMeminfo(m *Machine, t *Trap) (uint64, error) {
+	st := m.mem.Frames.Stats()
+	info := t.Arg(0)
+	for _, f := range []struct {
+		name string
+		v    uint64
+	}{{"totalram", st.Frames}, {"freeram", st.Free}, {"sharedram", 0}, {"bufferram", 0}, {"totalhigh", 0}, {"freehigh", 0}} {
+		if err := m.setFieldN("sysinfo", f.name, info, 8, f.v); err != nil {
+			return 0, err
+		}
+	}
+	return 0, m.setFieldN("sysinfo", "mem_unit", info, 4, pageSize)
 }

@@ -159,3 +159,21 @@ func TestMempool(t *testing.T) {
 	call(t, m, hMempoolDestroy, pool)
 	assert.Equal(t, live, m.slab.Totals().Live, "the reserve and the pool are freed")
 }
+
+func TestX86MatchCPU(t *testing.T) {
+	m, a := bootArena(t)
+	const xmm4_2 = 4*32 + 20 // X86_FEATURE_XMM4_2
+	table := a.object("x86_cpu_id", 3)
+	a.set("x86_cpu_id", "vendor", table, 0, 2, 0xffff)
+	a.set("x86_cpu_id", "feature", table, 0, 2, xmm4_2)
+	a.set("x86_cpu_id", "vendor", table, 1, 2, 0xffff)
+	size, _ := m.structSize("x86_cpu_id")
+	assert.Equal(t, table+size, call(t, m, hX86MatchCPU, table), "without SSE4.2 only the wildcard entry matches")
+
+	cpu, ok := m.prof.Lookup("boot_cpu_data")
+	require.True(t, ok)
+	capOff, ok := m.fieldOffset("cpuinfo_x86", "x86_capability")
+	require.True(t, ok)
+	require.NoError(t, m.WriteU32(cpu.Addr+capOff+4*(xmm4_2/32), 1<<(xmm4_2%32)))
+	assert.Equal(t, table, call(t, m, hX86MatchCPU, table))
+}
