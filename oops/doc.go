@@ -17,6 +17,7 @@
 //     (see debugInfo), with every allocated section given its own base address.
 //   - Format writes the annotated text report; Reports also marshal to JSON.
 //
-// kemu's own machine writes a Context sidecar next to the oopses it prints, so that decoding them needs
-// no flags.
+// kemu's own oopses decode with no flags: a session report (`kemu run --report`) and a Context sidecar
+// carry a Context naming each module's file and addresses, and the fixture modules built into kemu are
+// a last source of module files (AddModuleFS), so a fixture's oops pasted from a terminal decodes too.
 package oops

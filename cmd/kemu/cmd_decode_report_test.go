@@ -65,11 +65,11 @@ func TestDecodeOwnOopses(t *testing.T) {
 				checkDecoded(t, dec, ko, tt.fixture, tt.ripSym)
 			})
 			t.Run("plain text", func(t *testing.T) {
-				var text strings.Builder
-				for _, p := range rep.Problems {
-					text.WriteString(p.Text)
-				}
-				dec := decodeJSON(t, strings.NewReader(text.String()), nil)
+				// What a user copies from the terminal: dmesg's output, time stamps and all.
+				dmesg, ok := s.Exec("dmesg")
+				require.True(t, ok)
+				require.Contains(t, dmesg.Output, rep.Problems[0].Title)
+				dec := decodeJSON(t, strings.NewReader(dmesg.Output), nil)
 				checkDecoded(t, dec, ko, tt.fixture, tt.ripSym)
 			})
 		})
