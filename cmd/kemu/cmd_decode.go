@@ -138,14 +138,16 @@ type sessionReport struct {
 }
 
 // readSessionReport recognizes a session report by its content: a JSON object carrying the report's
-// problems and context.
+// problems and its commands or context (a report made before reports had a context still names its
+// problems, and the embedded fixtures may still resolve them).
 func readSessionReport(data []byte) (*sessionReport, bool) {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, false
 	}
 	var fields map[string]json.RawMessage
-	if json.Unmarshal(trimmed, &fields) != nil || fields["problems"] == nil || fields["context"] == nil {
+	if json.Unmarshal(trimmed, &fields) != nil || fields["problems"] == nil ||
+		fields["context"] == nil && fields["commands"] == nil {
 		return nil, false
 	}
 	var r sessionReport

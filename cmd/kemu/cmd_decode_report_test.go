@@ -168,3 +168,58 @@ func addr2line(t *testing.T, ko string, f oops.Frame) []oops.SourceLine {
 	}
 	return src
 }
+
+// TestReadSessionReport: a session report is recognized by its content, any other input is a log.
+func TestReadSessionReport(t *testing.T) {
+	tests := []struct {
+		name  string
+		input string
+		ok    bool
+		text  string
+	}{
+		{"report with a context", `{"commands":[],"problems":[{"text":"BUG: a\n"},{"text":"BUG: b"}],"context":{"kernel":"6.1"}}`, true, "BUG: a\nBUG: b\n"},
+		{"report of no problem", `  {"commands":[],"problems":[],"context":null}`, true, ""},
+		{"report without a context", `{"commands":[],"problems":[{"text":"BUG: a\n"}]}`, true, "BUG: a\n"},
+		{"other JSON", `{"problems":[]}`, false, ""},
+		{"JSON array", `[{"problems":[],"context":{}}]`, false, ""},
+		{"a log", "[    1.0] BUG: kernel NULL pointer dereference\n", false, ""},
+		{"broken JSON", `{"problems":[`, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, ok := readSessionReport([]byte(tt.input))
+			require.Equal(t, tt.ok, ok)
+			if ok {
+				assert.Equal(t, tt.text, r.text())
+			}
+		})
+	}
+}
+
+// TestDecodeReportText: the text output of a report names the fixture file the symbols came from;
+// the demo's section shows the oops's frames with their source lines.
+func TestDecodeReportText(t *testing.T) {
+	prof, err := profile.Default()
+	require.NoError(t, err)
+	s, err := session.New(prof, session.Options{})
+	require.NoError(t, err)
+	defer s.Close()
+	s.Exec("insmod fault_null.ko")
+	rep := s.Report()
+	data, err := json.Marshal(rep)
+	require.NoError(t, err)
+	reportPath := filepath.Join(t.TempDir(), "report.json")
+	require.NoError(t, os.WriteFile(reportPath, data, 0o644))
+
+	var out, errOut bytes.Buffer
+	require.NoError(t, runDecode(&out, &errOut, nil, []string{reportPath}, decodeFlags{}))
+	assert.Empty(t, errOut.String())
+	assert.Contains(t, out.String(), ">>RIP: fault_null_init+0x")
+	assert.Contains(t, out.String(), "fault_null_init at /work/main/testdata/modules/fault_null.c:")
+	assert.True(t, strings.HasSuffix(out.String(),
+		"\nModule symbols:\n  fault_null: embedded:fault_null.ko (kemu's embedded fixture)\n"), out.String())
+
+	var demo bytes.Buffer
+	writeDemoDecode(&demo, rep)
+	assert.Regexp(t, `(?m)^  RIP fault_null_init\+0x[0-9a-f]+/0x[0-9a-f]+ \[fault_null\]\n      fault_null_init at \S+/fault_null\.c:\d+$`, demo.String())
+}
