@@ -111,3 +111,25 @@ func TestEmbeddedPathWithoutFS(t *testing.T) {
 	require.Len(t, s.Warnings, 1)
 	assert.Contains(t, s.Warnings[0], "no embedded module files")
 }
+
+// TestContextEmptySectionAtSameAddress: the loader places an empty .text where .exit.text begins; an
+// address there is in .exit.text, whichever order the sections are visited in.
+func TestContextEmptySectionAtSameAddress(t *testing.T) {
+	fsys := embeddedFixtures(t)
+	const core = 0xffffffffc0100000
+	for range 20 { // map order varies from run to run
+		s := NewSymbolizer()
+		require.NoError(t, s.UseContext(&Context{Modules: []ContextModule{{
+			Name: "fault_null", Path: "embedded:fault_null.ko", Base: core, Size: 0x4000,
+			Sections: map[string]uint64{".text": core, ".exit.text": core, ".init.text": core + 0x8000},
+		}}}))
+		require.NoError(t, s.AddModuleFS(fsys, "mods"))
+		reports := ParseString(fmt.Sprintf("BUG: kernel NULL pointer dereference, address: 0000000000000008\n"+
+			"Oops: 0002 [#1] PREEMPT SMP NOPTI\nRIP: 0010:0x%x\n", uint64(core)))
+		require.Len(t, reports, 1)
+		s.Symbolize(reports[0])
+		assert.Equal(t, "fault_null_exit", reports[0].RIP.Symbol)
+		assert.Equal(t, uint64(0), reports[0].RIP.Offset)
+		s.Close()
+	}
+}

@@ -424,7 +424,7 @@ func moduleFileAddress(o *objectFile, m loadedModule, addr uint64) (uint64, bool
 	best, found := uint64(0), false
 	for name, start := range m.sections {
 		for _, sec := range o.sections {
-			if sec.name == name && sec.alloc && addr >= start && addr < start+max(sec.size, 1) {
+			if sec.name == name && sec.alloc && addr >= start && addr-start < sec.size { // an empty section holds no address
 				best, found = sec.addr+(addr-start), true
 			}
 		}
