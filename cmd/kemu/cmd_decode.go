@@ -169,11 +169,16 @@ func (r *sessionReport) text() string {
 	return b.String()
 }
 
-// usedSources keeps the sources of modules the reports' frames name: a module file is also opened
-// to test whether a register points into it, which is not worth listing when nothing resolved there.
+// usedSources keeps the sources of modules that frames resolved against (source lines found): a
+// module file is also opened to test whether a register points into it, or whether a frame's
+// name+off/size matches it, which is not worth listing when nothing resolved there.
 func usedSources(sources []oops.ModuleSource, reports []*oops.Report) []oops.ModuleSource {
 	named := map[string]bool{}
-	note := func(f oops.Frame) { named[strings.ReplaceAll(f.Module, "-", "_")] = true }
+	note := func(f oops.Frame) {
+		if len(f.Source) > 0 {
+			named[strings.ReplaceAll(f.Module, "-", "_")] = true
+		}
+	}
 	for _, r := range reports {
 		if r.RIP != nil {
 			note(*r.RIP)
@@ -187,7 +192,7 @@ func usedSources(sources []oops.ModuleSource, reports []*oops.Report) []oops.Mod
 			}
 		}
 		for _, f := range r.RegisterSyms {
-			note(f)
+			named[strings.ReplaceAll(f.Module, "-", "_")] = true // a register points into it
 		}
 	}
 	var out []oops.ModuleSource

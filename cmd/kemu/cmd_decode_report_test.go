@@ -223,3 +223,16 @@ func TestDecodeReportText(t *testing.T) {
 	writeDemoDecode(&demo, rep)
 	assert.Regexp(t, `(?m)^  RIP fault_null_init\+0x[0-9a-f]+/0x[0-9a-f]+ \[fault_null\]\n      fault_null_init at \S+/fault_null\.c:\d+$`, demo.String())
 }
+
+// TestDecodeFixtureNameMismatch: a frame that names a fixture module but not that file's symbols
+// stays unresolved, and no symbol source is claimed for it.
+func TestDecodeFixtureNameMismatch(t *testing.T) {
+	log := "[ 1.0] BUG: kernel NULL pointer dereference, address: 0000000000000008\n" +
+		"[ 1.1] Oops: 0002 [#1] PREEMPT SMP NOPTI\n" +
+		"[ 1.2] RIP: 0010:fault_null_init+0x22/0x9000 [fault_null]\n"
+	var out, errOut bytes.Buffer
+	require.NoError(t, runDecode(&out, &errOut, strings.NewReader(log), nil, decodeFlags{}))
+	assert.Contains(t, out.String(), ">>RIP: fault_null_init+0x22/0x9000 [fault_null]")
+	assert.NotContains(t, out.String(), "fault_null.c:")
+	assert.NotContains(t, out.String(), "Module symbols:")
+}
