@@ -49,6 +49,8 @@ type driverTable struct {
 	idrNext     map[uint64]uint64     // where idr_alloc_cyclic continues, by idr
 	ttys        map[uint64]*ttyDriver // tty_drivers the machine allocated
 	mempools    map[uint64]*mempool   // mempool_t by address
+	disks       map[uint64]disk       // gendisks the machine allocated
+	extMinors   uint64                // BLOCK_EXT_MAJOR minors handed out
 }
 
 type netdev struct {

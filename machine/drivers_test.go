@@ -242,3 +242,38 @@ func TestNetdevLifecycle(t *testing.T) {
 	assert.Empty(t, kinds(m.Registrations(), "net"))
 	assert.Equal(t, before, m.slab.Totals().Live, "devices and queues are freed")
 }
+
+func TestBlockDisk(t *testing.T) {
+	m, a := bootArena(t)
+	live := m.slab.Totals().Live
+	gd := call(t, m, hBlkAllocDisk(false), 0, 0)
+	require.NotZero(t, gd)
+	q, err := m.readField("gendisk", "queue", gd, 8)
+	require.NoError(t, err)
+	require.NotZero(t, q)
+
+	call(t, m, hBlkQueueBlockSize("logical_block_size"), q, 4096)
+	phys, err := m.readField("request_queue", "limits.physical_block_size", q, 4)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(4096), phys, "the physical block size follows a larger logical one")
+	call(t, m, hBlkQueueMaxHwSectors, q, 100000)
+	maxSectors, err := m.readField("request_queue", "limits.max_sectors", q, 4)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(blkDefMaxSectors), maxSectors)
+	call(t, m, hBlkQueueFlag(true), 12, q)
+	flags, err := m.readField("request_queue", "queue_flags", q, 8)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1<<12), flags)
+
+	a.setString("gendisk", "disk_name", gd, "ram0")
+	a.set("gendisk", "minors", gd, 0, 4, 1)
+	require.Equal(t, uint64(0), call(t, m, hDeviceAddDisk, 0, gd, 0))
+	regs := kinds(m.Registrations(), "disk")
+	require.Len(t, regs, 1)
+	assert.Equal(t, Registration{Kind: "disk", Name: "ram0", IDs: []string{"259:0"}},
+		Registration{Kind: regs[0].Kind, Name: regs[0].Name, IDs: regs[0].IDs}, "no major: BLOCK_EXT_MAJOR")
+	call(t, m, hDelGendisk, gd)
+	call(t, m, hPutDisk, gd)
+	assert.Empty(t, kinds(m.Registrations(), "disk"))
+	assert.Equal(t, live, m.slab.Totals().Live, "disk, queue and part0 are freed")
+}
