@@ -98,8 +98,8 @@ func readFile(path string, buf []byte) (data, img []byte, err error) {
 	if st, err := f.Stat(); err == nil && st.Size() < 1<<40 {
 		size = int(st.Size()) + 1
 	}
-	if cap(buf) < size {
-		buf = make([]byte, 0, size)
+	if cap(buf) < size { // grown with headroom, so that a reused buffer is seldom reallocated
+		buf = make([]byte, 0, max(size, 2*cap(buf)))
 	}
 	data = buf[:0]
 	for {

@@ -156,11 +156,56 @@ func (info *loadInfo) readORC() ([]ORCEntry, error) {
 			End:      bits>>10&1 != 0,
 		}
 	}
-	byIP := func(a, b ORCEntry) int { return cmp.Compare(a.IP, b.IP) }
-	if !slices.IsSortedFunc(out, byIP) { // the linker usually emits them in order already
-		slices.SortStableFunc(out, byIP)
-	}
+	sortORC(out)
 	return out, nil
+}
+
+// sortORC sorts entries by IP, keeping the file order of equal IPs. The linker emits .orc_unwind_ip as
+// ascending runs, one per input text section, so a merge of those runs does O(n log runs) work where
+// a general sort would do O(n log n).
+func sortORC(es []ORCEntry) {
+	bounds := []int{0}
+	for i := 1; i < len(es); i++ {
+		if es[i].IP < es[i-1].IP {
+			bounds = append(bounds, i)
+		}
+	}
+	if len(bounds) == 1 {
+		return
+	}
+	bounds = append(bounds, len(es))
+	src, dst := es, make([]ORCEntry, len(es))
+	for len(bounds) > 2 { // each pass merges neighbouring runs, halving their number
+		next := make([]int, 0, len(bounds)/2+2)
+		for j := 0; j+1 < len(bounds); j += 2 {
+			lo := bounds[j]
+			if j+2 < len(bounds) {
+				mergeORC(dst[lo:bounds[j+2]], src[lo:bounds[j+1]], src[bounds[j+1]:bounds[j+2]])
+			} else {
+				copy(dst[lo:bounds[j+1]], src[lo:bounds[j+1]])
+			}
+			next = append(next, lo)
+		}
+		bounds = append(next, len(es))
+		src, dst = dst, src
+	}
+	if &src[0] != &es[0] {
+		copy(es, src)
+	}
+}
+
+// mergeORC merges the sorted a and b into dst (len(a)+len(b) long), a's entries first among equals.
+func mergeORC(dst, a, b []ORCEntry) {
+	i, j := 0, 0
+	for k := range dst {
+		if j == len(b) || (i < len(a) && a[i].IP <= b[j].IP) {
+			dst[k] = a[i]
+			i++
+		} else {
+			dst[k] = b[j]
+			j++
+		}
+	}
 }
 
 // elfType is kallsyms' elf_type(): the nm-style letter of a symbol.

@@ -2,7 +2,10 @@ package loader
 
 import (
 	"bytes"
+	"cmp"
 	"compress/gzip"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -195,4 +198,39 @@ func TestCoreKallsymsCopy(t *testing.T) {
 	}
 	assert.True(t, found, "core kallsyms copy holds producer_add")
 	assert.Equal(t, 2, bytes.Count(core, []byte("\x00producer_add\x00")), "its name: once in __ksymtab_strings, once in the kallsyms names")
+}
+
+// TestSortORC: the run merge orders entries as a stable sort by IP does, for inputs made of ascending
+// runs (what linkers emit), random ones and ones with many equal IPs.
+func TestSortORC(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, tc := range []struct {
+		name   string
+		n, ips int
+		runs   bool
+	}{
+		{"empty", 0, 1, false},
+		{"one", 1, 1, false},
+		{"sorted", 100, 1000, true},
+		{"runs", 5000, 1 << 20, true},
+		{"random", 3000, 1 << 20, false},
+		{"duplicates", 3000, 8, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			es := make([]ORCEntry, tc.n)
+			for i := range es {
+				es[i] = ORCEntry{IP: uint64(rng.IntN(tc.ips)), SPOffset: int16(i)} // SPOffset: file position
+			}
+			if tc.runs {
+				for lo := 0; lo < len(es); lo += 1 + rng.IntN(200) {
+					hi := min(lo+1+rng.IntN(200), len(es))
+					slices.SortFunc(es[lo:hi], func(a, b ORCEntry) int { return cmp.Compare(a.IP, b.IP) })
+				}
+			}
+			want := slices.Clone(es)
+			slices.SortStableFunc(want, func(a, b ORCEntry) int { return cmp.Compare(a.IP, b.IP) })
+			sortORC(es)
+			require.Equal(t, want, es)
+		})
+	}
 }
