@@ -51,6 +51,7 @@ type driverTable struct {
 	mempools    map[uint64]*mempool   // mempool_t by address
 	disks       map[uint64]disk       // gendisks the machine allocated
 	extMinors   uint64                // BLOCK_EXT_MAJOR minors handed out
+	bdis        map[uint64]bool       // backing_dev_infos the machine allocated
 }
 
 type netdev struct {

@@ -38,6 +38,10 @@ func init() {
 	register("blk_queue_max_segments", hBlkQueueMaxSegments)
 	register("blk_queue_max_segment_size", hBlkQueueMaxSegmentSize)
 	register("sync_blockdev", hZero) // nothing ever wrote to the device
+	register("bdi_alloc", hBdiAlloc)
+	register("bdi_register", hBdiRegister)
+	register("bdi_unregister", hBdiUnregister)
+	register("bdi_put", hBdiPut)
 }
 
 // disk is what the machine allocated for one gendisk.
@@ -343,4 +347,62 @@ func hBlkQueueMaxSegmentSize(m *Machine, t *Trap) (uint64, error) {
 	}
 	m.setField("request_queue", "limits.max_segment_size", t.Arg(0), 4, n)
 	return 0, nil
+}
+
+// bdi_alloc(node): a zeroed backing_dev_info holding one reference; NULL when memory runs out.
+func hBdiAlloc(m *Machine, t *Trap) (uint64, error) {
+	size, ok := m.structSize("backing_dev_info")
+	if !ok {
+		return 0, nil
+	}
+	bdi := m.kmalloc(size, t.caller(), gfpZero)
+	if bdi == 0 {
+		return 0, nil
+	}
+	m.setField("backing_dev_info", "refcnt.refcount.refs.counter", bdi, 4, 1)
+	d := m.drivers()
+	if d.bdis == nil {
+		d.bdis = map[uint64]bool{}
+	}
+	d.bdis[bdi] = true
+	return bdi, nil
+}
+
+// bdi_register(bdi, fmt, ...): the device named by the format; EBUSY when registered already.
+func hBdiRegister(m *Machine, t *Trap) (uint64, error) {
+	if m.registered("bdi", t.Arg(0), "") >= 0 {
+		return negErrno(syscall.EBUSY), nil
+	}
+	name, err := m.format(t.Arg(1), t.VarArgs(2))
+	if err != nil {
+		return 0, err
+	}
+	m.record(t, "bdi", string(name), t.Arg(0), nil)
+	return 0, nil
+}
+
+func hBdiUnregister(m *Machine, t *Trap) (uint64, error) {
+	m.unrecord("bdi", t.Arg(0))
+	return 0, nil
+}
+
+// bdi_put(bdi): the last reference unregisters and frees a bdi the machine allocated.
+func hBdiPut(m *Machine, t *Trap) (uint64, error) {
+	d := m.drivers()
+	bdi := t.Arg(0)
+	if !d.bdis[bdi] {
+		return 0, nil
+	}
+	if off, ok := m.fieldOffset("backing_dev_info", "refcnt.refcount.refs.counter"); ok {
+		refs, err := m.ReadU32(bdi + off)
+		if err != nil {
+			return 0, err
+		}
+		if refs > 1 {
+			return 0, m.WriteU32(bdi+off, refs-1)
+		}
+	}
+	delete(d.bdis, bdi)
+	m.unrecord("bdi", bdi)
+	return 0, m.kfree(bdi, t.caller())
 }
