@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -37,6 +38,14 @@ type Options struct {
 	// "kmalloc-directmap" (the same pages through the direct map, out of -mcmodel=kernel's reach) or
 	// "hugepack" (text in shared 2M read-only-exec packs). See the placement package.
 	Strategy string
+	// SigEnforce is module.sig_enforce=1: modules that are unsigned or signed by a key not in Certs
+	// are refused (EKEYREJECTED) instead of tainting the kernel E.
+	SigEnforce bool
+	// Certs are the trusted module-signing certificates (the kernel's builtin keyring).
+	Certs []*x509.Certificate
+	// LoadFlags are the finit_module() flags every Insmod passes: loader.IgnoreVermagic and
+	// loader.IgnoreModversions (insmod/modprobe --force-vermagic, --force-modversion; taint F).
+	LoadFlags loader.Flags
 }
 
 const (
@@ -129,9 +138,11 @@ func (m *Machine) boot() error {
 	}
 	m.kernel = newKernelState(m)
 	reg, err := loader.NewKernel(loader.Config{
-		Profile: m.prof,
-		Memory:  moduleMemory{m},
-		Printk:  func(level int, line string) { m.logf(level, "%s", line) },
+		Profile:    m.prof,
+		Memory:     moduleMemory{m},
+		SigEnforce: m.opts.SigEnforce,
+		Certs:      m.opts.Certs,
+		Printk:     func(level int, line string) { m.logf(level, "%s", line) },
 	})
 	if err != nil {
 		return fmt.Errorf("machine: module registry: %w", err)

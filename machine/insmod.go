@@ -151,7 +151,7 @@ func (m *Machine) Insmod(image []byte, params, path string) (*loader.Module, err
 	if m.dead {
 		return nil, errMachineHalted
 	}
-	mod, err := m.registry.Load(image, loader.LoadOptions{Params: params, Path: path})
+	mod, err := m.registry.Load(image, loader.LoadOptions{Flags: m.opts.LoadFlags, Params: params, Path: path})
 	if err != nil {
 		return nil, err
 	}

@@ -46,7 +46,11 @@ func runCheck(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	k, err := loader.NewKernel(loader.Config{Profile: prof})
+	mopts, err := machineOptions()
+	if err != nil {
+		return err
+	}
+	k, err := loader.NewKernel(loader.Config{Profile: prof, SigEnforce: mopts.SigEnforce, Certs: mopts.Certs})
 	if err != nil {
 		return err
 	}

@@ -35,7 +35,11 @@ func runDemo(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := session.New(prof, session.Options{Machine: machine.Options{Strict: global.strict, Strategy: global.strategy}})
+	mopts, err := machineOptions()
+	if err != nil {
+		return err
+	}
+	s, err := session.New(prof, session.Options{Machine: mopts})
 	if err != nil {
 		return err
 	}

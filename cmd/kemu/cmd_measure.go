@@ -113,7 +113,11 @@ func runMeasure(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	m, err := machine.New(prof, machine.Options{Strict: global.strict, Strategy: global.strategy})
+	mopts, err := machineOptions()
+	if err != nil {
+		return err
+	}
+	m, err := machine.New(prof, mopts)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"kemu/machine"
 	"kemu/session"
 )
 
@@ -31,7 +30,11 @@ func (f *sessionFlags) open() (*session.Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := session.Options{Machine: machine.Options{Strict: global.strict, Strategy: global.strategy}}
+	mopts, err := machineOptions()
+	if err != nil {
+		return nil, err
+	}
+	opts := session.Options{Machine: mopts}
 	if f.measure {
 		opts.TLB = global.tlb
 	}

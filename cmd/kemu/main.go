@@ -10,6 +10,10 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"kemu/loader"
+	"kemu/machine"
+	"kemu/modsign"
 )
 
 // globalFlags are the options every subcommand understands.
@@ -19,6 +23,12 @@ type globalFlags struct {
 	tlb      string // --tlb: TLB model preset
 	strict   bool   // --strict: unimplemented kernel functions stop the call
 	json     bool   // --json: machine-readable output
+
+	// The kernel's module-loading policy.
+	sigCerts         []string // --sig-cert: trusted module-signing certificates (PEM or DER)
+	sigEnforce       bool     // --sig-enforce: module.sig_enforce=1
+	forceVermagic    bool     // --force-vermagic: finit_module MODULE_INIT_IGNORE_VERMAGIC
+	forceModversions bool     // --force-modversion: finit_module MODULE_INIT_IGNORE_MODVERSIONS
 }
 
 var global globalFlags
@@ -39,6 +49,30 @@ func init() {
 	pf.StringVar(&global.tlb, "tlb", "skylake", "TLB model preset: skylake, goldencove, zen2")
 	pf.BoolVar(&global.strict, "strict", false, "stop a call into an unimplemented kernel function with an oops-style report")
 	pf.BoolVar(&global.json, "json", false, "print machine-readable JSON")
+	pf.StringArrayVar(&global.sigCerts, "sig-cert", nil, "trust this module-signing certificate (PEM or DER `FILE`; repeatable)")
+	pf.BoolVar(&global.sigEnforce, "sig-enforce", false, "refuse modules without a valid signature by a --sig-cert key (module.sig_enforce=1)")
+	pf.BoolVar(&global.forceVermagic, "force-vermagic", false, "ignore the version magic when loading (taints F)")
+	pf.BoolVar(&global.forceModversions, "force-modversion", false, "ignore symbol version CRCs when loading (taints F)")
+}
+
+// machineOptions are the machine every module-running command boots: the global flags' placement,
+// strictness and module-loading policy.
+func machineOptions() (machine.Options, error) {
+	opts := machine.Options{Strict: global.strict, Strategy: global.strategy, SigEnforce: global.sigEnforce}
+	if len(global.sigCerts) > 0 {
+		certs, err := modsign.LoadCerts(global.sigCerts...)
+		if err != nil {
+			return opts, fmt.Errorf("--sig-cert: %w", err)
+		}
+		opts.Certs = certs
+	}
+	if global.forceVermagic {
+		opts.LoadFlags |= loader.IgnoreVermagic
+	}
+	if global.forceModversions {
+		opts.LoadFlags |= loader.IgnoreModversions
+	}
+	return opts, nil
 }
 
 // addCommand registers a subcommand; call it from the init function of the file that defines it.
