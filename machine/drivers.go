@@ -31,6 +31,7 @@ type Registration struct {
 	Name   string   `json:"name"`
 	IDs    []string `json:"ids,omitempty"` // match table entries, in the table's order
 	addr   uint64   // the registered kernel object, which unregistration names
+	driver bool     // addr is a struct device_driver on a bus
 }
 
 // driverTable holds a machine's registrations. It lives beside the Machine, keyed weakly by it, so
@@ -418,6 +419,8 @@ func (m *Machine) driverRegister(t *Trap, bus string, drv uint64, ids []string) 
 		return negErrno(syscall.EBUSY), nil
 	}
 	m.record(t, bus, name, drv, append(ids, m.firmwareIDs(drv)...))
+	d := m.drivers()
+	d.regs[len(d.regs)-1].driver = true
 	return 0, nil
 }
 
@@ -434,12 +437,9 @@ func hDriverRegister(m *Machine, t *Trap) (uint64, error) {
 }
 
 func hDriverUnregister(m *Machine, t *Trap) (uint64, error) {
-	for i, r := range m.drivers().regs {
-		if r.addr == t.Arg(0) {
-			d := m.drivers()
-			d.regs = slices.Delete(d.regs, i, i+1)
-			break
-		}
+	d := m.drivers()
+	if i := slices.IndexFunc(d.regs, func(r Registration) bool { return r.driver && r.addr == t.Arg(0) }); i >= 0 {
+		d.regs = slices.Delete(d.regs, i, i+1)
 	}
 	return 0, nil
 }

@@ -277,7 +277,10 @@ func hBusForEachDrv(m *Machine, t *Trap) (uint64, error) {
 	bus, fn := t.Arg(0), t.Arg(3)
 	var drivers []uint64
 	for _, r := range m.drivers().regs {
-		if b, err := m.readField("device_driver", "bus", r.addr, 8); err == nil && b == bus && bus != 0 && isDriverKind(r.Kind) {
+		if !r.driver || bus == 0 {
+			continue
+		}
+		if b, err := m.readField("device_driver", "bus", r.addr, 8); err == nil && b == bus {
 			drivers = append(drivers, r.addr)
 		}
 	}
@@ -296,15 +299,6 @@ func hBusForEachDrv(m *Machine, t *Trap) (uint64, error) {
 		}
 	}
 	return 0, nil
-}
-
-// isDriverKind reports whether a registration is a struct device_driver (kinds that name a bus).
-func isDriverKind(kind string) bool {
-	switch kind {
-	case "pci", "platform", "i2c", "usb", "spi", "hid", "serio", "driver":
-		return true
-	}
-	return false
 }
 
 // cn_add_callback(id, name, callback): a connector callback keyed by its cb_id {idx, val}.
