@@ -55,10 +55,10 @@ type driverTable struct {
 	bdis        map[uint64]bool       // backing_dev_infos the machine allocated
 }
 
+// netdev is what the machine allocated for one net_device.
 type netdev struct {
-	base     uint64 // what kmalloc returned (the struct net_device is at the same address here)
-	queues   []uint64
-	template string // the name pattern given to alloc_netdev ("eth%d"), "" once registered
+	base   uint64   // what kmalloc returned (kmalloc's alignment puts the net_device right there)
+	queues []uint64 // transmit queues and address storage, freed with the device
 }
 
 var driverTables sync.Map // weak.Pointer[Machine] -> *driverTable

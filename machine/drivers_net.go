@@ -82,7 +82,7 @@ func (m *Machine) allocNetdev(t *Trap, priv uint64, name string, setup, txqs, rx
 	if dev == 0 {
 		return 0, nil
 	}
-	nd := &netdev{base: dev, template: name}
+	nd := &netdev{base: dev}
 	if qsize, ok := m.structSize("netdev_queue"); ok {
 		tx := m.kmalloc(qsize*txqs, t.caller(), gfpZero)
 		if tx == 0 {
