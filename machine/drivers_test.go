@@ -277,3 +277,33 @@ func TestBlockDisk(t *testing.T) {
 	assert.Empty(t, kinds(m.Registrations(), "disk"))
 	assert.Equal(t, live, m.slab.Totals().Live, "disk, queue and part0 are freed")
 }
+
+func TestPlatformAndInputDevices(t *testing.T) {
+	m, a := bootArena(t)
+	live := m.slab.Totals().Live
+	name := a.str("pcspkr")
+	pdev := call(t, m, hPlatformDeviceAlloc, name, uint64(0xffffffff)) // id -1: no instance number
+	require.NotZero(t, pdev)
+	require.Equal(t, uint64(0), call(t, m, hPlatformDeviceRegister, pdev))
+	dup := call(t, m, hPlatformDeviceAlloc, name, uint64(0xffffffff))
+	assert.Equal(t, negErrno(syscall.EEXIST), call(t, m, hPlatformDeviceRegister, dup), "same name on the bus")
+	assert.Contains(t, m.Dmesg(), "sysfs: cannot create duplicate filename '/devices/platform/pcspkr'")
+	second := call(t, m, hPlatformDeviceAlloc, name, 1)
+	require.Equal(t, uint64(0), call(t, m, hPlatformDeviceRegister, second))
+	regs := kinds(m.Registrations(), "platform-device")
+	require.Len(t, regs, 2)
+	assert.Equal(t, "pcspkr.1", regs[1].Name)
+	for _, p := range []uint64{pdev, second} {
+		call(t, m, hPlatformDeviceUnregister, p)
+	}
+	call(t, m, hPlatformDevicePut, dup)
+
+	dev := call(t, m, hInputAllocate)
+	require.NotZero(t, dev)
+	a.set("input_dev", "name", dev, 0, 8, a.str("PC Speaker"))
+	require.Equal(t, uint64(0), call(t, m, hInputRegister, dev))
+	assert.Contains(t, m.Dmesg(), "input: PC Speaker as /devices/virtual/input/input0")
+	call(t, m, hInputUnregister, dev)
+	assert.Empty(t, m.Registrations())
+	assert.Equal(t, live+2, m.slab.Totals().Live, "devices freed; the two name strings stay")
+}
