@@ -179,6 +179,13 @@ func (info *loadInfo) moveModule() error {
 		m.Core = Region{}
 		return err
 	}
+	placedSecs := 0
+	for _, p := range info.place {
+		if p.ok {
+			placedSecs++
+		}
+	}
+	m.Sections = make([]Section, 0, placedSecs)
 	for i := range f.secs {
 		p := info.place[i]
 		if !p.ok {
@@ -274,7 +281,7 @@ func (m *Module) region(kind RegionKind) *Region {
 // rangesOf is what module_enable_ro/nx/x make of a layout: text RO+X, rodata RO+NX, ro_after_init RW+NX
 // until init finishes and RO after, data (and the kallsyms copy) RW+NX.
 func rangesOf(l layoutSizes, init bool) []Range {
-	var out []Range
+	out := make([]Range, 0, 4)
 	add := func(from, to uint64, perm, after mmu.Perm, class string) {
 		if to > from {
 			out = append(out, Range{Offset: from, Size: to - from, Perm: perm, AfterInit: after, Class: class})

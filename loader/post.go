@@ -116,13 +116,19 @@ func (info *loadInfo) readBugTable() ([]BugEntry, error) {
 		size = 8 // bug_addr_disp and flags, padded
 	}
 	out := make([]BugEntry, 0, len(b)/size)
+	files := map[uint64]string{} // a module's entries name a few source files many times: one string each
 	for i := 0; i+size <= len(b); i += size {
 		a := addr + uint64(i)
 		e := BugEntry{Addr: prel32(b[i:], a), Flags: le.Uint16(b[i+4:])}
 		if verbose {
 			e.Line, e.Flags = le.Uint16(b[i+8:]), le.Uint16(b[i+10:])
 			if fileAddr := prel32(b[i+4:], a+4); fileAddr != a+4 {
-				e.File, _ = m.stringAt(fileAddr, 4096)
+				f, ok := files[fileAddr]
+				if !ok {
+					f, _ = m.stringAt(fileAddr, 4096)
+					files[fileAddr] = f
+				}
+				e.File = f
 			}
 		}
 		out = append(out, e)
