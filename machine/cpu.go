@@ -93,6 +93,7 @@ type Machine struct {
 	dispatch     *dispatcher
 	registry     *loader.Kernel // the loaded-module registry
 	vfs          *vfs           // devices, /proc entries and the user process opening them (vfs.go)
+	driverTable  *driverTable   // bus drivers and subsystem registrations (drivers.go)
 }
 
 // New boots a machine for the kernel described by prof.

@@ -3,11 +3,8 @@ package machine
 import (
 	"bytes"
 	"fmt"
-	"runtime"
 	"slices"
-	"sync"
 	"syscall"
-	"weak"
 )
 
 // Driver registration: the calls through which modules offer drivers to the buses (PCI, platform,
@@ -34,9 +31,8 @@ type Registration struct {
 	driver bool     // addr is a struct device_driver on a bus
 }
 
-// driverTable holds a machine's registrations. It lives beside the Machine, keyed weakly by it, so
-// that this file adds the subsystem without touching the Machine's own fields; the entry goes
-// away with the machine.
+// driverTable holds a machine's registrations and the subsystem objects the machine allocated for
+// them (net devices, tty drivers, disks, ...).
 type driverTable struct {
 	regs      []Registration
 	netdevs   map[uint64]*netdev // allocated net_devices by address
@@ -61,18 +57,12 @@ type netdev struct {
 	queues []uint64 // transmit queues and address storage, freed with the device
 }
 
-var driverTables sync.Map // weak.Pointer[Machine] -> *driverTable
-
+// drivers is the machine's registration table, made on first use.
 func (m *Machine) drivers() *driverTable {
-	key := weak.Make(m)
-	if d, ok := driverTables.Load(key); ok {
-		return d.(*driverTable)
+	if m.driverTable == nil {
+		m.driverTable = &driverTable{netdevs: map[uint64]*netdev{}, ifindex: 1, platforms: map[uint64]bool{}}
 	}
-	d := &driverTable{netdevs: map[uint64]*netdev{}, ifindex: 1, platforms: map[uint64]bool{}}
-	if _, loaded := driverTables.LoadOrStore(key, d); !loaded {
-		runtime.AddCleanup(m, func(k weak.Pointer[Machine]) { driverTables.Delete(k) }, key)
-	}
-	return d
+	return m.driverTable
 }
 
 // Registrations lists what modules have registered and not unregistered, oldest first.
