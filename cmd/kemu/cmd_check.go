@@ -42,11 +42,7 @@ type checkRecord struct {
 }
 
 func runCheck(cmd *cobra.Command, args []string) error {
-	prof, err := loadProfile()
-	if err != nil {
-		return err
-	}
-	mopts, err := machineOptions()
+	prof, mopts, err := bootConfig()
 	if err != nil {
 		return err
 	}

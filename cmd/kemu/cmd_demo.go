@@ -31,11 +31,7 @@ The session script is printed as it runs; ` + "`kemu run`" + ` runs scripts of y
 }
 
 func runDemo(cmd *cobra.Command, _ []string) error {
-	prof, err := loadProfile()
-	if err != nil {
-		return err
-	}
-	mopts, err := machineOptions()
+	prof, mopts, err := bootConfig()
 	if err != nil {
 		return err
 	}

@@ -109,11 +109,7 @@ func runMeasure(cmd *cobra.Command, args []string) error {
 		return err
 	}
 
-	prof, err := loadProfile()
-	if err != nil {
-		return err
-	}
-	mopts, err := machineOptions()
+	prof, mopts, err := bootConfig()
 	if err != nil {
 		return err
 	}

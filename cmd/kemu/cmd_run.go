@@ -26,11 +26,7 @@ func (f *sessionFlags) register(c *cobra.Command) {
 
 // open boots a fresh machine and a session over it.
 func (f *sessionFlags) open() (*session.Session, error) {
-	prof, err := loadProfile()
-	if err != nil {
-		return nil, err
-	}
-	mopts, err := machineOptions()
+	prof, mopts, err := bootConfig()
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"kemu/loader"
 	"kemu/machine"
 	"kemu/modsign"
+	"kemu/profile"
 )
 
 // globalFlags are the options every subcommand understands.
@@ -55,14 +56,18 @@ func init() {
 	pf.BoolVar(&global.forceModversions, "force-modversion", false, "ignore symbol version CRCs when loading (taints F)")
 }
 
-// machineOptions are the machine every module-running command boots: the global flags' placement,
-// strictness and module-loading policy.
-func machineOptions() (machine.Options, error) {
+// bootConfig is what every module-loading command boots from the global flags: the kernel profile
+// (--kernel) and the machine's placement, strictness and module-loading policy.
+func bootConfig() (*profile.Profile, machine.Options, error) {
+	prof, err := loadProfile()
+	if err != nil {
+		return nil, machine.Options{}, err
+	}
 	opts := machine.Options{Strict: global.strict, Strategy: global.strategy, SigEnforce: global.sigEnforce}
 	if len(global.sigCerts) > 0 {
 		certs, err := modsign.LoadCerts(global.sigCerts...)
 		if err != nil {
-			return opts, fmt.Errorf("--sig-cert: %w", err)
+			return nil, opts, fmt.Errorf("--sig-cert: %w", err)
 		}
 		opts.Certs = certs
 	}
@@ -72,7 +77,7 @@ func machineOptions() (machine.Options, error) {
 	if global.forceModversions {
 		opts.LoadFlags |= loader.IgnoreModversions
 	}
-	return opts, nil
+	return prof, opts, nil
 }
 
 // addCommand registers a subcommand; call it from the init function of the file that defines it.
