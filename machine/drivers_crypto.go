@@ -137,23 +137,34 @@ func (m *Machine) registerCryptoAlg(t *Trap, base uint64) (uint64, error) {
 	return 0, nil
 }
 
+// cryptoAlgs are the struct crypto_alg addresses a crypto_(un)register_<type>(alg) call names, or,
+// plural, crypto_(un)register_<type>s(algs, count): each element's embedded base algorithm.
+func (m *Machine) cryptoAlgs(t *Trap, ct cryptoType, plural bool) ([]uint64, bool) {
+	off, size, ok := m.cryptoLayout(ct)
+	if !ok {
+		return nil, false
+	}
+	count := uint64(1)
+	if plural {
+		count = min(uint64(uint32(t.Arg(1))), maxTableEntries)
+	}
+	algs := make([]uint64, count)
+	for i := range algs {
+		algs[i] = t.Arg(0) + uint64(i)*size + off
+	}
+	return algs, true
+}
+
 // hCryptoRegister is crypto_register_<type>(alg) or, plural, crypto_register_<type>s(algs, count):
 // the plural registers in order and on a failure unregisters the ones before it.
 func hCryptoRegister(ct cryptoType, plural bool) Handler {
 	return func(m *Machine, t *Trap) (uint64, error) {
-		off, size, ok := m.cryptoLayout(ct)
-		if !ok {
-			return 0, nil
-		}
-		count := uint64(1)
-		if plural {
-			count = min(uint64(uint32(t.Arg(1))), maxTableEntries)
-		}
-		for i := uint64(0); i < count; i++ {
-			ret, err := m.registerCryptoAlg(t, t.Arg(0)+i*size+off)
+		algs, _ := m.cryptoAlgs(t, ct, plural) // a type this BTF lacks: nothing to register, success
+		for i, alg := range algs {
+			ret, err := m.registerCryptoAlg(t, alg)
 			if err != nil || ret != 0 {
-				for j := uint64(0); j < i; j++ {
-					m.unrecord("crypto", t.Arg(0)+j*size+off)
+				for _, done := range algs[:i] {
+					m.unrecord("crypto", done)
 				}
 				return ret, err
 			}
@@ -164,16 +175,9 @@ func hCryptoRegister(ct cryptoType, plural bool) Handler {
 
 func hCryptoUnregister(ct cryptoType, plural bool) Handler {
 	return func(m *Machine, t *Trap) (uint64, error) {
-		off, size, ok := m.cryptoLayout(ct)
-		if !ok {
-			return 0, nil
-		}
-		count := uint64(1)
-		if plural {
-			count = min(uint64(uint32(t.Arg(1))), maxTableEntries)
-		}
-		for i := uint64(0); i < count; i++ {
-			m.unrecord("crypto", t.Arg(0)+i*size+off)
+		algs, _ := m.cryptoAlgs(t, ct, plural)
+		for _, alg := range algs {
+			m.unrecord("crypto", alg)
 		}
 		return 0, nil
 	}
