@@ -170,9 +170,9 @@ func (k *Kernel) CheckFiles(files []string, workers int, fn func(CheckResult)) {
 		workers = 1
 	}
 	type read struct {
-		p   *Prepared
-		err error
-		buf []byte // the file's bytes, which p refers to until it is loaded
+		p    *Prepared
+		err  error
+		file mappedFile // the file's bytes, which p refers to until it is loaded
 	}
 	slots := make([]chan read, len(files))
 	for i := range slots {
@@ -198,18 +198,16 @@ func (k *Kernel) CheckFiles(files []string, workers int, fn func(CheckResult)) {
 	}()
 	for w := 0; w < workers; w++ {
 		go func() {
+			defer panicOnFault()() // see mapped.go
 			for i := range next {
-				buf, img, err := readFile(files[i], <-bufs)
-				var p *Prepared
-				if err == nil {
-					p, err = k.Prepare(img, LoadOptions{Path: files[i]})
-				}
-				slots[i] <- read{p, err, buf}
+				file, p, err := k.prepareFile(files[i], <-bufs)
+				slots[i] <- read{p, err, file}
 			}
 		}()
 	}
 	k.spare = &regionPool{}
 	defer func() { k.spare = nil }()
+	defer panicOnFault()() // LoadPrepared reads mapped files too
 	for i, f := range files {
 		r := <-slots[i]
 		res := CheckResult{Path: f, Err: r.err}
@@ -222,9 +220,9 @@ func (k *Kernel) CheckFiles(files []string, workers int, fn func(CheckResult)) {
 			}
 		}
 		// Nothing the registry keeps refers to the file's bytes (names and strings are copies), so the
-		// buffer is free once the module is linked.
+		// mapping or buffer is free once the module is linked.
 		r.p = nil
-		bufs <- r.buf
+		bufs <- r.file.release()
 		<-ahead
 		fn(res)
 		if m := res.Module; m != nil {

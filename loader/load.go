@@ -111,6 +111,11 @@ func (k *Kernel) LoadPrepared(p *Prepared) (mod *Module, err error) {
 	}
 	p.info = nil
 	defer func() {
+		// A fault reading a mapped module file (CheckFiles maps them, see mapped.go) fails the load;
+		// any other panic goes on.
+		if r := recover(); r != nil {
+			err = faultError(r, info.name)
+		}
 		if err != nil {
 			k.report(err)
 			info.cleanup()

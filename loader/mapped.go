@@ -1,0 +1,96 @@
+package loader
+
+import (
+	"fmt"
+	"os"
+	"runtime/debug"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Batch checking reads a whole distribution's modules (about 400 MB for Debian 6.1). Copying every file
+// into the heap costs more CPU than validating it, so CheckFiles maps uncompressed files read-only, as
+// kmod does, and unmaps each once its module is linked: nothing the registry keeps refers to a file's
+// bytes (every name and string the loader keeps is a copy).
+//
+// A mapped file that another process truncates meanwhile makes the next read of a vanished page fault
+// (SIGBUS). The goroutines that read mapped files run with debug.SetPanicOnFault, and the two places
+// that read them, Prepare's caller in CheckFiles and LoadPrepared, turn such a fault into an EIO error
+// (faultError); every other panic goes on.
+
+// mapMinSize is the smallest file worth mapping; smaller ones are read (a mapping costs two system
+// calls and a TLB flush when it goes).
+const mapMinSize = 64 << 10
+
+// mappedFile is a module file's bytes, either mapped or read into a reusable buffer.
+type mappedFile struct {
+	data   []byte // the file's bytes
+	mapped bool   // data is a mapping to unmap, else a heap buffer to reuse
+}
+
+// release unmaps a mapping and returns the heap buffer, if any, for reuse.
+func (f mappedFile) release() []byte {
+	if f.mapped {
+		_ = unix.Munmap(f.data)
+		return nil
+	}
+	return f.data
+}
+
+// openModuleFile returns the bytes of the module file at path, mapped when it is a large uncompressed
+// file, else read into buf, and the module image they hold (decompressed when they are compressed).
+func openModuleFile(path string, buf []byte) (mappedFile, []byte, error) {
+	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && st.Size() >= mapMinSize && st.Size() <= MaxImageSize {
+		if data, err := mapFile(path, int(st.Size())); err == nil {
+			if DetectCompression(data) == None {
+				return mappedFile{data: data, mapped: true}, data, nil
+			}
+			_ = unix.Munmap(data) // a compressed file is read: its image is a copy anyway
+		}
+	}
+	data, img, err := readFile(path, buf)
+	return mappedFile{data: data}, img, err
+}
+
+// mapFile maps size bytes of the file at path read-only, populated up front.
+func mapFile(path string, size int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_POPULATE)
+}
+
+// faultError turns the panic value of a memory fault (under debug.SetPanicOnFault) into an EIO error
+// about the module file; any other panic is re-raised.
+func faultError(r any, what string) error {
+	fault, ok := r.(interface{ Addr() uintptr })
+	if !ok {
+		panic(r)
+	}
+	return &Error{Errno: syscall.EIO, Detail: fmt.Sprintf("%s: fault at %#x reading the module file (changed while loading?)", what, fault.Addr())}
+}
+
+// prepareFile opens and prepares one file for CheckFiles. It runs with faults as panics (the caller's
+// goroutine sets debug.SetPanicOnFault), so a file truncated while mapped is an EIO error.
+func (k *Kernel) prepareFile(path string, buf []byte) (file mappedFile, p *Prepared, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err, p = faultError(r, path), nil
+		}
+	}()
+	file, img, err := openModuleFile(path, buf)
+	if err == nil {
+		p, err = k.Prepare(img, LoadOptions{Path: path})
+	}
+	return file, p, err
+}
+
+// panicOnFault is debug.SetPanicOnFault for the calling goroutine; it returns the function restoring
+// the previous setting.
+func panicOnFault() (restore func()) {
+	old := debug.SetPanicOnFault(true)
+	return func() { debug.SetPanicOnFault(old) }
+}
