@@ -48,6 +48,7 @@ func runDemo(cmd *cobra.Command, _ []string) error {
 	}
 	fmt.Fprintln(out)
 	writeMachineSummary(out, s.Machine())
+	writeDemoPlacement(out)          // cmd_measure.go
 	writeDemoDecode(out, s.Report()) // cmd_decode.go
 	return nil
 }

@@ -406,32 +406,77 @@ func writeDemoTLB(w io.Writer, m *machine.Machine) {
 }
 
 func demoTLB(w io.Writer, m *machine.Machine, cfg tlb.Config) error {
-	mods, err := measureLoadOrder([]string{"hot0"})
+	res, sum, err := measureHotChain(m, cfg)
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(w, "\n== TLB (%s): the hot chain hot9..hot0 loaded, hot_bench(%d) = %#x, from a cold TLB, per module\n",
+		cfg.Name, demoTLBIters, sum)
+	r := res.ByModule()
+	return r.WriteText(w)
+}
+
+// measureHotChain loads the hot chain (hot9..hot0) into m and calls hot_bench(demoTLBIters) under
+// the TLB model cfg, from a cold TLB: the model's account and the checksum hot_bench returned.
+func measureHotChain(m *machine.Machine, cfg tlb.Config) (machine.Result, uint64, error) {
+	mods, err := measureLoadOrder([]string{"hot0"})
+	if err != nil {
+		return machine.Result{}, 0, err
+	}
 	for _, mod := range mods {
 		if _, err := m.Insmod(mod.image, "", mod.path); err != nil {
-			return fmt.Errorf("insmod %s: %w", mod.name, err)
+			return machine.Result{}, 0, fmt.Errorf("insmod %s: %w", mod.name, err)
 		}
 	}
 	fn, err := lookupModuleSymbol(m, "hot_bench")
 	if err != nil {
-		return err
+		return machine.Result{}, 0, err
 	}
 	ms, err := m.Measure(cfg)
 	if err != nil {
-		return err
+		return machine.Result{}, 0, err
 	}
 	sum, err := m.Call(fn, demoTLBIters)
 	if stopErr := ms.Stop(); err == nil {
 		err = stopErr
 	}
 	if err != nil {
-		return err
+		return machine.Result{}, 0, err
 	}
-	fmt.Fprintf(w, "\n== TLB (%s): the hot chain hot9..hot0 loaded, hot_bench(%d) = %#x, from a cold TLB, per module\n",
-		cfg.Name, demoTLBIters, sum)
-	r := ms.Results()[0].ByModule()
-	return r.WriteText(w)
+	return ms.Results()[0], sum, nil
+}
+
+// writeDemoPlacement runs the hot chain on a fresh machine per placement strategy under the --tlb
+// model and prints one line each: the research question of where module memory should live.
+func writeDemoPlacement(w io.Writer) {
+	cfgs, err := measureModels(global.tlb)
+	if err != nil {
+		fmt.Fprintf(w, "\n== placement strategies: not measured: %v\n", err)
+		return
+	}
+	prof, opts, err := bootConfig()
+	if err != nil {
+		fmt.Fprintf(w, "\n== placement strategies: not measured: %v\n", err)
+		return
+	}
+	fmt.Fprintf(w, "\n== placement strategies, hot_bench(%d) on a fresh machine each, TLB model %s\n", demoTLBIters, cfgs[0].Name)
+	fmt.Fprintf(w, "%-9s %8s %8s %9s %9s %7s %10s  %s\n", "strategy", "4K maps", "2M maps", "iTLB miss", "dTLB miss", "walks", "cycles", "checksum")
+	for _, strategy := range []string{"vmalloc", "kmalloc", "hugepack"} {
+		opts.Strategy = strategy
+		m, err := machine.New(prof, opts)
+		if err != nil {
+			fmt.Fprintf(w, "%-9s not measured: %v\n", strategy, err)
+			continue
+		}
+		res, sum, err := measureHotChain(m, cfgs[0])
+		st := m.Placement().Stats()
+		m.Close()
+		if err != nil {
+			fmt.Fprintf(w, "%-9s not measured: %v\n", strategy, err)
+			continue
+		}
+		t := res.Total
+		fmt.Fprintf(w, "%-9s %8d %8d %9d %9d %7d %10.0f  %#x\n", strategy, st.Pages4K, st.Pages2M,
+			t.ITLBMisses(), t.DTLBMisses(), t.Counters.TotalWalks(), t.Cycles, sum)
+	}
 }
