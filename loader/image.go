@@ -92,14 +92,23 @@ func readFile(path string, buf []byte) (data, img []byte, err error) {
 		return buf, nil, err
 	}
 	defer f.Close()
+	size := int64(-1)
+	if st, err := f.Stat(); err == nil {
+		size = st.Size()
+	}
+	return readOpenFile(f, size, buf)
+}
+
+// readOpenFile is readFile for an open file whose size is known (-1 when it is not).
+func readOpenFile(f *os.File, size int64, buf []byte) (data, img []byte, err error) {
 	// One byte more than the size, as os.ReadFile does, so that the read normally ends at EOF
 	// without growing the buffer; a file that grows meanwhile is still read to its end.
-	size := 512
-	if st, err := f.Stat(); err == nil && st.Size() < 1<<40 {
-		size = int(st.Size()) + 1
+	want := 512
+	if size >= 0 && size < 1<<40 {
+		want = int(size) + 1
 	}
-	if cap(buf) < size { // grown with headroom, so that a reused buffer is seldom reallocated
-		buf = make([]byte, 0, max(size, 2*cap(buf)))
+	if cap(buf) < want { // grown with headroom, so that a reused buffer is seldom reallocated
+		buf = make([]byte, 0, max(want, 2*cap(buf)))
 	}
 	data = buf[:0]
 	for {
@@ -117,7 +126,7 @@ func readFile(path string, buf []byte) (data, img []byte, err error) {
 	}
 	img, err = Decompress(data)
 	if err != nil {
-		return data, nil, fmt.Errorf("%s: %w", path, err)
+		return data, nil, fmt.Errorf("%s: %w", f.Name(), err)
 	}
 	return data, img, nil
 }

@@ -41,26 +41,26 @@ func (f mappedFile) release() []byte {
 // openModuleFile returns the bytes of the module file at path, mapped when it is a large uncompressed
 // file, else read into buf, and the module image they hold (decompressed when they are compressed).
 func openModuleFile(path string, buf []byte) (mappedFile, []byte, error) {
-	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && st.Size() >= mapMinSize && st.Size() <= MaxImageSize {
-		if data, err := mapFile(path, int(st.Size())); err == nil {
+	f, err := os.Open(path)
+	if err != nil {
+		return mappedFile{data: buf}, nil, err
+	}
+	defer f.Close()
+	size := int64(-1)
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		size = st.Size()
+	}
+	if size >= mapMinSize && size <= MaxImageSize {
+		data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_POPULATE)
+		if err == nil {
 			if DetectCompression(data) == None {
 				return mappedFile{data: data, mapped: true}, data, nil
 			}
 			_ = unix.Munmap(data) // a compressed file is read: its image is a copy anyway
 		}
 	}
-	data, img, err := readFile(path, buf)
+	data, img, err := readOpenFile(f, size, buf)
 	return mappedFile{data: data}, img, err
-}
-
-// mapFile maps size bytes of the file at path read-only, populated up front.
-func mapFile(path string, size int) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_POPULATE)
 }
 
 // faultError turns the panic value of a memory fault (under debug.SetPanicOnFault) into an EIO error
