@@ -55,7 +55,7 @@
 // worker goroutines open (large uncompressed files are mapped read-only, as kmod maps them), verify
 // and validate files ahead of one linker goroutine, which loads them in dependency order. File
 // mappings and buffers, and the region bytes of checked modules, are released or reused as soon as a
-// module is linked, so a distribution's modules cost about a fifth of their size in host memory. The
+// module is linked: what a check keeps is the registry (names, symbols, tables), not the files. The
 // vmlinux export index (with System.map addresses) is built once per profile and shared by registries.
 //
 // # Errors
