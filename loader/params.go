@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"syscall"
+
+	"kemu/internal/kstrtox"
 )
 
 // Param is one of a module's parameters (a struct kernel_param in its __param section).
@@ -376,7 +378,7 @@ func (info *loadInfo) setScalar(typ string, addr uint64, v string) syscall.Errno
 	}
 	switch typ {
 	case "bool", "invbool", "bint":
-		b, ok := kstrtobool(v)
+		b, ok := kstrtox.Bool(v)
 		if !ok {
 			return syscall.EINVAL
 		}
@@ -398,7 +400,7 @@ func (info *loadInfo) setScalar(typ string, addr uint64, v string) syscall.Errno
 	}
 	var n uint64
 	if r.signed {
-		s, errno := kstrtoll(v)
+		s, errno := kstrtox.Int64(v, 0) // param_set_*: strtolfn(val, 0, ...)
 		if errno != 0 {
 			return errno
 		}
@@ -407,7 +409,7 @@ func (info *loadInfo) setScalar(typ string, addr uint64, v string) syscall.Errno
 		}
 		n = uint64(s)
 	} else {
-		u, errno := kstrtoull(v)
+		u, errno := kstrtox.Uint64(v, 0)
 		if errno != 0 {
 			return errno
 		}
@@ -429,104 +431,4 @@ func (info *loadInfo) store(addr, size, v uint64) syscall.Errno {
 		dst[i] = byte(v >> (8 * i))
 	}
 	return 0
-}
-
-// kstrtoull is the kernel's kstrtoull(s, 0): optional '+', 0x/0 radix prefixes, one trailing newline.
-func kstrtoull(s string) (uint64, syscall.Errno) {
-	if strings.HasPrefix(s, "+") {
-		s = s[1:]
-	}
-	base := uint64(10)
-	if len(s) > 0 && s[0] == '0' {
-		if len(s) > 2 && (s[1]|0x20) == 'x' && isHex(s[2]) {
-			base, s = 16, s[2:]
-		} else {
-			base = 8
-		}
-	}
-	var n uint64
-	i := 0
-	overflow := false
-	for ; i < len(s); i++ {
-		c := s[i]
-		var d uint64
-		switch {
-		case c >= '0' && c <= '9':
-			d = uint64(c - '0')
-		case (c|0x20) >= 'a' && (c|0x20) <= 'f':
-			d = uint64((c|0x20)-'a') + 10
-		default:
-			d = 16
-		}
-		if d >= base {
-			break
-		}
-		if n > (^uint64(0)-d)/base {
-			overflow = true
-		}
-		n = n*base + d
-	}
-	if i == 0 {
-		return 0, syscall.EINVAL
-	}
-	if overflow {
-		return 0, syscall.ERANGE
-	}
-	rest := s[i:]
-	if rest == "\n" {
-		rest = ""
-	}
-	if rest != "" {
-		return 0, syscall.EINVAL
-	}
-	return n, 0
-}
-
-// kstrtoll is kstrtoll(s, 0).
-func kstrtoll(s string) (int64, syscall.Errno) {
-	if strings.HasPrefix(s, "-") {
-		u, e := kstrtoull(s[1:])
-		if e != 0 {
-			return 0, e
-		}
-		if u > 1<<63 {
-			return 0, syscall.ERANGE
-		}
-		return -int64(u), 0
-	}
-	u, e := kstrtoull(s)
-	if e != 0 {
-		return 0, e
-	}
-	if u > 1<<63-1 {
-		return 0, syscall.ERANGE
-	}
-	return int64(u), 0
-}
-
-func isHex(c byte) bool {
-	return (c >= '0' && c <= '9') || ((c|0x20) >= 'a' && (c|0x20) <= 'f')
-}
-
-// kstrtobool is kstrtobool(): y/Y/t/T/1, n/N/f/F/0, on/off.
-func kstrtobool(s string) (bool, bool) {
-	if s == "" {
-		return false, false
-	}
-	switch s[0] {
-	case 'y', 'Y', 't', 'T', '1':
-		return true, true
-	case 'n', 'N', 'f', 'F', '0':
-		return false, true
-	case 'o', 'O':
-		if len(s) > 1 {
-			switch s[1] {
-			case 'n', 'N':
-				return true, true
-			case 'f', 'F':
-				return false, true
-			}
-		}
-	}
-	return false, false
 }

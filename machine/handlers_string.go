@@ -1,9 +1,10 @@
 package machine
 
 import (
-	"strconv"
 	"strings"
 	"syscall"
+
+	"kemu/internal/kstrtox"
 )
 
 // The string and memory primitives of lib/string.c and lib/kstrtox.c, over checked guest memory.
@@ -195,30 +196,26 @@ func hStrstr(m *Machine, t *Trap) (uint64, error) {
 	return 0, nil
 }
 
-// hKstrto builds kstrto<type>(s, base, res): the kernel accepts one trailing newline, base 0 means
-// auto-detect (0x, 0), and results that do not fit are -ERANGE.
+// hKstrto builds kstrto<type>(s, base, res) with lib/kstrtox.c's rules (package kstrtox): base 0
+// knows 0x and 0, one trailing newline is accepted, a value that does not fit is -ERANGE.
 func hKstrto(bits int, signed bool) Handler {
 	return func(m *Machine, t *Trap) (uint64, error) {
 		s, err := m.ReadCString(t.Arg(0), 64)
 		if err != nil {
 			return 0, err
 		}
-		s = strings.TrimSuffix(s, "\n")
-		base := int(t.Arg(1))
+		base := uint(uint32(t.Arg(1)))
 		var v uint64
+		var errno syscall.Errno
 		if signed {
-			n, err := strconv.ParseInt(s, base, bits)
-			if err != nil {
-				return kstrtoErr(err), nil
-			}
+			var n int64
+			n, errno = kstrtox.Int(s, base, bits)
 			v = uint64(n)
 		} else {
-			s = strings.TrimPrefix(s, "+")
-			n, err := strconv.ParseUint(s, base, bits)
-			if err != nil {
-				return kstrtoErr(err), nil
-			}
-			v = n
+			v, errno = kstrtox.Uint(s, base, bits)
+		}
+		if errno != 0 {
+			return negErrno(errno), nil
 		}
 		b := make([]byte, bits/8)
 		for i := range b {
@@ -228,29 +225,19 @@ func hKstrto(bits int, signed bool) Handler {
 	}
 }
 
-func kstrtoErr(err error) uint64 {
-	if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange {
-		return negErrno(syscall.ERANGE)
-	}
-	return negErrno(syscall.EINVAL)
-}
-
-// kstrtobool(s, res): y/Y/1/on and n/N/0/off.
+// kstrtobool(s, res).
 func hKstrtobool(m *Machine, t *Trap) (uint64, error) {
 	s, err := m.ReadCString(t.Arg(0), 4)
 	if err != nil {
 		return 0, err
 	}
-	var v byte
-	switch {
-	case s == "":
-		return negErrno(syscall.EINVAL), nil
-	case strings.ContainsRune("yY1tT", rune(s[0])), strings.HasPrefix(strings.ToLower(s), "on"):
-		v = 1
-	case strings.ContainsRune("nN0fF", rune(s[0])), strings.HasPrefix(strings.ToLower(s), "of"):
-		v = 0
-	default:
+	v, ok := kstrtox.Bool(s)
+	if !ok {
 		return negErrno(syscall.EINVAL), nil
 	}
-	return 0, m.WriteAt([]byte{v}, t.Arg(1))
+	b := byte(0)
+	if v {
+		b = 1
+	}
+	return 0, m.WriteAt([]byte{b}, t.Arg(1))
 }

@@ -2,9 +2,9 @@ package machine
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 	"syscall"
+
+	"kemu/internal/kstrtox"
 )
 
 // debugfs (fs/debugfs), mounted at /sys/kernel/debug: directories and files over the module's
@@ -218,7 +218,7 @@ func (m *Machine) storeValue(addr uint64, f valueFormat, s string) error {
 	var v uint64
 	switch {
 	case f.format == "":
-		b, ok := parseBool(s)
+		b, ok := kstrtox.Bool(s)
 		if !ok {
 			return syscall.EINVAL
 		}
@@ -242,65 +242,18 @@ func (m *Machine) storeValue(addr uint64, f valueFormat, s string) error {
 	return nil
 }
 
-// parseKernelInt is kstrtoull (or kstrtoll) with base 0: "0x" hex, a leading 0 octal, decimal
-// otherwise; an optional sign; one trailing newline; EINVAL for anything else, ERANGE on overflow.
+// parseKernelInt is kstrtoull (or kstrtoll) with base 0, as debugfs's integer attributes parse writes.
 func parseKernelInt(s string, signed bool) (uint64, error) {
-	s = strings.TrimSuffix(s, "\n")
-	neg := false
-	switch {
-	case strings.HasPrefix(s, "+"):
-		s = s[1:]
-	case signed && strings.HasPrefix(s, "-"):
-		neg, s = true, s[1:]
-	}
-	base := 10
-	switch {
-	case len(s) > 2 && s[0] == '0' && s[1]|0x20 == 'x':
-		base, s = 16, s[2:]
-	case len(s) > 1 && s[0] == '0':
-		base, s = 8, s[1:]
-	}
-	if s == "" || s[0] == '+' || s[0] == '-' {
-		return 0, syscall.EINVAL
-	}
-	v, err := strconv.ParseUint(s, base, 64)
-	if err != nil {
-		if err.(*strconv.NumError).Err == strconv.ErrRange {
-			return 0, syscall.ERANGE
-		}
-		return 0, syscall.EINVAL
-	}
 	if signed {
-		if (!neg && v > 1<<63-1) || (neg && v > 1<<63) {
-			return 0, syscall.ERANGE
+		v, e := kstrtox.Int64(s, 0)
+		if e != 0 {
+			return 0, e
 		}
-		if neg {
-			v = -v
-		}
+		return uint64(v), nil
+	}
+	v, e := kstrtox.Uint64(s, 0)
+	if e != 0 {
+		return 0, e
 	}
 	return v, nil
-}
-
-// parseBool is kstrtobool: y/Y/t/T/1 and n/N/f/F/0 by the first byte, on/off by the first two.
-// (The loader's module-parameter parser has the same rules; it keeps its copy unexported.)
-func parseBool(s string) (bool, bool) {
-	if s == "" {
-		return false, false
-	}
-	switch s[0] {
-	case 'y', 'Y', 't', 'T', '1':
-		return true, true
-	case 'n', 'N', 'f', 'F', '0':
-		return false, true
-	case 'o', 'O':
-		if len(s) > 1 {
-			switch s[1] {
-			case 'n', 'N':
-				return true, true
-			case 'f', 'F':
-				return false, true
-			}
-		}
-	}
-	return false, false
 }
