@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/ulikunitz/xz"
+
+	"kemu/internal/kmodtest"
 )
 
 // Differential tests: kmod's depmod and ours run on the same tree must write the same bytes.
@@ -31,19 +33,7 @@ type result struct {
 	files          map[string][]byte // the index files it left in the modules directory
 }
 
-// kmodTool finds one of kmod's programs, or skips the test.
-func kmodTool(t testing.TB, name string) string {
-	t.Helper()
-	for _, dir := range []string{"/usr/sbin/", "/sbin/"} {
-		if _, err := os.Stat(dir + name); err == nil {
-			return dir + name
-		}
-	}
-	t.Skipf("kmod's %s is not installed", name)
-	return ""
-}
-
-func kmodDepmod(t testing.TB) string { return kmodTool(t, "depmod") }
+func kmodDepmod(t testing.TB) string { return kmodtest.Tool(t, "depmod") }
 
 // takeFiles reads and removes the index files of dir, so the next run starts from the same tree.
 func takeFiles(t testing.TB, dir string) map[string][]byte {
@@ -63,19 +53,8 @@ func takeFiles(t testing.TB, dir string) map[string][]byte {
 
 func runKmod(t testing.TB, modDir string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(kmodDepmod(t), args...)
-	cmd.Args[0] = "depmod"
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else {
-		require.NoError(t, err)
-	}
-	return result{out.String(), withoutLibkmodDebug(errb.String()), code, takeFiles(t, modDir)}
+	o := kmodtest.Run(t, kmodDepmod(t), "depmod", "", args...)
+	return result{o.Stdout, withoutLibkmodDebug(o.Stderr), o.Code, takeFiles(t, modDir)}
 }
 
 // withoutLibkmodDebug drops the lines libkmod itself logs at -vv about its context ("custom logging

@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"kemu/internal/kmodtest"
 )
 
 func loadNames(loads []Load) []string {
@@ -211,7 +213,7 @@ func TestCycles(t *testing.T) {
 	assert.Equal(t, "depmod: ERROR: Cycle detected: b -> c -> b\ndepmod: ERROR: Found 2 modules in dependency cycles!\n", stderr.String())
 }
 
-func kmodModprobe(t testing.TB) string { return kmodTool(t, "modprobe") }
+func kmodModprobe(t testing.TB) string { return kmodtest.Tool(t, "modprobe") }
 
 // matchModprobe checks Resolve against `modprobe --show-depends` (which reads the .bin indexes) for
 // each name and returns how many it compared. kmod prints a module again when a soft dependency

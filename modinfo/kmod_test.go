@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math/big"
 	mrand "math/rand"
@@ -27,6 +26,8 @@ import (
 	"github.com/ulikunitz/xz"
 
 	"kemu/modsign"
+
+	"kemu/internal/kmodtest"
 )
 
 const (
@@ -43,34 +44,13 @@ type result struct {
 }
 
 // kmodModinfo finds kmod's modinfo, or skips the test.
-func kmodModinfo(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/usr/sbin/modinfo", "/sbin/modinfo"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Skip("kmod's modinfo is not installed")
-	return ""
-}
+func kmodModinfo(t *testing.T) string { return kmodtest.Tool(t, "modinfo") }
 
 // runKmod runs kmod's modinfo in dir with argv[0] "modinfo", as a user typing it would.
 func runKmod(t *testing.T, bin, dir string, args []string) result {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Args[0] = "modinfo"
-	cmd.Dir = dir
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else {
-		require.NoError(t, err)
-	}
-	return result{out.String(), errb.String(), code}
+	o := kmodtest.Run(t, bin, "modinfo", dir, args...)
+	return result{o.Stdout, o.Stderr, o.Code}
 }
 
 // runKemu runs Main in dir (the caller must not run in parallel: it changes directory).
