@@ -69,8 +69,9 @@ const validKey = 1 << 63
 // kept apart, in array.keys, so that a lookup scans a set's keys in one or
 // two cache lines.
 type entry struct {
-	stamp  uint64 // last use, for LRU
-	frame  uint64
+	stamp   uint64 // last use, for LRU
+	frame   uint64
+	offMask uint64 // held.Bytes()-1, the offset bits phys keeps: precomputed for the hit path
 	size   PageSize // the translation's own page size, for counters
 	held   PageSize // the size the entry covers (smaller if fractured)
 	global bool
@@ -79,7 +80,7 @@ type entry struct {
 
 // phys translates va with a TLB entry that covers it.
 func (e *entry) phys(va uint64) uint64 {
-	return e.frame | va&(e.held.Bytes()-1)
+	return e.frame | va&e.offMask
 }
 
 // granule is a span one entry of an array covers: a page size for TLB
@@ -166,8 +167,36 @@ func find(arrays []array, va uint64) (a *array, slot int) {
 	return nil, -1
 }
 
+// probeFirst is find's first probe alone: the slot of the entry for va's granule of the array's
+// first (smallest) page size, or -1. Most hits end here, so it is kept small enough to inline.
+func (a *array) probeFirst(va uint64) int {
+	g := a.granules[0]
+	n := va >> g.shift
+	var base int
+	if a.pow2 {
+		base = int(n&a.setMask) * a.ways
+	} else {
+		base = int(n%a.sets) * a.ways
+	}
+	key := validKey | n<<2 | uint64(g.code)
+	for i, k := range a.keys[base : base+a.ways] {
+		if k == key {
+			return base + i
+		}
+	}
+	return -1
+}
+
 // lookup finds the entry covering va in arrays and marks it used at stamp.
 func lookup(arrays []array, va, stamp uint64) *entry {
+	if len(arrays) > 0 {
+		if first := &arrays[0]; first.nGranules > 0 {
+			if slot := first.probeFirst(va); slot >= 0 {
+				first.touch(slot, stamp)
+				return &first.entries[slot]
+			}
+		}
+	}
 	a, slot := find(arrays, va)
 	if slot < 0 {
 		return nil
@@ -251,7 +280,7 @@ func (a *array) fillTranslation(va uint64, tr Translation, orig PageSize, stamp 
 	}
 	frame := tr.Frame + (va&(tr.Size.Bytes()-1))&^(held.Bytes()-1)
 	a.fill(va, granule{shift: held.Shift(), code: uint8(held)},
-		entry{stamp: stamp, frame: frame, size: orig, held: held, global: tr.Global})
+		entry{stamp: stamp, frame: frame, offMask: held.Bytes() - 1, size: orig, held: held, global: tr.Global})
 }
 
 // invalidate drops every entry covering va in arrays: one per page size
