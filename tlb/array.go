@@ -71,11 +71,11 @@ const validKey = 1 << 63
 type entry struct {
 	stamp   uint64 // last use, for LRU
 	frame   uint64
-	offMask uint64 // held.Bytes()-1, the offset bits phys keeps: precomputed for the hit path
-	size   PageSize // the translation's own page size, for counters
-	held   PageSize // the size the entry covers (smaller if fractured)
-	global bool
-	recent bool // the BitPLRU bit
+	offMask uint64   // held.Bytes()-1, the offset bits phys keeps: precomputed for the hit path
+	size    PageSize // the translation's own page size, for counters
+	held    PageSize // the size the entry covers (smaller if fractured)
+	global  bool
+	recent  bool // the BitPLRU bit
 }
 
 // phys translates va with a TLB entry that covers it.
