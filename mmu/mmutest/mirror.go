@@ -22,7 +22,7 @@ type Page struct {
 // as it is for Unicorn.
 type Mirror struct {
 	Pages map[uint64]Page // by page-aligned guest virtual address
-	Calls int            // Map, Unmap and Protect calls received
+	Calls int             // Map, Unmap and Protect calls received
 }
 
 // NewMirror returns an empty fake CPU.
