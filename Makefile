@@ -19,6 +19,8 @@ demo: build
 	$(BIN) demo
 
 vet: deps
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted" >&2; exit 1; fi
 	$(GO) vet ./...
 
 # Every test, the Debian-corpus tests included (they fetch the corpus into ~/.cache/kemu themselves).
