@@ -137,6 +137,20 @@ func (m *Machine) registerCryptoAlg(t *Trap, base uint64) (uint64, error) {
 	return 0, nil
 }
 
+// registerTable is the objects a register call names: the one at arg 0 or, plural, the count
+// (arg 1, bounded) elements of size bytes in the array there; off selects a member of each.
+func registerTable(t *Trap, plural bool, size, off uint64) []uint64 {
+	count := uint64(1)
+	if plural {
+		count = min(uint64(uint32(t.Arg(1))), maxTableEntries)
+	}
+	objs := make([]uint64, count)
+	for i := range objs {
+		objs[i] = t.Arg(0) + uint64(i)*size + off
+	}
+	return objs
+}
+
 // cryptoAlgs are the struct crypto_alg addresses a crypto_(un)register_<type>(alg) call names, or,
 // plural, crypto_(un)register_<type>s(algs, count): each element's embedded base algorithm.
 func (m *Machine) cryptoAlgs(t *Trap, ct cryptoType, plural bool) ([]uint64, bool) {
@@ -144,15 +158,7 @@ func (m *Machine) cryptoAlgs(t *Trap, ct cryptoType, plural bool) ([]uint64, boo
 	if !ok {
 		return nil, false
 	}
-	count := uint64(1)
-	if plural {
-		count = min(uint64(uint32(t.Arg(1))), maxTableEntries)
-	}
-	algs := make([]uint64, count)
-	for i := range algs {
-		algs[i] = t.Arg(0) + uint64(i)*size + off
-	}
-	return algs, true
+	return registerTable(t, plural, size, off), true
 }
 
 // hCryptoRegister is crypto_register_<type>(alg) or, plural, crypto_register_<type>s(algs, count):
@@ -203,19 +209,15 @@ func hCryptoRegisterTemplate(plural bool) Handler {
 		if !ok {
 			return 0, nil
 		}
-		count := uint64(1)
-		if plural {
-			count = min(uint64(uint32(t.Arg(1))), maxTableEntries)
-		}
-		for i := uint64(0); i < count; i++ {
-			tmpl := t.Arg(0) + i*size
+		tmpls := registerTable(t, plural, size, 0)
+		for i, tmpl := range tmpls {
 			name, err := m.readArrayString("crypto_template", "name", tmpl, cryptoMaxAlgName)
 			if err != nil {
 				return 0, err
 			}
 			if m.registered("crypto-template", tmpl, "") >= 0 {
-				for j := uint64(0); j < i; j++ {
-					m.unrecord("crypto-template", t.Arg(0)+j*size)
+				for _, done := range tmpls[:i] {
+					m.unrecord("crypto-template", done)
 				}
 				return negErrno(syscall.EEXIST), nil
 			}
@@ -231,12 +233,8 @@ func hCryptoUnregisterTemplate(plural bool) Handler {
 		if !ok {
 			return 0, nil
 		}
-		count := uint64(1)
-		if plural {
-			count = min(uint64(uint32(t.Arg(1))), maxTableEntries)
-		}
-		for i := uint64(0); i < count; i++ {
-			m.unrecord("crypto-template", t.Arg(0)+i*size)
+		for _, tmpl := range registerTable(t, plural, size, 0) {
+			m.unrecord("crypto-template", tmpl)
 		}
 		return 0, nil
 	}
