@@ -102,10 +102,15 @@ type array struct {
 	// rather than behind a slice, to save a dependent load per lookup.
 	granules  [numPageSizes]granule
 	nGranules int
-	holds     Sizes // page sizes held, for TLB arrays
-	policy    Replacement
-	keys      []uint64 // by slot: validKey | granule number << 2 | code, or 0
-	entries   []entry  // by slot
+	// fast says TLB.Access may probe the first granule through its hints:
+	// the array has a granule. Tests clear it to compare with find.
+	fast    bool
+	shift0  uint   // granules[0].shift
+	key0    uint64 // validKey | granules[0].code: a key without its granule number
+	holds   Sizes  // page sizes held, for TLB arrays
+	policy  Replacement
+	keys    []uint64 // by slot: validKey | granule number << 2 | code, or 0
+	entries []entry  // by slot
 }
 
 func newArray(entries, ways int, granules []granule) array {
@@ -119,6 +124,11 @@ func newArray(entries, ways int, granules []granule) array {
 		entries: make([]entry, int(sets)*ways),
 	}
 	a.nGranules = copy(a.granules[:], granules)
+	a.fast = a.nGranules > 0
+	if a.fast {
+		a.shift0 = a.granules[0].shift
+		a.key0 = validKey | uint64(a.granules[0].code)
+	}
 	return a
 }
 
@@ -167,36 +177,8 @@ func find(arrays []array, va uint64) (a *array, slot int) {
 	return nil, -1
 }
 
-// probeFirst is find's first probe alone: the slot of the entry for va's granule of the array's
-// first (smallest) page size, or -1. Most hits end here, so it is kept small enough to inline.
-func (a *array) probeFirst(va uint64) int {
-	g := a.granules[0]
-	n := va >> g.shift
-	var base int
-	if a.pow2 {
-		base = int(n&a.setMask) * a.ways
-	} else {
-		base = int(n%a.sets) * a.ways
-	}
-	key := validKey | n<<2 | uint64(g.code)
-	for i, k := range a.keys[base : base+a.ways] {
-		if k == key {
-			return base + i
-		}
-	}
-	return -1
-}
-
 // lookup finds the entry covering va in arrays and marks it used at stamp.
 func lookup(arrays []array, va, stamp uint64) *entry {
-	if len(arrays) > 0 {
-		if first := &arrays[0]; first.nGranules > 0 {
-			if slot := first.probeFirst(va); slot >= 0 {
-				first.touch(slot, stamp)
-				return &first.entries[slot]
-			}
-		}
-	}
 	a, slot := find(arrays, va)
 	if slot < 0 {
 		return nil

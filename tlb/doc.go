@@ -32,6 +32,17 @@
 // the model counts events exactly, while the cycles are only as good as the
 // latencies given.
 //
+// # Speed
+//
+// Access is called for every instruction fetch and data access of a
+// measured run, so its common case is kept short: a hit in a first-level
+// array's smallest page size is found through a direct-mapped table of
+// hints (page number to slot), each checked against the array's key before
+// use, so the model's state and results are exactly those of a full search
+// (FuzzHintsAgree compares the two). Everything else (other page sizes, the
+// second level, walks) takes the general path. BenchmarkAccessHit measures
+// the hit path on each preset.
+//
 // # Limits
 //
 // Real hardware does more than this model: undocumented replacement

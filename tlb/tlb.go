@@ -63,6 +63,7 @@ type level struct {
 	id      Structure
 	nArrays int
 	inline  [maxLevelArrays]array
+	hints   [hintsPerSide]hint // for TLB.Access, on first levels only
 }
 
 func newLevel(id Structure, configs []ArrayConfig) *level {
@@ -81,6 +82,21 @@ func (l *level) arrays() []array { return l.inline[:l.nArrays] }
 // used at stamp.
 func (l *level) lookup(va, stamp uint64) *entry {
 	return lookup(l.arrays(), va, stamp)
+}
+
+// lookupHinted is lookup for a first level: an entry found in the first
+// array's smallest page size is remembered in the hints, for Access.
+func (l *level) lookupHinted(va, stamp uint64) *entry {
+	arrays := l.arrays()
+	a, slot := find(arrays, va)
+	if slot < 0 {
+		return nil
+	}
+	if first := &arrays[0]; a == first && first.fast && first.keys[slot]&3 == first.key0&3 {
+		l.hints[va>>hintShift%hintsPerSide] = hint{key: first.keys[slot], slot: slot}
+	}
+	a.touch(slot, stamp)
+	return &a.entries[slot]
 }
 
 // fill stores tr in the one array that holds it best: the array of its page
@@ -136,10 +152,29 @@ type TLB struct {
 	names    []TagName
 }
 
-// Sides of the first two levels.
+// hint remembers the slot of the first first-level array where the entry
+// for a page of its smallest size was last found. It is only a guess, checked
+// against the array's key before use: fills, invalidations and flushes need
+// not know about hints. Hints are direct-mapped by 4K page number, so a hit
+// costs one compare instead of a scan of the set's ways.
+type hint struct {
+	key  uint64 // the entry's key; 0 matches no key
+	slot int
+}
+
+// hintsPerSide is the number of hints per side: a power of two, at least
+// the entries of a typical first-level array, so that pages cycling through
+// one rarely evict each other's hints.
 const (
-	sideInstruction = 0
-	sideData        = 1
+	hintsPerSide = 256
+	hintShift    = 12
+)
+
+// Sides of the first two levels. A first-level side is also that level's
+// Structure, which the hit path uses to index counters.
+const (
+	sideInstruction = int(L1I)
+	sideData        = int(L1D)
 )
 
 // New builds a TLB with geometry c whose misses are resolved by walker.
@@ -193,13 +228,17 @@ func (t *TLB) Tags() []TagName { return append([]TagName(nil), t.names...) }
 
 // Access translates va for an access of kind attributed to tag. An error
 // means the walker found no translation (a page fault); nothing is cached.
+//
+// Access is the hot path of every measurement, so the common case, a hit in
+// the smallest page size of the first first-level array, is written out here
+// as straight-line code with no calls: a hint (see hints) names the slot to
+// check, and when it is stale one set is scanned. Either way the entry is
+// the one find would return, since find probes that array and page size
+// first and a page has at most one entry in an array.
 func (t *TLB) Access(va uint64, kind Kind, tag Tag) (Outcome, error) {
-	counters := t.counters
-	if int(tag) >= len(counters) {
-		return Outcome{}, fmt.Errorf("access %#x: unknown tag %d", va, tag)
-	}
-	if kind > Write {
-		return Outcome{}, fmt.Errorf("access %#x: unknown kind %d", va, kind)
+	counters := t.counters // a local, so that the stores below cannot change it
+	if int(tag) >= len(counters) || kind > Write {
+		return Outcome{}, t.badAccess(va, kind, tag)
 	}
 	t.stamp++
 	c := &counters[tag]
@@ -208,9 +247,36 @@ func (t *TLB) Access(va uint64, kind Kind, tag Tag) (Outcome, error) {
 	if kind == Fetch {
 		side = sideInstruction
 	}
-
 	l1 := &t.l1[side]
-	if e := l1.lookup(va, t.stamp); e != nil {
+	if a := &l1.inline[0]; a.fast {
+		key := a.key0 | va>>(a.shift0&63)<<2 // &63 spares the compiler handling shifts past 63
+		h := &l1.hints[va>>hintShift%hintsPerSide]
+		if slot := h.slot; h.key == key && uint(slot) < uint(len(a.keys)) && a.keys[slot] == key {
+			e := &a.entries[slot]
+			if a.policy == LRU {
+				e.stamp = t.stamp
+			} else {
+				a.touchPLRU(slot)
+			}
+			c.Hits[side][e.size]++ // the first level's Structure is its side
+			return Outcome{Where: HitL1, Size: e.size, Phys: e.phys(va)}, nil
+		}
+	}
+	return t.access(va, side, c)
+}
+
+func (t *TLB) badAccess(va uint64, kind Kind, tag Tag) error {
+	if int(tag) >= len(t.counters) {
+		return fmt.Errorf("access %#x: unknown tag %d", va, tag)
+	}
+	return fmt.Errorf("access %#x: unknown kind %d", va, kind)
+}
+
+// access is Access past its hint: the first level searched in full, then
+// the second level and the walker.
+func (t *TLB) access(va uint64, side int, c *Counters) (Outcome, error) {
+	l1 := &t.l1[side]
+	if e := l1.lookupHinted(va, t.stamp); e != nil {
 		c.Hits[l1.id][e.size]++
 		return Outcome{Where: HitL1, Size: e.size, Phys: e.phys(va)}, nil
 	}
