@@ -94,6 +94,8 @@ type Machine struct {
 	registry     *loader.Kernel // the loaded-module registry
 	vfs          *vfs           // devices, /proc entries and the user process opening them (vfs.go)
 	driverTable  *driverTable   // bus drivers and subsystem registrations (drivers.go)
+	measuring    []*Measurement // measurements started and not stopped: they see TLB shootdowns
+	splitsSeen   int            // large pages split so far, for shootdowns (measure.go)
 }
 
 // New boots a machine for the kernel described by prof.
@@ -267,7 +269,7 @@ func (m *Machine) Map(va uint64, host unsafe.Pointer, size uint64, perm Perm) er
 	if err := m.cpu.MemMapPtr(va, size, prot(perm), host); err != nil {
 		return fmt.Errorf("mirror map %#x+%#x: %w", va, size, err)
 	}
-	return m.dropTranslations(va, va+size)
+	return m.dropTranslations(va, va+size) // no shootdown: x86 TLBs cache no not-present entries
 }
 
 // Unmap implements mmu.Mirror.
@@ -278,6 +280,7 @@ func (m *Machine) Unmap(va, size uint64) error {
 	if err := m.cpu.MemUnmap(va, size); err != nil {
 		return fmt.Errorf("mirror unmap %#x+%#x: %w", va, size, err)
 	}
+	m.shootdown(va, size)
 	return nil
 }
 
@@ -286,6 +289,7 @@ func (m *Machine) Protect(va, size uint64, perm Perm) error {
 	if err := m.cpu.MemProtect(va, size, prot(perm)); err != nil {
 		return fmt.Errorf("mirror protect %#x+%#x: %w", va, size, err)
 	}
+	m.shootdown(va, size)
 	return m.dropTranslations(va, va+size)
 }
 
