@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/knightsc/gapstone"
@@ -44,9 +45,12 @@ import (
 //     full; with the fault rare, the count is exact for the code that ran.
 //   - Data accesses are what Unicorn reports: string instructions and pushes/pops as their elements,
 //     locked operations as a read and a write.
-//   - The models see no TLB shootdowns: a page-table change while measuring (a module unloaded, an
-//     area freed, rights changed) leaves their cached translations in place, as if the kernel had
-//     not flushed. Measure spans over which the measured code's mappings stay put.
+//   - TLB shootdowns follow x86 6.1's rules for kernel page tables (see shootdown), on this one CPU:
+//     a range of at most tlb_single_page_flush_ceiling (33) pages is invalidated page by page with
+//     invlpg, a larger one, or any change that split a large page, flushes everything, global
+//     entries included. Two differences from the kernel: vmalloc frees here unmap and flush at once
+//     (Linux purges lazily, in batches), and a permission change does not also flush for the
+//     direct-map alias the kernel updates with it (set_memory_ro's cpa_process_alias).
 //   - Attribution is cached by block address for one Start..Stop span: a module unloaded and another
 //     loaded at the same address during a span keeps the first one's names.
 //
@@ -70,7 +74,48 @@ type Measurement struct {
 	traps     uint64              // calls into the emulated kernel while measuring
 	split     splitLoad           // the page-crossing load whose halves Unicorn reports next
 	decoder   *gapstone.Engine
-	decodeErr error // first block that could not be read or decoded
+	decodeErr error      // first block that could not be read or decoded
+	shot      Shootdowns // TLB invalidations of page-table changes while measuring
+}
+
+// Shootdowns count the TLB invalidations the kernel's page-table changes caused while measuring.
+type Shootdowns struct {
+	FullFlushes uint64 `json:"full_flushes"` // flush_tlb_all: every entry, global ones too
+	PageFlushes uint64 `json:"page_flushes"` // invlpg, one page each
+}
+
+// tlbSinglePageFlushCeiling is x86's tlb_single_page_flush_ceiling (arch/x86/mm/tlb.c): the most
+// pages flush_tlb_kernel_range and cpa_flush invalidate one by one before flushing everything.
+const tlbSinglePageFlushCeiling = 33
+
+// shootdown is the TLB flush that follows a change to kernel page tables over [va, va+size): what
+// flush_tlb_kernel_range does for an unmap and cpa_flush for a permission change, with the full
+// flush that __split_large_page forces when the change split a large page. Every model of every
+// running measurement sees it.
+func (m *Machine) shootdown(va, size uint64) {
+	if len(m.measuring) == 0 || m.mem == nil {
+		return
+	}
+	stats := m.mem.Tables.Stats()
+	splits := stats.Split1G + stats.Split2M
+	split := splits != m.splitsSeen
+	m.splitsSeen = splits
+	pages := (size + pageSize - 1) / pageSize
+	for _, ms := range m.measuring {
+		if split || pages > tlbSinglePageFlushCeiling {
+			ms.shot.FullFlushes++
+			for _, t := range ms.tlbs {
+				t.FlushAll()
+			}
+			continue
+		}
+		ms.shot.PageFlushes += pages
+		for p := range pages {
+			for _, t := range ms.tlbs {
+				t.Invlpg(va + p*pageSize)
+			}
+		}
+	}
 }
 
 // block is what is known about one translation block: its size (the cache key with its address),
@@ -168,6 +213,11 @@ func (ms *Measurement) Start() error {
 		ms.Stop()
 		return fmt.Errorf("measure: %w", err)
 	}
+	ms.m.measuring = append(ms.m.measuring, ms)
+	if ms.m.mem != nil {
+		stats := ms.m.mem.Tables.Stats()
+		ms.m.splitsSeen = stats.Split1G + stats.Split2M
+	}
 	return nil
 }
 
@@ -183,6 +233,7 @@ func (ms *Measurement) Stop() error {
 		}
 	}
 	ms.hooks = nil
+	ms.m.measuring = slices.DeleteFunc(ms.m.measuring, func(o *Measurement) bool { return o == ms })
 	if ms.decoder != nil {
 		// gapstone returns its Errno even for CS_ERR_OK, and cs_close cannot fail on a handle
 		// cs_open made: nothing to report.
@@ -203,6 +254,7 @@ func (ms *Measurement) Reset() {
 	}
 	clear(ms.insns)
 	ms.traps = 0
+	ms.shot = Shootdowns{}
 }
 
 // onBlock is the HOOK_BLOCK callback: the block's fetches and instructions.
@@ -354,6 +406,9 @@ func (ms *Measurement) TLBs() []*tlb.TLB { return ms.tlbs }
 // Traps is the number of calls into the emulated kernel while measuring.
 func (ms *Measurement) Traps() uint64 { return ms.traps }
 
+// Shootdowns are the TLB invalidations page-table changes caused while measuring.
+func (ms *Measurement) Shootdowns() Shootdowns { return ms.shot }
+
 // DecodeErr is the first block that could not be read or decoded for counting instructions (its
 // instructions count as none), or nil.
 func (ms *Measurement) DecodeErr() error { return ms.decodeErr }
@@ -401,6 +456,8 @@ type Result struct {
 	Tags  []TagResult `json:"tags"`
 	Total TagResult   `json:"total"`
 	Traps uint64      `json:"kernel_calls"`
+	// Shootdowns are the flushes the model saw (the same for every model of a measurement).
+	Shootdowns Shootdowns `json:"shootdowns"`
 }
 
 // Results are the models' accounts, in the order of their configurations.
@@ -408,7 +465,7 @@ func (ms *Measurement) Results() []Result {
 	out := make([]Result, len(ms.tlbs))
 	for i, t := range ms.tlbs {
 		costs := t.Config().Costs
-		r := Result{TLB: t.Config().Name, Costs: costs, Traps: ms.traps}
+		r := Result{TLB: t.Config().Name, Costs: costs, Traps: ms.traps, Shootdowns: ms.shot}
 		r.Total = TagResult{Module: "total"}
 		for l, n := range ms.names {
 			c := t.Counters(ms.tags[i][l])
@@ -495,6 +552,10 @@ func (r *Result) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "per 1000 instructions: iTLB misses %.3f, dTLB misses %.3f, STLB misses %.3f, walk references %.3f; %d kernel calls\n",
 		r.Total.PerKiloInstructions(r.Total.ITLBMisses()), r.Total.PerKiloInstructions(r.Total.DTLBMisses()),
 		r.Total.PerKiloInstructions(r.Total.STLBMisses()), r.Total.PerKiloInstructions(c.TotalWalkRefs()), r.Traps)
+	if sd := r.Shootdowns; sd != (Shootdowns{}) {
+		fmt.Fprintf(&b, "TLB shootdowns from page-table changes: %d full flushes, %d single-page invalidations\n",
+			sd.FullFlushes, sd.PageFlushes)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
