@@ -553,7 +553,7 @@ func (r *Result) WriteText(w io.Writer) error {
 		r.Total.PerKiloInstructions(r.Total.ITLBMisses()), r.Total.PerKiloInstructions(r.Total.DTLBMisses()),
 		r.Total.PerKiloInstructions(r.Total.STLBMisses()), r.Total.PerKiloInstructions(c.TotalWalkRefs()), r.Traps)
 	if sd := r.Shootdowns; sd != (Shootdowns{}) {
-		fmt.Fprintf(&b, "TLB shootdowns from page-table changes: %d full flushes, %d single-page invalidations\n",
+		fmt.Fprintf(&b, "TLB shootdowns from page-table changes: full flushes %d, single-page invalidations %d\n",
 			sd.FullFlushes, sd.PageFlushes)
 	}
 	_, err := io.WriteString(w, b.String())

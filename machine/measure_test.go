@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"kemu/mmu"
 	"kemu/tlb"
 )
 
@@ -232,4 +233,49 @@ func TestMeasureHotChainColdCodePages(t *testing.T) {
 	total := ms.Results()[0].Total
 	assert.Equal(t, uint64(len(pages)), total.ITLBMisses())
 	assert.GreaterOrEqual(t, total.STLBMisses(), uint64(len(pages)), "a cold STLB walks for every code page")
+}
+
+// Page-table changes while measuring reach the models as x86 6.1 flushes them: invlpg for a few
+// pages, a full flush for a large range.
+func TestMeasureSeesShootdowns(t *testing.T) {
+	m := newTestMachine(t, Options{})
+	tm := newModule(t, m)
+	fn := tm.load(t, m, "reader", []byte{0x48, 0x8b, 0x07, 0xc3}, make([]byte, 16)) // mov rax, [rdi]; ret
+	ms, err := m.Measure(tlb.Skylake())
+	require.NoError(t, err)
+	misses := func() (itlb, dtlb uint64) {
+		_, err := m.Call(fn, tm.data)
+		require.NoError(t, err)
+		total := ms.Results()[0].Total
+		return total.ITLBMisses(), total.DTLBMisses()
+	}
+	i0, d0 := misses()
+	i1, d1 := misses()
+	require.Equal(t, [2]uint64{i0, d0}, [2]uint64{i1, d1}, "a warm second call misses nothing")
+
+	// One page made read-only: invlpg of that page, whose next read misses once.
+	require.NoError(t, m.protect(tm.data, pageSize, PermRead))
+	i2, d2 := misses()
+	assert.Equal(t, i1, i2, "code pages stay cached")
+	assert.Equal(t, d1+1, d2, "the data page misses once")
+	assert.Equal(t, Shootdowns{PageFlushes: 1}, ms.Shootdowns())
+
+	// Freeing 40 pages: more than the 33-page ceiling, so everything goes, global entries too.
+	area, err := m.vmalloc.Vzalloc(40*pageSize, mmu.Caller{Label: "test"})
+	require.NoError(t, err)
+	require.NoError(t, m.vmalloc.Vfree(area))
+	assert.Equal(t, uint64(1), ms.Shootdowns().FullFlushes)
+	i3, d3 := misses()
+	assert.Equal(t, i2+2, i3, "module text and the kernel page it returns to miss again")
+	assert.Equal(t, d2+2, d3, "the data and stack pages miss again")
+
+	var text bytes.Buffer
+	res := ms.Results()[0]
+	require.NoError(t, res.WriteText(&text))
+	assert.Contains(t, text.String(), "TLB shootdowns from page-table changes: full flushes 1, single-page invalidations 1")
+
+	// Stopped, the measurement sees no more.
+	require.NoError(t, ms.Stop())
+	require.NoError(t, m.protect(tm.data, pageSize, PermRead|PermWrite))
+	assert.Equal(t, Shootdowns{FullFlushes: 1, PageFlushes: 1}, ms.Shootdowns())
 }
