@@ -42,9 +42,10 @@ type Kernel struct {
 	taint   Taint
 	once    map[string]bool // pr_*_once() sites already printed
 
-	debugLocksOff bool         // debug_locks is 0: "Disabling lock debugging" was printed
-	params        *paramLayout // struct kernel_param & co, from BTF on first use
-	spare         *regionPool  // region buffers to reuse while CheckFiles runs, nil otherwise
+	debugLocksOff bool           // debug_locks is 0: "Disabling lock debugging" was printed
+	params        *paramLayout   // struct kernel_param & co, from BTF on first use
+	spare         *regionPool    // region buffers to reuse while CheckFiles runs, nil otherwise
+	versionAt     map[string]int // the __versions index of the module being linked (findVersion)
 }
 
 // NewKernel returns an empty registry for the kernel described by cfg.

@@ -47,6 +47,8 @@ type loadInfo struct {
 
 	usingGPLOnly bool // mod->using_gplonly_symbols
 	sigOK        bool
+
+	versionAt map[string]int // mod.Versions by name once findVersion indexed them (the Kernel's map)
 }
 
 // placed is a section's place in a region (sh_entsize with INIT_OFFSET_MASK in the kernel).
@@ -250,18 +252,48 @@ func (info *loadInfo) checkVersion(symname string, crc *uint32) bool {
 	if info.idxVers == 0 {
 		return k.tryForceLoad(m, symname) == nil
 	}
-	for _, v := range m.Versions {
-		if v.Name != symname {
-			continue
-		}
-		if v.CRC == uint64(*crc) {
-			return true
-		}
-		k.printk(LogWarning, "%s: disagrees about version of symbol %s", info.name, symname)
-		return false
+	i, ok := info.findVersion(symname)
+	if !ok {
+		k.printkOnce(LogWarning, "%s: no symbol version for %s", info.name, symname)
+		return true
 	}
-	k.printkOnce(LogWarning, "%s: no symbol version for %s", info.name, symname)
-	return true
+	if m.Versions[i].CRC == uint64(*crc) {
+		return true
+	}
+	k.printk(LogWarning, "%s: disagrees about version of symbol %s", info.name, symname)
+	return false
+}
+
+// versionIndexMin is the size of __versions from which findVersion indexes it rather than scanning it.
+const versionIndexMin = 16
+
+// findVersion returns the index of the first __versions record for name, as check_version()'s scan
+// finds it. check_version runs once per undefined symbol and large modules import hundreds, so a scan
+// each time would be quadratic: large tables are indexed by name on first use, in a map the Kernel
+// keeps and reuses for each module it links (LoadPrepared links one module at a time).
+func (info *loadInfo) findVersion(name string) (int, bool) {
+	vs := info.mod.Versions
+	if len(vs) < versionIndexMin {
+		for i := range vs {
+			if vs[i].Name == name {
+				return i, true
+			}
+		}
+		return 0, false
+	}
+	if info.versionAt == nil {
+		k := info.k
+		if k.versionAt == nil {
+			k.versionAt = make(map[string]int, len(vs))
+		}
+		clear(k.versionAt)
+		for i := len(vs) - 1; i >= 0; i-- { // backwards, so that the first of duplicate names wins
+			k.versionAt[vs[i].Name] = i
+		}
+		info.versionAt = k.versionAt
+	}
+	i, ok := info.versionAt[name]
+	return i, ok
 }
 
 // checkModstructVersion is check_modstruct_version(): the module's idea of struct module must match.

@@ -27,13 +27,16 @@ const mapMinSize = 64 << 10
 type mappedFile struct {
 	data   []byte // the file's bytes
 	mapped bool   // data is a mapping to unmap, else a heap buffer to reuse
+	// spare is the caller's buffer a mapped file did not need: it goes back with the file, else every
+	// mapped file would cost the caller's pool a buffer, to be grown again for the next small file.
+	spare []byte
 }
 
 // release unmaps a mapping and returns the heap buffer, if any, for reuse.
 func (f mappedFile) release() []byte {
 	if f.mapped {
 		_ = unix.Munmap(f.data)
-		return nil
+		return f.spare
 	}
 	return f.data
 }
@@ -54,7 +57,7 @@ func openModuleFile(path string, buf []byte) (mappedFile, []byte, error) {
 		data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_POPULATE)
 		if err == nil {
 			if DetectCompression(data) == None {
-				return mappedFile{data: data, mapped: true}, data, nil
+				return mappedFile{data: data, mapped: true, spare: buf}, data, nil
 			}
 			_ = unix.Munmap(data) // a compressed file is read: its image is a copy anyway
 		}
@@ -73,9 +76,10 @@ func faultError(r any, what string) error {
 	return &Error{Errno: syscall.EIO, Detail: fmt.Sprintf("%s: fault at %#x reading the module file (changed while loading?)", what, fault.Addr())}
 }
 
-// prepareFile opens and prepares one file for CheckFiles. It runs with faults as panics (the caller's
-// goroutine sets debug.SetPanicOnFault), so a file truncated while mapped is an EIO error.
-func (k *Kernel) prepareFile(path string, buf []byte) (file mappedFile, p *Prepared, err error) {
+// prepareFile opens and prepares one file for CheckFiles, loaded with flags. It runs with faults as
+// panics (the caller's goroutine sets debug.SetPanicOnFault), so a file truncated while mapped is an
+// EIO error.
+func (k *Kernel) prepareFile(path string, buf []byte, flags Flags) (file mappedFile, p *Prepared, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err, p = faultError(r, path), nil
@@ -83,7 +87,7 @@ func (k *Kernel) prepareFile(path string, buf []byte) (file mappedFile, p *Prepa
 	}()
 	file, img, err := openModuleFile(path, buf)
 	if err == nil {
-		p, err = k.Prepare(img, LoadOptions{Path: path})
+		p, err = k.Prepare(img, LoadOptions{Path: path, Flags: flags})
 	}
 	return file, p, err
 }

@@ -63,7 +63,8 @@ func TestOpenModuleFile(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, tc.name)
 			require.NoError(t, os.WriteFile(path, tc.data, 0o644))
-			file, img, err := openModuleFile(path, nil)
+			buf := make([]byte, 0, 100)
+			file, img, err := openModuleFile(path, buf)
 			require.NoError(t, err)
 			require.Equal(t, tc.mapped, file.mapped)
 			want := tc.data
@@ -71,8 +72,14 @@ func TestOpenModuleFile(t *testing.T) {
 				want = append(big, make([]byte, 4*mapMinSize)...)
 			}
 			require.Equal(t, string(want), string(img))
-			if buf := file.release(); tc.mapped {
-				require.Nil(t, buf)
+			// The caller's buffer comes back for reuse: untouched when the file was mapped, else
+			// holding (or grown for) the file's bytes.
+			back := file.release()
+			if tc.mapped {
+				require.Equal(t, cap(buf), cap(back))
+				require.Same(t, &buf[:1][0], &back[:1][0])
+			} else {
+				require.Equal(t, len(tc.data), len(back))
 			}
 		})
 	}

@@ -53,7 +53,9 @@ func (info *loadInfo) applyRelocations() error {
 }
 
 // applyRelaSection is __apply_relocate_add() for one section. The kernel trusts offsets and symbol
-// indexes; kemu checks them and names section, offset, type and symbol in every error.
+// indexes; kemu checks them and names section, offset, type and symbol in every error. The loop runs
+// for every relocation of a tree (millions): its failures are built out of line (relocError) so that
+// the loop's variables stay in registers.
 func (info *loadInfo) applyRelaSection(relIdx int) error {
 	f, m := info.f, info.mod
 	rs := &f.secs[relIdx]
@@ -68,27 +70,19 @@ func (info *loadInfo) applyRelaSection(relIdx int) error {
 	bytes := region.Bytes[p.off : p.off+t.Size]
 	base := info.addr[tIdx]
 	raw := f.sectionData(relIdx)
+	syms := info.syms
 	isThisModule := tIdx == info.idxMod
 	for n := 0; n+relaSize <= len(raw); n += relaSize {
-		r := raw[n:]
+		r := raw[n : n+relaSize]
 		off := le.Uint64(r[0:])
 		rinfo := le.Uint64(r[8:])
-		addend := int64(le.Uint64(r[16:]))
+		addend := le.Uint64(r[16:])
 		symIdx, typ := rinfo>>32, uint32(rinfo)
-		fail := func(e *Error, format string, args ...any) error {
-			return e.withDetail("%s: %s+%#x %s: %s", m.Name, t.Name, off, relocName(typ), fmt.Sprintf(format, args...))
+		if symIdx >= uint64(len(syms)) {
+			return info.relocError(kerr(syscall.ENOEXEC, ""), t, off, typ, nil, "symbol index %d out of range (%d symbols)", symIdx, len(syms))
 		}
-		if symIdx >= uint64(len(info.syms)) {
-			return fail(kerr(syscall.ENOEXEC, ""), "symbol index %d out of range (%d symbols)", symIdx, len(info.syms))
-		}
-		sym := &info.syms[symIdx]
-		symName := func() string { // for messages only: section symbols are named by their section
-			if sym.Name == "" && sym.typ() == sttSection && int(sym.Shndx) < len(f.secs) {
-				return f.secs[sym.Shndx].Name
-			}
-			return sym.Name
-		}
-		width := uint64(0)
+		sym := &syms[symIdx]
+		var width uint64
 		switch typ {
 		case rX86_64None:
 			continue
@@ -97,21 +91,16 @@ func (info *loadInfo) applyRelaSection(relIdx int) error {
 		case rX86_64_32, rX86_64_32S, rX86_64PC32, rX86_64PLT32:
 			width = 4
 		default:
-			return fail(kerr(syscall.ENOEXEC, "%s: Unknown rela relocation: %d", m.Name, typ), "symbol %s", symName())
+			return info.relocError(kerr(syscall.ENOEXEC, "%s: Unknown rela relocation: %d", m.Name, typ), t, off, typ, sym, "")
 		}
 		if off > t.Size || width > t.Size-off {
-			return fail(kerr(syscall.ENOEXEC, ""), "offset past the end of the %d-byte section (symbol %s)", t.Size, symName())
+			return info.relocError(kerr(syscall.ENOEXEC, ""), t, off, typ, sym, "offset past the end of the %d-byte section", t.Size)
 		}
 		loc := base + off
-		val := sym.Value + uint64(addend)
+		val := sym.Value + addend
 		dst := bytes[off : off+width]
 		if !zeroField(dst) {
-			return fail(kerr(syscall.ENOEXEC, "x86/modules: Skipping invalid relocation target, existing value is nonzero for type %d, loc %016x, val %x", typ, loc, val), "symbol %s", symName())
-		}
-		overflow := func() error {
-			k := info.k
-			k.printk(LogErr, "overflow in relocation type %d val %x", typ, val)
-			return fail(kerr(syscall.ENOEXEC, "`%s' likely not compiled with -mcmodel=kernel", m.Name), "value %#x of symbol %s does not fit", val, symName())
+			return info.relocError(kerr(syscall.ENOEXEC, "x86/modules: Skipping invalid relocation target, existing value is nonzero for type %d, loc %016x, val %x", typ, loc, val), t, off, typ, sym, "")
 		}
 		switch typ {
 		case rX86_64_64:
@@ -119,12 +108,12 @@ func (info *loadInfo) applyRelaSection(relIdx int) error {
 		case rX86_64_32:
 			le.PutUint32(dst, uint32(val))
 			if val != uint64(uint32(val)) {
-				return overflow()
+				return info.relocOverflow(t, off, typ, sym, val)
 			}
 		case rX86_64_32S:
 			le.PutUint32(dst, uint32(val))
 			if int64(val) != int64(int32(uint32(val))) {
-				return overflow()
+				return info.relocOverflow(t, off, typ, sym, val)
 			}
 		case rX86_64PC32, rX86_64PLT32:
 			val -= loc
@@ -132,7 +121,7 @@ func (info *loadInfo) applyRelaSection(relIdx int) error {
 			// The kernel does not check this overflow (the check is #if 0); a displacement that does not
 			// fit would silently jump elsewhere, so kemu refuses it.
 			if int64(val) != int64(int32(uint32(val))) {
-				return fail(kerr(syscall.ENOEXEC, ""), "PC-relative displacement %#x to symbol %s does not fit in 32 bits (the kernel would load it corrupted)", int64(val), symName())
+				return info.relocError(kerr(syscall.ENOEXEC, ""), t, off, typ, nil, "PC-relative displacement %#x to symbol %s does not fit in 32 bits (the kernel would load it corrupted)", int64(val), info.relocSymName(sym))
 			}
 		case rX86_64PC64:
 			val -= loc
@@ -148,6 +137,35 @@ func (info *loadInfo) applyRelaSection(relIdx int) error {
 		}
 	}
 	return nil
+}
+
+// relocOverflow is the kernel's overflow report for an absolute relocation whose value does not fit.
+func (info *loadInfo) relocOverflow(t *elfSection, off uint64, typ uint32, sym *elfSym, val uint64) error {
+	info.k.printk(LogErr, "overflow in relocation type %d val %x", typ, val)
+	e := kerr(syscall.ENOEXEC, "`%s' likely not compiled with -mcmodel=kernel", info.mod.Name)
+	return info.relocError(e, t, off, typ, nil, "value %#x of symbol %s does not fit", val, info.relocSymName(sym))
+}
+
+// relocError gives e kemu's account of a refused relocation: module, target section, offset and type,
+// then what is wrong (format, args), then the symbol when sym is not nil.
+func (info *loadInfo) relocError(e *Error, t *elfSection, off uint64, typ uint32, sym *elfSym, format string, args ...any) error {
+	what := fmt.Sprintf(format, args...)
+	if sym != nil {
+		if what == "" {
+			what = "symbol " + info.relocSymName(sym)
+		} else {
+			what += " (symbol " + info.relocSymName(sym) + ")"
+		}
+	}
+	return e.withDetail("%s: %s+%#x %s: %s", info.mod.Name, t.Name, off, relocName(typ), what)
+}
+
+// relocSymName names a relocation's symbol in messages: section symbols are named by their section.
+func (info *loadInfo) relocSymName(sym *elfSym) string {
+	if sym.Name == "" && sym.typ() == sttSection && int(sym.Shndx) < len(info.f.secs) {
+		return info.f.secs[sym.Shndx].Name
+	}
+	return sym.Name
 }
 
 // zeroField reports whether a 4- or 8-byte relocation target still holds zero, as the kernel requires.

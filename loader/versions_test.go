@@ -1,0 +1,59 @@
+package loader
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestFindVersion: the first __versions record of a name is found whether the table is scanned (small)
+// or indexed (large), and an index built for one module is not used for the next.
+func TestFindVersion(t *testing.T) {
+	table := func(n int) []Version {
+		vs := make([]Version, n)
+		for i := range vs {
+			vs[i] = Version{CRC: uint64(i), Name: fmt.Sprintf("sym%d", i)}
+		}
+		return vs
+	}
+	withDup := func(n int) []Version { // sym1 again at the end: the first one counts
+		return append(table(n), Version{CRC: 99, Name: "sym1"})
+	}
+	for _, tc := range []struct {
+		name     string
+		versions []Version
+		lookup   string
+		want     int
+		found    bool
+	}{
+		{"small found", table(3), "sym2", 2, true},
+		{"small missing", table(3), "other", 0, false},
+		{"small duplicate", withDup(3), "sym1", 1, true},
+		{"empty", nil, "sym0", 0, false},
+		{"large found", table(100), "sym77", 77, true},
+		{"large first", table(100), "sym0", 0, true},
+		{"large missing", table(100), "sym100", 0, false},
+		{"large duplicate", withDup(100), "sym1", 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := &Kernel{}
+			info := &loadInfo{k: k, mod: &Module{Versions: tc.versions}}
+			i, ok := info.findVersion(tc.lookup)
+			require.Equal(t, tc.found, ok)
+			require.Equal(t, tc.want, i)
+			// Repeated lookups give the same answers (the index is built once per module).
+			i, ok = info.findVersion(tc.lookup)
+			require.Equal(t, tc.found, ok)
+			require.Equal(t, tc.want, i)
+
+			// The next module on the same Kernel gets its own index.
+			next := &loadInfo{k: k, mod: &Module{Versions: table(50)[20:]}}
+			i, ok = next.findVersion("sym30")
+			require.True(t, ok)
+			require.Equal(t, 10, i)
+			_, ok = next.findVersion("sym77")
+			require.False(t, ok)
+		})
+	}
+}
