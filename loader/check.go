@@ -158,14 +158,30 @@ type CheckResult struct {
 	Err    error
 }
 
-// CheckFiles links every file, in the given order, into k, marking each successful one LIVE so that
-// later modules can use its exports. Files are read and prepared (decompressed, signature-checked,
-// ELF-validated) by workers goroutines ahead of the sequential linker. fn receives each result in order;
-// once it returns, the module's region bytes are dropped (the registry keeps everything else) and
-// recycled for the next modules' regions, so a whole distribution's modules fit in memory and the
-// linker does not allocate (and the garbage collector scan for) a tree's worth of bytes. fn must not
-// keep Region.Bytes.
+// CheckOptions are how CheckFilesWith loads a batch of modules.
+type CheckOptions struct {
+	// Workers is how many goroutines read and prepare files ahead of the linker (at least one).
+	Workers int
+	// Flags are the finit_module() flags every module is loaded with, as insmod or modprobe
+	// --force-vermagic / --force-modversion pass them: the kernel skips those checks, treats the
+	// module as unsigned (mangled) and taints it F.
+	Flags Flags
+}
+
+// CheckFiles is CheckFilesWith without finit_module flags.
 func (k *Kernel) CheckFiles(files []string, workers int, fn func(CheckResult)) {
+	k.CheckFilesWith(files, CheckOptions{Workers: workers}, fn)
+}
+
+// CheckFilesWith links every file, in the given order, into k, marking each successful one LIVE so
+// that later modules can use its exports. Files are read and prepared (decompressed,
+// signature-checked, ELF-validated) by opts.Workers goroutines ahead of the sequential linker. fn
+// receives each result in order; once it returns, the module's region bytes are dropped (the
+// registry keeps everything else) and recycled for the next modules' regions, so a whole
+// distribution's modules fit in memory and the linker does not allocate (and the garbage collector
+// scan for) a tree's worth of bytes. fn must not keep Region.Bytes.
+func (k *Kernel) CheckFilesWith(files []string, opts CheckOptions, fn func(CheckResult)) {
+	workers := opts.Workers
 	if workers < 1 {
 		workers = 1
 	}
@@ -200,7 +216,7 @@ func (k *Kernel) CheckFiles(files []string, workers int, fn func(CheckResult)) {
 		go func() {
 			defer panicOnFault()() // see mapped.go
 			for i := range next {
-				file, p, err := k.prepareFile(files[i], <-bufs)
+				file, p, err := k.prepareFile(files[i], <-bufs, opts.Flags)
 				slots[i] <- read{p, err, file}
 			}
 		}()

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -85,4 +87,62 @@ func TestReadModulesDep(t *testing.T) {
 	order := LoadOrder([]string{"/t/kernel/a/x-y.ko.xz", "/t/kernel/b/z.ko", "/t/kernel/c/w.ko"}, deps)
 	assert.Equal(t, []string{"/t/kernel/c/w.ko", "/t/kernel/b/z.ko", "/t/kernel/a/x-y.ko.xz"}, order)
 	assert.Equal(t, "", FindModulesDep(filepath.Join(dir, "none")))
+}
+
+// TestCheckFilesFlags checks a batch as insmod --force-vermagic / --force-modversion would load it:
+// the flags reach every module (the kernel's "kernel tainted" lines, taint F) and a forced load is
+// treated as unsigned, so signature enforcement rejects even a correctly signed module.
+func TestCheckFilesFlags(t *testing.T) {
+	dir := t.TempDir()
+	badMagic := editFixture(t, "hello")
+	badMagic.replace(".modinfo", "SMP", "XMP")
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, b, 0o644))
+		return p
+	}
+	badMagicPath := write("hello.ko", badMagic.b)
+	producerPath := write("producer.ko", fixture(t, "producer"))
+	signedPath := write("hello_signed.ko", fixture(t, "hello_signed"))
+
+	cases := []struct {
+		name    string
+		file    string
+		flags   Flags
+		enforce bool
+		errno   syscall.Errno // 0: loads
+		taints  string
+		logLine string
+	}{
+		{"bad vermagic refused", badMagicPath, 0, false, syscall.ENOEXEC, "", "hello: version magic '6.1.0-56-amd64 XMP"},
+		{"bad vermagic forced", badMagicPath, IgnoreVermagic, false, 0, "FOE", "hello: bad vermagic: kernel tainted."},
+		{"bad vermagic, only modversions forced", badMagicPath, IgnoreModversions, false, syscall.ENOEXEC, "", "hello: version magic '6.1.0-56-amd64 XMP"},
+		{"modversions forced", producerPath, IgnoreModversions, false, 0, "FOE", "producer: module_layout: kernel tainted."},
+		{"no flags", producerPath, 0, false, 0, "OE", ""},
+		{"signed, enforced, not forced", signedPath, 0, true, 0, "O", ""},
+		{"signed, enforced, forced: mangled", signedPath, IgnoreVermagic, true, syscall.EKEYREJECTED, "", "Loading of unsigned module is rejected"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var log []string
+			k, _ := testKernel(t, &log)
+			k.cfg.SigEnforce, k.cfg.Certs = c.enforce, fixtureCerts(t)
+			var results []CheckResult
+			k.CheckFilesWith([]string{c.file}, CheckOptions{Workers: 2, Flags: c.flags}, func(r CheckResult) {
+				results = append(results, r)
+			})
+			require.Len(t, results, 1)
+			r := results[0]
+			if c.errno != 0 {
+				assert.Equal(t, c.errno, Errno(r.Err), "%v", r.Err)
+				assert.Nil(t, r.Module)
+			} else {
+				require.NoError(t, r.Err)
+				assert.Equal(t, c.taints, r.Module.Taints.String())
+			}
+			if c.logLine != "" {
+				assert.True(t, slices.ContainsFunc(log, func(l string) bool { return strings.Contains(l, c.logLine) }), "%q not in %q", c.logLine, log)
+			}
+		})
+	}
 }

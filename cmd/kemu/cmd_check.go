@@ -22,7 +22,9 @@ func init() {
 		Long: `check loads each module into an emulated kernel's module registry as Linux 6.1 would, stopping short
 of running it: ELF validity, vermagic, modversions, license and taint rules, symbol resolution against the
 kernel profile and the modules checked before it, layout and relocation. It prints one line per module,
-OK or the kernel's message, then a summary. Modules of a directory are checked in dependency order.`,
+OK or the kernel's message, followed by the other lines the kernel logged while loading it (indented),
+then a summary. Modules of a directory are checked in dependency order. --force-vermagic and
+--force-modversion load every module as insmod with them would (the checks skipped, taint F).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: runCheck,
 	})
@@ -39,6 +41,8 @@ type checkRecord struct {
 	CoreSize uint64 `json:"core_size,omitempty"`
 	InitSize uint64 `json:"init_size,omitempty"`
 	Exports  int    `json:"exports,omitempty"`
+	// Log is what the kernel logged while loading the module, its failure message included.
+	Log []string `json:"log,omitempty"`
 }
 
 func runCheck(cmd *cobra.Command, args []string) error {
@@ -46,7 +50,11 @@ func runCheck(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	k, err := loader.NewKernel(loader.Config{Profile: prof, SigEnforce: mopts.SigEnforce, Certs: mopts.Certs})
+	// The kernel logs from the linking goroutine only, between two results: what it logged since the
+	// last result is about the module of the next one.
+	var logged []string
+	logLine := func(_ int, line string) { logged = append(logged, line) }
+	k, err := loader.NewKernel(loader.Config{Profile: prof, SigEnforce: mopts.SigEnforce, Certs: mopts.Certs, Printk: logLine})
 	if err != nil {
 		return err
 	}
@@ -90,8 +98,10 @@ func runCheck(cmd *cobra.Command, args []string) error {
 	out := cmd.OutOrStdout()
 	var records []checkRecord
 	ok, failed := 0, 0
-	k.CheckFiles(files, runtime.NumCPU(), func(r loader.CheckResult) {
-		rec := checkRecord{Path: r.Path, OK: r.Err == nil}
+	opts := loader.CheckOptions{Workers: runtime.NumCPU(), Flags: mopts.LoadFlags}
+	k.CheckFilesWith(files, opts, func(r loader.CheckResult) {
+		rec := checkRecord{Path: r.Path, OK: r.Err == nil, Log: logged}
+		logged = nil
 		if r.Err != nil {
 			failed++
 			rec.Error = r.Err.Error()
@@ -111,6 +121,11 @@ func runCheck(cmd *cobra.Command, args []string) error {
 			fmt.Fprintf(out, "%s: OK\n", r.Path)
 		} else {
 			fmt.Fprintf(out, "%s: %s\n", r.Path, rec.Error)
+		}
+		for _, line := range rec.Log {
+			if line != rec.Error { // the failure's own message is already on the module's line
+				fmt.Fprintf(out, "  %s\n", line)
+			}
 		}
 	})
 	if global.json {
