@@ -267,7 +267,7 @@ func (s seqFile) read(ubuf, size uint64, discard bool) (int64, error) {
 	var showErr int64
 	for {
 		if p == 0 || isErrPtr(p) {
-			showErr = errPtr(p)
+			showErr = ptrErr(p)
 			if _, err := m.Call(s.op("stop"), s.addr, p); err != nil {
 				return 0, err
 			}
@@ -361,8 +361,8 @@ func (s seqFile) done(copied uint64, errno int64) (int64, error) {
 
 func (s seqFile) overflowed() bool { return s.get("count") == s.get("size") }
 
-// errPtr is PTR_ERR of an ERR_PTR, 0 for anything else.
-func errPtr(p uint64) int64 {
+// ptrErr is PTR_ERR of an ERR_PTR, 0 for anything else.
+func ptrErr(p uint64) int64 {
 	if isErrPtr(p) {
 		return int64(p)
 	}
