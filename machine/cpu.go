@@ -64,6 +64,9 @@ type Machine struct {
 	prof *profile.Profile
 	opts Options
 	cpu  uc.Unicorn
+	// cpuInfo is the kernel's view of the CPU (identity, capability and bug bits): the one source
+	// for boot_cpu_data, x86_match_cpu, /proc/cpuinfo and load-time code patching.
+	cpuInfo CPUInfo
 
 	mem     *mmu.Kernel        // RAM, frames and page tables: the source of truth the CPU mirrors
 	vmalloc *vmalloc.Allocator // vmalloc and module areas
@@ -95,7 +98,6 @@ type Machine struct {
 	vfs          *vfs           // devices, /proc entries and the user process opening them (vfs.go)
 	driverTable  *driverTable   // bus drivers and subsystem registrations (drivers.go)
 	measuring    []*Measurement // measurements started and not stopped: they see TLB shootdowns
-	splitsSeen   int            // large pages split so far, for shootdowns (measure.go)
 }
 
 // New boots a machine for the kernel described by prof.
@@ -114,6 +116,15 @@ func New(prof *profile.Profile, opts Options) (*Machine, error) {
 		return nil, fmt.Errorf("machine: open unicorn x86-64: %w", err)
 	}
 	m := &Machine{prof: prof, opts: opts, cpu: cpu, layout: defaultLayout(), pid: 1000, comm: "insmod"}
+	// The CPU model can only be chosen before anything else touches the engine (cpufeatures_cpuid.go).
+	if err := cpu.SetCPUModel(cpuModel); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("machine: CPU model: %w", err)
+	}
+	if m.cpuInfo, err = probeCPU(cpu); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("machine: identify CPU: %w", err)
+	}
 	m.mem, err = mmu.NewKernel(mmu.Config{MemSize: ramSize, Mirror: m})
 	if err != nil {
 		m.Close()
@@ -160,6 +171,7 @@ func (m *Machine) boot() error {
 		{"per-CPU area", m.setupPerCPU},
 		{"current task", m.setupTask},
 		{"kernel state", m.kernel.init},
+		{"boot CPU data", m.setupCPUData},
 	}
 	for _, s := range steps {
 		if err := s.fn(); err != nil {
@@ -280,7 +292,6 @@ func (m *Machine) Unmap(va, size uint64) error {
 	if err := m.cpu.MemUnmap(va, size); err != nil {
 		return fmt.Errorf("mirror unmap %#x+%#x: %w", va, size, err)
 	}
-	m.shootdown(va, size)
 	return nil
 }
 
@@ -289,9 +300,12 @@ func (m *Machine) Protect(va, size uint64, perm Perm) error {
 	if err := m.cpu.MemProtect(va, size, prot(perm)); err != nil {
 		return fmt.Errorf("mirror protect %#x+%#x: %w", va, size, err)
 	}
-	m.shootdown(va, size)
 	return m.dropTranslations(va, va+size)
 }
+
+// FlushTLB implements mmu.Mirror: Unicorn's own TLB follows Map, Unmap and Protect at once
+// (dropTranslations), so a flush only reaches the TLB models of running measurements.
+func (m *Machine) FlushTLB(start, end uint64, all bool) { m.shootdown(start, end, all) }
 
 // protect changes the rights of [va, va+size) in the page tables (and so on the CPU).
 func (m *Machine) protect(va, size uint64, perm Perm) error {

@@ -45,11 +45,9 @@ import (
 //     full; with the fault rare, the count is exact for the code that ran.
 //   - Data accesses are what Unicorn reports: string instructions and pushes/pops as their elements,
 //     locked operations as a read and a write.
-//   - TLB shootdowns follow x86 6.1's rules for kernel page tables (see shootdown), on this one CPU:
-//     a range of at most tlb_single_page_flush_ceiling (33) pages is invalidated page by page with
-//     invlpg, a larger one, or any change that split a large page, flushes everything, global
-//     entries included. Two differences from the kernel: vmalloc frees here unmap and flush at once
-//     (Linux purges lazily, in batches), and a permission change does not also flush for the
+//   - TLB shootdowns reach the models when the kernel would issue them (mmu.Mirror.FlushTLB: at once
+//     for a permission change, lazily for vfree, at once for freed module memory), with x86 6.1's
+//     rule on this one CPU (see shootdown). A permission change does not also flush for the
 //     direct-map alias the kernel updates with it (set_memory_ro's cpa_process_alias).
 //   - Attribution is cached by block address for one Start..Stop span: a module unloaded and another
 //     loaded at the same address during a span keeps the first one's names.
@@ -88,21 +86,18 @@ type Shootdowns struct {
 // pages flush_tlb_kernel_range and cpa_flush invalidate one by one before flushing everything.
 const tlbSinglePageFlushCeiling = 33
 
-// shootdown is the TLB flush that follows a change to kernel page tables over [va, va+size): what
-// flush_tlb_kernel_range does for an unmap and cpa_flush for a permission change, with the full
-// flush that __split_large_page forces when the change split a large page. Every model of every
-// running measurement sees it.
-func (m *Machine) shootdown(va, size uint64) {
-	if len(m.measuring) == 0 || m.mem == nil {
+// shootdown is the TLB flush the kernel issues after changing kernel page tables over [start, end):
+// flush_tlb_kernel_range (and cpa_flush, which has the same rule) invalidates page by page up to
+// tlb_single_page_flush_ceiling pages and flushes everything, global entries too, beyond; all is a
+// flush_tlb_all. Every model of every running measurement sees it.
+func (m *Machine) shootdown(start, end uint64, all bool) {
+	if len(m.measuring) == 0 || end <= start {
 		return
 	}
-	stats := m.mem.Tables.Stats()
-	splits := stats.Split1G + stats.Split2M
-	split := splits != m.splitsSeen
-	m.splitsSeen = splits
-	pages := (size + pageSize - 1) / pageSize
+	first, last := pageDown(start), pageUp(end)
+	pages := (last - first) / pageSize
 	for _, ms := range m.measuring {
-		if split || pages > tlbSinglePageFlushCeiling {
+		if all || pages > tlbSinglePageFlushCeiling {
 			ms.shot.FullFlushes++
 			for _, t := range ms.tlbs {
 				t.FlushAll()
@@ -110,9 +105,9 @@ func (m *Machine) shootdown(va, size uint64) {
 			continue
 		}
 		ms.shot.PageFlushes += pages
-		for p := range pages {
+		for va := first; va < last; va += pageSize {
 			for _, t := range ms.tlbs {
-				t.Invlpg(va + p*pageSize)
+				t.Invlpg(va)
 			}
 		}
 	}
@@ -214,10 +209,6 @@ func (ms *Measurement) Start() error {
 		return fmt.Errorf("measure: %w", err)
 	}
 	ms.m.measuring = append(ms.m.measuring, ms)
-	if ms.m.mem != nil {
-		stats := ms.m.mem.Tables.Stats()
-		ms.m.splitsSeen = stats.Split1G + stats.Split2M
-	}
 	return nil
 }
 

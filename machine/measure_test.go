@@ -235,8 +235,8 @@ func TestMeasureHotChainColdCodePages(t *testing.T) {
 	assert.GreaterOrEqual(t, total.STLBMisses(), uint64(len(pages)), "a cold STLB walks for every code page")
 }
 
-// Page-table changes while measuring reach the models as x86 6.1 flushes them: invlpg for a few
-// pages, a full flush for a large range.
+// Page-table changes while measuring reach the models when and as x86 6.1 flushes them: invlpg for a
+// few pages, a full flush for a large range, and vfree's flush only at the purge.
 func TestMeasureSeesShootdowns(t *testing.T) {
 	m := newTestMachine(t, Options{})
 	tm := newModule(t, m)
@@ -260,10 +260,13 @@ func TestMeasureSeesShootdowns(t *testing.T) {
 	assert.Equal(t, d1+1, d2, "the data page misses once")
 	assert.Equal(t, Shootdowns{PageFlushes: 1}, ms.Shootdowns())
 
-	// Freeing 40 pages: more than the 33-page ceiling, so everything goes, global entries too.
+	// vfree of 40 pages flushes nothing yet: the flush waits for the purge of the lazily freed areas,
+	// which spans more than the 33-page ceiling, so everything goes, global entries too.
 	area, err := m.vmalloc.Vzalloc(40*pageSize, mmu.Caller{Label: "test"})
 	require.NoError(t, err)
 	require.NoError(t, m.vmalloc.Vfree(area))
+	assert.Equal(t, Shootdowns{PageFlushes: 1}, ms.Shootdowns(), "vfree flushes lazily")
+	m.vmalloc.Purge()
 	assert.Equal(t, uint64(1), ms.Shootdowns().FullFlushes)
 	i3, d3 := misses()
 	assert.Equal(t, i2+2, i3, "module text and the kernel page it returns to miss again")

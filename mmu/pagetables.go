@@ -185,7 +185,8 @@ func (pt *PageTables) setLeaf(va uint64, leaf PTE, level Level) error {
 }
 
 // Unmap removes every translation in [va, va+size), page-aligned; all of it must be mapped (ENOENT otherwise).
-// Large pages partly covered are split first; tables left empty are freed.
+// Large pages partly covered are split first. Tables left empty are freed. Like vunmap_range_noflush it flushes
+// no TLB, except for a split (as __split_large_page does): the caller flushes with FlushTLB when the kernel would.
 func (pt *PageTables) Unmap(va, size uint64) error {
 	last, err := checkRange("unmap", va, size, PageSize)
 	if err != nil {
@@ -194,17 +195,22 @@ func (pt *PageTables) Unmap(va, size uint64) error {
 	if !pt.allMapped(pt.root, LevelPGD, va, last) {
 		return fmt.Errorf("unmap [%#x, +%#x): not all mapped: %w", va, size, syscall.ENOENT)
 	}
+	splits := pt.splits()
 	if err := pt.change(pt.root, LevelPGD, va, last, nil); err != nil {
 		return fmt.Errorf("unmap [%#x, +%#x): %w", va, size, err)
 	}
 	if err := pt.mirror.Unmap(va, size); err != nil {
 		return fmt.Errorf("mirror unmap [%#x, +%#x): %w", va, size, err)
 	}
+	if pt.splits() != splits {
+		pt.mirror.FlushTLB(va, va+size, true)
+	}
 	return nil
 }
 
 // Protect sets the rights of every page in [va, va+size), page-aligned; all of it must be mapped (ENOENT).
-// Large pages partly covered are split first.
+// Large pages partly covered are split first. It is change_page_attr: the TLB is flushed after the change, for
+// the range, or entirely if a large page was split.
 func (pt *PageTables) Protect(va, size uint64, perm Perm) error {
 	last, err := checkRange("protect", va, size, PageSize)
 	if err != nil {
@@ -215,14 +221,23 @@ func (pt *PageTables) Protect(va, size uint64, perm Perm) error {
 	}
 	rights := permBits(perm)
 	set := func(e PTE) PTE { return e&^(PTEWrite|PTENX) | rights }
+	splits := pt.splits()
 	if err := pt.change(pt.root, LevelPGD, va, last, set); err != nil {
 		return fmt.Errorf("protect [%#x, +%#x): %w", va, size, err)
 	}
 	if err := pt.mirror.Protect(va, size, perm|Read); err != nil {
 		return fmt.Errorf("mirror protect [%#x, +%#x): %w", va, size, err)
 	}
+	pt.mirror.FlushTLB(va, va+size, pt.splits() != splits)
 	return nil
 }
+
+// FlushTLB invalidates the CPU's cached translations of [start, end) (flush_tlb_kernel_range): what a caller
+// of Unmap does when the kernel would.
+func (pt *PageTables) FlushTLB(start, end uint64) { pt.mirror.FlushTLB(start, end, false) }
+
+// splits counts large pages split so far.
+func (pt *PageTables) splits() int { return pt.stats.Split1G + pt.stats.Split2M }
 
 // forEntries calls fn for each entry of the table at level that overlaps [va, last], with the part of the range
 // that entry covers ([lo, hi]) and whether the range covers the whole entry. It stops at the first error.

@@ -214,7 +214,10 @@ func (s *Kmalloc) freeChunk(ck *chunk) error {
 	var err error
 	switch {
 	case !s.direct:
-		err = s.k.Tables.Unmap(ck.va, ck.size)
+		// Module memory is flushed at once when freed (VM_FLUSH_RESET_PERMS), not lazily.
+		if err = s.k.Tables.Unmap(ck.va, ck.size); err == nil {
+			s.k.Tables.FlushTLB(ck.va, ck.va+ck.size)
+		}
 	case ck.protected:
 		err = s.protect(ck.va, ck.size, mmu.PermRW)
 	}

@@ -8,14 +8,23 @@
 // also stay reachable through the direct map, which is how Linux has it: a vmalloc address and its direct-map
 // alias share bytes.
 //
-// Not modelled: lazy unmapping and purging of freed areas (vfree unmaps at once), per-CPU vmap blocks,
-// ioremap, NUMA nodes, KASAN shadow. Not safe for concurrent use (one CPU).
+// Freeing follows 6.1's lazy TLB flushing. vfree clears the area's page-table entries and frees its pages at
+// once, but defers the TLB flush: the area's addresses (with the guard page) join a purge list and stay
+// reserved until a purge flushes the TLB over the span of everything on the list and makes them reusable. A
+// purge happens when the list holds more than lazy_max_pages (32 MiB of pages per log2 of the CPU count: one
+// CPU here), when an allocation finds no room (alloc_vmap_area purges and retries), and when module memory is
+// freed: module_alloc's areas carry VM_FLUSH_RESET_PERMS, whose vfree purges at once over a span that also
+// covers the direct-map alias of the area's pages.
+//
+// Not modelled: per-CPU vmap blocks, ioremap, NUMA nodes, KASAN shadow; the purge runs synchronously where
+// Linux schedules it as work. Not safe for concurrent use (one CPU).
 package vmalloc
 
 import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"syscall"
 
@@ -66,7 +75,20 @@ type Allocator struct {
 	k      *mmu.Kernel
 	spaces [2]*Spans
 	areas  []*Area // live areas sorted by Addr (both spaces: they do not overlap)
+	lazy   []lazyArea
+	// lazyPages counts the pages on the purge list, guard pages included (vmap_lazy_nr).
+	lazyPages uint64
 }
+
+// lazyArea is a freed area whose addresses wait for a purge: [addr, addr+size) includes the guard page.
+type lazyArea struct {
+	space      Space
+	addr, size uint64
+}
+
+// LazyMaxPages is lazy_max_pages() for one CPU: fls(1) * 32 MiB of pages. More lazily freed pages than this
+// trigger a purge.
+const LazyMaxPages = 1 * (32 << 20) / mmu.PageSize
 
 // New returns an allocator over the whole vmalloc area and the module area from the kernel's load offset.
 func New(k *mmu.Kernel) *Allocator {
@@ -124,6 +146,11 @@ func (v *Allocator) Alloc(r Request) (*Area, error) {
 	}
 	size := (r.Size + page - 1) &^ (page - 1)
 	addr, err := v.spaces[r.Space].Take(size+mmu.PageSize, r.Align)
+	if err != nil && len(v.lazy) > 0 {
+		// alloc_vmap_area: no room, so purge the lazily freed areas and try once more.
+		v.Purge()
+		addr, err = v.spaces[r.Space].Take(size+mmu.PageSize, r.Align)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s alloc of %#x bytes: %w", r.Space, r.Size, err)
 	}
@@ -167,7 +194,8 @@ func (v *Allocator) freeFrames(a *Area) error {
 }
 
 // Vfree unmaps and frees the area starting at addr (vfree, module_memfree). Freeing an address that does not
-// start a live area is an error: Linux WARNs "Trying to vfree() nonexistent vm area".
+// start a live area is an error: Linux WARNs "Trying to vfree() nonexistent vm area". The TLB flush and the
+// reuse of the addresses wait for a purge, except for module memory (see the package comment).
 func (v *Allocator) Vfree(addr uint64) error {
 	i, ok := v.find(addr)
 	if !ok {
@@ -181,8 +209,39 @@ func (v *Allocator) Vfree(addr uint64) error {
 		return fmt.Errorf("vfree(%#x): %w", addr, err)
 	}
 	v.areas = slices.Delete(v.areas, i, i+1)
-	v.spaces[a.Space].Give(a.Addr, a.Size+mmu.PageSize)
+	v.lazy = append(v.lazy, lazyArea{space: a.Space, addr: a.Addr, size: a.Size + mmu.PageSize})
+	v.lazyPages += (a.Size + mmu.PageSize) / mmu.PageSize
+	switch {
+	case a.Space == SpaceModules: // VM_FLUSH_RESET_PERMS: flush now, the direct-map alias too
+		lo, hi := uint64(math.MaxUint64), uint64(0)
+		for _, pa := range a.Frames {
+			lo, hi = min(lo, v.k.DirectMap(pa)), max(hi, v.k.DirectMap(pa)+a.PageSize)
+		}
+		v.purge(lo, hi)
+	case v.lazyPages > LazyMaxPages:
+		v.Purge()
+	}
 	return v.freeFrames(a)
+}
+
+// Purge flushes the TLB over the lazily freed areas and makes their addresses reusable (purge_vmap_area_lazy,
+// also what vm_unmap_aliases does).
+func (v *Allocator) Purge() { v.purge(math.MaxUint64, 0) }
+
+// purge is __purge_vmap_area_lazy(start, end): one flush over [start, end) widened to cover every area on the
+// purge list, then the areas' addresses go back to their spaces. With an empty list and an empty range it
+// flushes nothing.
+func (v *Allocator) purge(start, end uint64) {
+	for _, l := range v.lazy {
+		start, end = min(start, l.addr), max(end, l.addr+l.size)
+	}
+	if start < end {
+		v.k.Tables.FlushTLB(start, end)
+	}
+	for _, l := range v.lazy {
+		v.spaces[l.space].Give(l.addr, l.size)
+	}
+	v.lazy, v.lazyPages = v.lazy[:0], 0
 }
 
 // find is the index of the area starting at addr, or where one would be inserted.
@@ -216,6 +275,7 @@ type Stats struct {
 	Pages4K     int
 	Pages2M     int
 	FreeAddress uint64 // unreserved address space left
+	LazyPages   uint64 // pages of freed areas waiting for a purge, guard pages included (both spaces)
 }
 
 // Stats reports the occupancy of a space.
@@ -237,5 +297,6 @@ func (v *Allocator) Stats(space Space) Stats {
 		}
 	}
 	s.FreeAddress = v.spaces[space].Free()
+	s.LazyPages = v.lazyPages
 	return s
 }

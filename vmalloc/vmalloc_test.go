@@ -102,9 +102,20 @@ func TestVfree(t *testing.T) {
 	assert.False(t, ok, "the CPU no longer maps it")
 	assert.Empty(t, v.Areas())
 
+	assert.Empty(t, mirror.Flushes, "vfree flushes the TLB lazily")
+	assert.Equal(t, uint64(6), v.Stats(vmalloc.SpaceVmalloc).LazyPages, "5 pages and the guard wait for a purge")
+	later, err := v.Vmalloc(mmu.PageSize, caller)
+	require.NoError(t, err)
+	assert.Equal(t, va+6*mmu.PageSize, later, "addresses on the purge list are not reused")
+	require.NoError(t, v.Vfree(later))
+
+	v.Purge()
+	assert.Equal(t, []mmutest.Flush{{Start: va, End: va + 8*mmu.PageSize}}, mirror.Flushes,
+		"one flush over the span of the purge list")
+	assert.Zero(t, v.Stats(vmalloc.SpaceVmalloc).LazyPages)
 	again, err := v.Vmalloc(mmu.PageSize, caller)
 	require.NoError(t, err)
-	assert.Equal(t, va, again, "freed addresses are reused first-fit")
+	assert.Equal(t, va, again, "purged addresses are reused first-fit")
 
 	_, err = v.Vmalloc(0, caller)
 	assert.ErrorIs(t, err, syscall.EINVAL)
@@ -136,4 +147,44 @@ func TestModuleAlloc(t *testing.T) {
 	assert.Equal(t, mmu.FaultNone, w.Fault)
 	assert.Equal(t, mmu.Size2M, w.PageSize)
 	require.NoError(t, v.Vfree(huge.Addr))
+}
+
+// Freeing module memory (VM_FLUSH_RESET_PERMS) purges at once, over a span that covers the lazily freed areas
+// and the direct-map alias of the module's pages.
+func TestModuleFreeFlushesAtOnce(t *testing.T) {
+	k, v, mirror := setup(t)
+	buf, err := v.Vmalloc(mmu.PageSize, caller)
+	require.NoError(t, err)
+	require.NoError(t, v.Vfree(buf))
+	mod, err := v.Alloc(vmalloc.Request{Size: 2 * mmu.PageSize, Space: vmalloc.SpaceModules, Caller: caller})
+	require.NoError(t, err)
+	lo, hi := k.DirectMap(mod.Frames[0]), k.DirectMap(mod.Frames[0])
+	for _, pa := range mod.Frames {
+		lo, hi = min(lo, k.DirectMap(pa)), max(hi, k.DirectMap(pa)+mmu.PageSize)
+	}
+	require.Empty(t, mirror.Flushes)
+	require.NoError(t, v.Vfree(mod.Addr))
+	require.Len(t, mirror.Flushes, 1)
+	f := mirror.Flushes[0]
+	assert.False(t, f.All)
+	assert.Equal(t, min(lo, buf), f.Start, "from the lowest of the direct-map alias and the lazy vmalloc area")
+	assert.Equal(t, mod.End()+mmu.PageSize, f.End, "to the module area's guard page")
+	assert.Zero(t, v.Stats(vmalloc.SpaceModules).LazyPages)
+}
+
+// More than lazy_max_pages of lazily freed pages trigger a purge.
+func TestLazyPurgeThreshold(t *testing.T) {
+	_, v, mirror := setup(t)
+	const chunk = 4 << 20 // 1024 pages, 1025 with the guard: the 8th free passes 8192
+	for i := range 8 {
+		va, err := v.Vmalloc(chunk, caller)
+		require.NoError(t, err)
+		require.NoError(t, v.Vfree(va))
+		if i < 7 {
+			require.Empty(t, mirror.Flushes, "free %d", i)
+		}
+	}
+	require.Len(t, mirror.Flushes, 1, "the 8th free passes lazy_max_pages")
+	assert.Equal(t, mmutest.Flush{Start: mmu.VmallocStart, End: mmu.VmallocStart + 8*(chunk+mmu.PageSize)}, mirror.Flushes[0])
+	assert.Zero(t, v.Stats(vmalloc.SpaceVmalloc).LazyPages)
 }

@@ -21,8 +21,15 @@ type Page struct {
 // Mirror is a strict fake CPU: mapping a mapped page, or unmapping or protecting an unmapped one, is an error,
 // as it is for Unicorn.
 type Mirror struct {
-	Pages map[uint64]Page // by page-aligned guest virtual address
-	Calls int             // Map, Unmap and Protect calls received
+	Pages   map[uint64]Page // by page-aligned guest virtual address
+	Calls   int             // Map, Unmap and Protect calls received
+	Flushes []Flush         // FlushTLB calls received, in order
+}
+
+// Flush is one FlushTLB call.
+type Flush struct {
+	Start, End uint64
+	All        bool
 }
 
 // NewMirror returns an empty fake CPU.
@@ -53,6 +60,10 @@ func (m *Mirror) Unmap(va, size uint64) error {
 		delete(m.Pages, va+off)
 	}
 	return nil
+}
+
+func (m *Mirror) FlushTLB(start, end uint64, all bool) {
+	m.Flushes = append(m.Flushes, Flush{Start: start, End: end, All: all})
 }
 
 func (m *Mirror) Protect(va, size uint64, perm mmu.Perm) error {
