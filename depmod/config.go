@@ -43,46 +43,15 @@ type config struct {
 // read once (the first directory holding it wins), in name order; then "updates" as the only
 // search entry when no file gave one.
 func loadConfig(paths []string, kversion string, log *logger) *config {
-	type file struct{ name, path string }
-	var files []file
-	add := func(name, path string) {
-		i, found := slices.BinarySearchFunc(files, name, func(f file, n string) int { return strings.Compare(f.name, n) })
-		if !found {
-			files = slices.Insert(files, i, file{name, path})
+	files := listConfFiles(nil, paths, func(dir, name string) bool {
+		if len(name) < 6 || !strings.HasSuffix(name, ".conf") {
+			log.infof("All cfg files need .conf: %s/%s\n", dir, name)
+			return false
 		}
-	}
-	for _, p := range paths {
-		st, err := os.Stat(p)
-		if err != nil {
-			continue
-		}
-		if !st.IsDir() {
-			add(filepath.Base(p), p)
-			continue
-		}
-		d, err := os.Open(p)
-		if err != nil {
-			log.errorf("files list %s: %s\n", p, strerror(err))
-			continue
-		}
-		entries, _ := d.ReadDir(-1)
-		d.Close()
-		for _, e := range entries {
-			name := e.Name()
-			if name[0] == '.' {
-				continue
-			}
-			if len(name) < 6 || !strings.HasSuffix(name, ".conf") {
-				log.infof("All cfg files need .conf: %s/%s\n", p, name)
-				continue
-			}
-			if st, err := os.Stat(filepath.Join(p, name)); err == nil && st.IsDir() {
-				log.errorf("Directories inside directories are not supported: %s/%s\n", p, name)
-				continue
-			}
-			add(name, p+"/"+name)
-		}
-	}
+		return true
+	}, func(dir string, err error) {
+		log.errorf("files list %s: %s\n", dir, strerror(err))
+	}, func(dir, name string) { log.errorf("Directories inside directories are not supported: %s/%s\n", dir, name) })
 	cfg := &config{}
 	for _, f := range files {
 		cfg.parseFile(f.path, kversion, log)
@@ -102,6 +71,51 @@ func (c *config) addSearch(p string) {
 		s = search{kind: searchExternal}
 	}
 	c.searches = slices.Insert(c.searches, 0, s)
+}
+
+// confFile is one configuration file to read: its name, which hides files of that name in the
+// directories listed after the one holding it, and its path.
+type confFile struct{ name, path string }
+
+// listConfFiles is kmod's conf_files_list for every path, adding to files (kept sorted by name, each
+// name once: the first one added wins). A path that is a file is added as is; in a directory, hidden
+// entries are skipped, accept decides on the others (and reports what it rejects), and a directory
+// among them is reported with nested. opendirFailed reports a directory that cannot be read.
+func listConfFiles(files []confFile, paths []string, accept func(dir, name string) bool,
+	opendirFailed func(dir string, err error), nested func(dir, name string)) []confFile {
+	add := func(name, path string) {
+		i, found := slices.BinarySearchFunc(files, name, func(f confFile, n string) int { return strings.Compare(f.name, n) })
+		if !found {
+			files = slices.Insert(files, i, confFile{name, path})
+		}
+	}
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		if !st.IsDir() {
+			add(filepath.Base(p), p)
+			continue
+		}
+		entries, err := os.ReadDir(p)
+		if err != nil {
+			opendirFailed(p, err)
+			continue
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if name[0] == '.' || !accept(p, name) {
+				continue
+			}
+			if st, err := os.Stat(filepath.Join(p, name)); err == nil && st.IsDir() {
+				nested(p, name)
+				continue
+			}
+			add(name, p+"/"+name)
+		}
+	}
+	return files
 }
 
 // kernelMatches is cfg_kernel_matches: "*" or an extended regular expression found in the version.

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 )
 
@@ -53,44 +51,16 @@ func LoadModprobeConfig(paths []string, modulesDir string, warn func(string)) *M
 	if warn == nil {
 		warn = func(string) {}
 	}
-	type file struct{ name, path string }
-	var files []file
-	add := func(name, path string) {
-		i, found := slices.BinarySearchFunc(files, name, func(f file, n string) int { return strings.Compare(f.name, n) })
-		if !found {
-			files = slices.Insert(files, i, file{name, path})
-		}
-	}
 	cfg := &ModprobeConfig{}
+	var files []confFile
 	if modulesDir != "" {
-		add("modules.softdep", modulesDir+"/modules.softdep")
+		files = append(files, confFile{"modules.softdep", modulesDir + "/modules.softdep"})
 	}
-	for _, p := range paths {
-		st, err := os.Stat(p)
-		if err != nil {
-			continue
-		}
-		if !st.IsDir() {
-			add(filepath.Base(p), p)
-			continue
-		}
-		entries, err := os.ReadDir(p)
-		if err != nil {
-			warn(fmt.Sprintf("opendir(%s): %s\n", p, strerror(err)))
-			continue
-		}
-		for _, e := range entries {
-			name := e.Name()
-			if name[0] == '.' || len(name) < 6 || !(strings.HasSuffix(name, ".conf") || strings.HasSuffix(name, ".alias")) {
-				continue
-			}
-			if st, err := os.Stat(filepath.Join(p, name)); err == nil && st.IsDir() {
-				warn(fmt.Sprintf("Directories inside directories are not supported: %s/%s\n", p, name))
-				continue
-			}
-			add(name, p+"/"+name)
-		}
-	}
+	files = listConfFiles(files, paths, func(_, name string) bool {
+		return len(name) >= 6 && (strings.HasSuffix(name, ".conf") || strings.HasSuffix(name, ".alias"))
+	}, func(dir string, err error) {
+		warn(fmt.Sprintf("opendir(%s): %s\n", dir, strerror(err)))
+	}, func(dir, name string) { warn(fmt.Sprintf("Directories inside directories are not supported: %s/%s\n", dir, name)) })
 	for _, f := range files {
 		fh, err := os.Open(f.path)
 		if err != nil {
