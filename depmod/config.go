@@ -51,7 +51,9 @@ func loadConfig(paths []string, kversion string, log *logger) *config {
 		return true
 	}, func(dir string, err error) {
 		log.errorf("files list %s: %s\n", dir, strerror(err))
-	}, func(dir, name string) { log.errorf("Directories inside directories are not supported: %s/%s\n", dir, name) })
+	}, func(dir, name string) {
+		log.errorf("Directories inside directories are not supported: %s/%s\n", dir, name)
+	})
 	cfg := &config{}
 	for _, f := range files {
 		cfg.parseFile(f.path, kversion, log)

@@ -60,7 +60,9 @@ func LoadModprobeConfig(paths []string, modulesDir string, warn func(string)) *M
 		return len(name) >= 6 && (strings.HasSuffix(name, ".conf") || strings.HasSuffix(name, ".alias"))
 	}, func(dir string, err error) {
 		warn(fmt.Sprintf("opendir(%s): %s\n", dir, strerror(err)))
-	}, func(dir, name string) { warn(fmt.Sprintf("Directories inside directories are not supported: %s/%s\n", dir, name)) })
+	}, func(dir, name string) {
+		warn(fmt.Sprintf("Directories inside directories are not supported: %s/%s\n", dir, name))
+	})
 	for _, f := range files {
 		fh, err := os.Open(f.path)
 		if err != nil {
