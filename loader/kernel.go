@@ -46,6 +46,7 @@ type Kernel struct {
 	params        *paramLayout   // struct kernel_param & co, from BTF on first use
 	spare         *regionPool    // region buffers to reuse while CheckFiles runs, nil otherwise
 	versionAt     map[string]int // the __versions index of the module being linked (findVersion)
+	orcScratch    []ORCEntry     // the buffer readORC sorts through, kept for the next module
 }
 
 // NewKernel returns an empty registry for the kernel described by cfg.

@@ -150,7 +150,7 @@ func (info *loadInfo) readORC() ([]ORCEntry, error) {
 	}
 	out := make([]ORCEntry, n)
 	for i := range out {
-		o := orc[i*orcSize:]
+		o := orc[i*orcSize : i*orcSize+orcSize]
 		bits := le.Uint16(o[4:])
 		out[i] = ORCEntry{
 			IP:       prel32(ips[i*4:], ipAddr+uint64(i*4)),
@@ -162,14 +162,20 @@ func (info *loadInfo) readORC() ([]ORCEntry, error) {
 			End:      bits>>10&1 != 0,
 		}
 	}
-	sortORC(out)
+	info.k.orcScratch = sortORC(out, info.k.orcScratch)
 	return out, nil
 }
 
-// sortORC sorts entries by IP, keeping the file order of equal IPs. The linker emits .orc_unwind_ip as
-// ascending runs, one per input text section, so a merge of those runs does O(n log runs) work where
-// a general sort would do O(n log n).
-func sortORC(es []ORCEntry) {
+// sortORC sorts entries by IP, keeping the file order of equal IPs, and returns scratch, the buffer
+// it merged through (grown when too small), for the next call: the registry keeps every module's
+// table, not the copies it took to sort them.
+//
+// The linker concatenates each object's ORC entries, which objtool emits section by section in
+// address order, so a module's table is a few ascending runs per object (.text, .text.unlikely,
+// .init.text, ...). Merging neighbouring runs does O(n log runs) work where a general sort would do
+// O(n log n), and since the runs of different objects cover separate stretches of each section, the
+// merges move long blocks (mergeORC).
+func sortORC(es, scratch []ORCEntry) []ORCEntry {
 	bounds := []int{0}
 	for i := 1; i < len(es); i++ {
 		if es[i].IP < es[i-1].IP {
@@ -177,10 +183,13 @@ func sortORC(es []ORCEntry) {
 		}
 	}
 	if len(bounds) == 1 {
-		return
+		return scratch
 	}
 	bounds = append(bounds, len(es))
-	src, dst := es, make([]ORCEntry, len(es))
+	if cap(scratch) < len(es) {
+		scratch = make([]ORCEntry, len(es))
+	}
+	src, dst := es, scratch[:len(es)]
 	for len(bounds) > 2 { // each pass merges neighbouring runs, halving their number
 		next := make([]int, 0, len(bounds)/2+2)
 		for j := 0; j+1 < len(bounds); j += 2 {
@@ -198,20 +207,46 @@ func sortORC(es []ORCEntry) {
 	if &src[0] != &es[0] {
 		copy(es, src)
 	}
+	return scratch
 }
 
-// mergeORC merges the sorted a and b into dst (len(a)+len(b) long), a's entries first among equals.
+// mergeORC merges the sorted a and b into dst (len(a)+len(b) long), a's entries first among equals. It
+// copies whole blocks: the entries of a that go before b's first, then those of b that go before a's
+// first, and so on, each block's end found by galloping (orcLeading).
 func mergeORC(dst, a, b []ORCEntry) {
-	i, j := 0, 0
-	for k := range dst {
-		if j == len(b) || (i < len(a) && a[i].IP <= b[j].IP) {
-			dst[k] = a[i]
-			i++
+	for len(a) > 0 && len(b) > 0 {
+		n := orcLeading(a, b[0].IP, true)
+		copy(dst, a[:n])
+		dst, a = dst[n:], a[n:]
+		if len(a) == 0 {
+			break
+		}
+		n = orcLeading(b, a[0].IP, false)
+		copy(dst, b[:n])
+		dst, b = dst[n:], b[n:]
+	}
+	copy(dst, a)
+	copy(dst[len(a):], b)
+}
+
+// orcLeading returns how many leading entries of the sorted s have an IP below ip (at most ip when
+// orEqual): an exponential search from the front, then a binary search, O(log n) for an answer n.
+func orcLeading(s []ORCEntry, ip uint64, orEqual bool) int {
+	before := func(e *ORCEntry) bool { return e.IP < ip || (orEqual && e.IP == ip) }
+	lo, hi := 0, 1 // s[:lo] go before; the answer is below hi unless hi passes the end
+	for hi <= len(s) && before(&s[hi-1]) {
+		lo, hi = hi, 2*hi
+	}
+	hi = min(hi, len(s))
+	for lo < hi { // s[:lo] go before, s[hi:] do not
+		mid := int(uint(lo+hi) >> 1)
+		if before(&s[mid]) {
+			lo = mid + 1
 		} else {
-			dst[k] = b[j]
-			j++
+			hi = mid
 		}
 	}
+	return lo
 }
 
 // elfType is kallsyms' elf_type(): the nm-style letter of a symbol.

@@ -201,36 +201,92 @@ func TestCoreKallsymsCopy(t *testing.T) {
 }
 
 // TestSortORC: the run merge orders entries as a stable sort by IP does, for inputs made of ascending
-// runs (what linkers emit), random ones and ones with many equal IPs.
+// runs (what linkers emit, also as objects whose text and unlikely-text runs interleave), random ones
+// and ones with many equal IPs; the scratch buffer it returns serves the next sort.
 func TestSortORC(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
+	// objects lays out n objects' entries as a linked module's table is: each object's .text run,
+	// then its .text.unlikely run, the objects' stretches following each other in both sections.
+	objects := func(n int) []ORCEntry {
+		var text, unlikely [][]ORCEntry
+		ip := [2]uint64{0x1000, 0x900000}
+		for o := 0; o < n; o++ {
+			for sec, list := range []*[][]ORCEntry{&text, &unlikely} {
+				run := make([]ORCEntry, 1+rng.IntN(300))
+				for i := range run {
+					run[i].IP = ip[sec]
+					ip[sec] += uint64(rng.IntN(40)) // 0 sometimes: equal IPs
+				}
+				*list = append(*list, run)
+			}
+		}
+		var es []ORCEntry
+		for o := 0; o < n; o++ {
+			es = append(es, text[o]...)
+			es = append(es, unlikely[o]...)
+		}
+		return es
+	}
 	for _, tc := range []struct {
 		name   string
 		n, ips int
 		runs   bool
+		es     []ORCEntry // when set, the input (n, ips and runs unused)
 	}{
-		{"empty", 0, 1, false},
-		{"one", 1, 1, false},
-		{"sorted", 100, 1000, true},
-		{"runs", 5000, 1 << 20, true},
-		{"random", 3000, 1 << 20, false},
-		{"duplicates", 3000, 8, false},
+		{"empty", 0, 1, false, nil},
+		{"one", 1, 1, false, nil},
+		{"sorted", 100, 1000, true, nil},
+		{"runs", 5000, 1 << 20, true, nil},
+		{"random", 3000, 1 << 20, false, nil},
+		{"duplicates", 3000, 8, false, nil},
+		{"objects", 0, 0, false, objects(40)},
+		{"one object", 0, 0, false, objects(1)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			es := make([]ORCEntry, tc.n)
-			for i := range es {
-				es[i] = ORCEntry{IP: uint64(rng.IntN(tc.ips)), SPOffset: int16(i)} // SPOffset: file position
-			}
-			if tc.runs {
-				for lo := 0; lo < len(es); lo += 1 + rng.IntN(200) {
-					hi := min(lo+1+rng.IntN(200), len(es))
-					slices.SortFunc(es[lo:hi], func(a, b ORCEntry) int { return cmp.Compare(a.IP, b.IP) })
+			es := tc.es
+			if es == nil {
+				es = make([]ORCEntry, tc.n)
+				for i := range es {
+					es[i] = ORCEntry{IP: uint64(rng.IntN(tc.ips))}
 				}
+				if tc.runs {
+					for lo := 0; lo < len(es); lo += 1 + rng.IntN(200) {
+						hi := min(lo+1+rng.IntN(200), len(es))
+						slices.SortFunc(es[lo:hi], func(a, b ORCEntry) int { return cmp.Compare(a.IP, b.IP) })
+					}
+				}
+			}
+			for i := range es {
+				es[i].SPOffset = int16(i) // the file position, to check stability
 			}
 			want := slices.Clone(es)
 			slices.SortStableFunc(want, func(a, b ORCEntry) int { return cmp.Compare(a.IP, b.IP) })
-			sortORC(es)
+			input := slices.Clone(es)
+			scratch := sortORC(es, nil)
 			require.Equal(t, want, es)
+
+			// Again through the returned buffer: the same order, and the buffer is reused.
+			again := sortORC(input, scratch)
+			require.Equal(t, want, input)
+			if cap(scratch) > 0 {
+				require.Same(t, &scratch[:1][0], &again[:1][0])
+			}
 		})
 	}
+}
+
+// TestORCLeading: the galloping search counts the leading entries below (or up to) an IP.
+func TestORCLeading(t *testing.T) {
+	s := []ORCEntry{{IP: 1}, {IP: 3}, {IP: 3}, {IP: 3}, {IP: 7}, {IP: 9}}
+	for _, tc := range []struct {
+		ip      uint64
+		orEqual bool
+		want    int
+	}{
+		{0, false, 0}, {1, false, 0}, {1, true, 1}, {3, false, 1}, {3, true, 4},
+		{5, false, 4}, {9, false, 5}, {9, true, 6}, {100, false, 6},
+	} {
+		require.Equal(t, tc.want, orcLeading(s, tc.ip, tc.orEqual), "ip %d orEqual %v", tc.ip, tc.orEqual)
+	}
+	require.Zero(t, orcLeading(nil, 5, true))
 }
