@@ -58,6 +58,7 @@ var (
 	mRead    = method{"read", "proc_read"}
 	mReadIt  = method{"read_iter", "proc_read_iter"}
 	mWrite   = method{"write", "proc_write"}
+	mWriteIt = method{"write_iter", ""} // proc_ops has no write_iter
 	mIoctl   = method{"unlocked_ioctl", "proc_ioctl"}
 	mPoll    = method{"poll", "proc_poll"}
 	mRelease = method{"release", "proc_release"}
@@ -247,6 +248,7 @@ func (m *Machine) newFile(path string, flags int, fops uint64, mode uint64, proc
 	m.setField("file", "f_op", f.file, 8, fops)
 	m.setField("file", "f_flags", f.file, 4, uint64(uint32(flags)))
 	m.setField("file", "f_mode", f.file, 4, fmode)
+	m.setField("file", "f_iocb_flags", f.file, 4, iocbFlags(flags))
 	m.setField("file", "f_inode", f.file, 8, f.inode)
 	m.setField("file", "f_path.dentry", f.file, 8, f.dentry)
 	m.setField("dentry", "d_inode", f.dentry, 8, f.inode)
@@ -384,15 +386,17 @@ func (f *File) Read(n int) ([]byte, error) {
 	if f.served != nil {
 		return f.served.read(n)
 	}
-	fn := f.method(mRead)
+	fn, readIter := f.method(mRead), f.method(mReadIt)
 	seqRead := f.m.kernelFunc("seq_read")
 	switch {
 	case f.entry != nil && (f.entry.kind == procSingle || f.entry.kind == procSeq):
 		fn = seqRead
-	case fn == 0 && f.method(mReadIt) != 0 && f.method(mReadIt) == f.m.kernelFunc("seq_read_iter"):
+	case fn == 0 && readIter != 0 && readIter == f.m.kernelFunc("seq_read_iter"):
 		fn = seqRead // the same records through the read(2) form of seq_file
+	case fn == 0 && readIter != 0:
+		return f.readIter(readIter, n) // new_sync_read (vfs_iter.go)
 	case fn == 0:
-		return nil, f.missing() // a module's own ->read_iter is not supported yet
+		return nil, f.missing()
 	}
 	n = min(max(n, 0), maxUserBuffer)
 	buf, err := f.m.mapUserBuffer(uint64(n), nil)
@@ -426,12 +430,15 @@ func (f *File) Write(b []byte) (int, error) {
 	if f.served != nil {
 		return f.served.write(b)
 	}
-	fn := f.method(mWrite)
-	if fn == 0 {
-		return 0, f.missing()
-	}
 	if len(b) > maxUserBuffer {
 		b = b[:maxUserBuffer] // a short write, as for any write(2)
+	}
+	fn := f.method(mWrite)
+	if writeIter := f.method(mWriteIt); fn == 0 && writeIter != 0 {
+		return f.writeIter(writeIter, b) // new_sync_write (vfs_iter.go)
+	}
+	if fn == 0 {
+		return 0, f.missing()
 	}
 	buf, err := f.m.mapUserBuffer(uint64(len(b)), b)
 	if err != nil {
