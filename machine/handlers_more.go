@@ -1022,28 +1022,17 @@ func hStructSize(name string) Handler {
 	}
 }
 
-// x86_match_cpu(match): the first x86_cpu_id entry the boot CPU (boot_cpu_data, as this machine
-// has it) satisfies, or NULL. Wildcards: vendor X86_VENDOR_ANY (0xffff), family, model, steppings
-// and feature 0. The table ends at an entry with vendor, family, model and feature all zero.
+// x86_match_cpu(match): the first x86_cpu_id entry the boot CPU (the machine's CPUInfo, which
+// boot_cpu_data holds) satisfies, or NULL. Wildcards: vendor X86_VENDOR_ANY (0xffff), family,
+// model, steppings and feature 0. The table ends at an entry with vendor, family, model and
+// feature all zero.
 func hX86MatchCPU(m *Machine, t *Trap) (uint64, error) {
-	const s, c = "x86_cpu_id", "cpuinfo_x86"
-	cpu, ok := m.prof.Lookup("boot_cpu_data")
-	size, ok2 := m.structSize(s)
-	if !ok || !ok2 {
-		return 0, nil
-	}
-	var have [4]uint64 // vendor, family, model, stepping
-	for i, f := range []string{"x86_vendor", "x86", "x86_model", "x86_stepping"} {
-		v, err := m.readField(c, f, cpu.Addr, 1)
-		if err != nil {
-			return 0, err
-		}
-		have[i] = v
-	}
-	capOff, ok := m.fieldOffset(c, "x86_capability")
+	const s = "x86_cpu_id"
+	size, ok := m.structSize(s)
 	if !ok {
 		return 0, nil
 	}
+	c := &m.cpuInfo
 	for i := uint64(0); i < maxTableEntries; i++ {
 		e := t.Arg(0) + i*size
 		var id [5]uint64 // vendor, family, model, steppings, feature
@@ -1057,18 +1046,12 @@ func hX86MatchCPU(m *Machine, t *Trap) (uint64, error) {
 		if id[0]|id[1]|id[2]|id[4] == 0 {
 			return 0, nil
 		}
-		if id[0] != 0xffff && id[0] != have[0] || id[1] != 0 && id[1] != have[1] || id[2] != 0 && id[2] != have[2] ||
-			id[3] != 0 && id[3]&(1<<have[3]) == 0 {
+		if id[0] != 0xffff && id[0] != uint64(c.Vendor) || id[1] != 0 && id[1] != uint64(c.Family) ||
+			id[2] != 0 && id[2] != uint64(c.Model) || id[3] != 0 && id[3]&(1<<c.Stepping) == 0 {
 			continue
 		}
-		if id[4] != 0 {
-			word, err := m.ReadU32(cpu.Addr + capOff + 4*(id[4]/32))
-			if err != nil {
-				return 0, err
-			}
-			if word&(1<<(id[4]%32)) == 0 {
-				continue
-			}
+		if id[4] != 0 && !c.Features.Has(Feature(id[4])) {
+			continue
 		}
 		return e, nil
 	}

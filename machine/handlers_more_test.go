@@ -162,18 +162,37 @@ func TestMempool(t *testing.T) {
 
 func TestX86MatchCPU(t *testing.T) {
 	m, a := bootArena(t)
-	const xmm4_2 = 4*32 + 20 // X86_FEATURE_XMM4_2
-	table := a.object("x86_cpu_id", 3)
-	a.set("x86_cpu_id", "vendor", table, 0, 2, 0xffff)
-	a.set("x86_cpu_id", "feature", table, 0, 2, xmm4_2)
-	a.set("x86_cpu_id", "vendor", table, 1, 2, 0xffff)
 	size, _ := m.structSize("x86_cpu_id")
-	assert.Equal(t, table+size, call(t, m, hX86MatchCPU, table), "without SSE4.2 only the wildcard entry matches")
-
-	cpu, ok := m.prof.Lookup("boot_cpu_data")
-	require.True(t, ok)
-	capOff, ok := m.fieldOffset("cpuinfo_x86", "x86_capability")
-	require.True(t, ok)
-	require.NoError(t, m.WriteU32(cpu.Addr+capOff+4*(xmm4_2/32), 1<<(xmm4_2%32)))
-	assert.Equal(t, table, call(t, m, hX86MatchCPU, table))
+	c := m.CPUInfo()
+	require.True(t, c.Features.Has(featXMM4_2), "the machine's CPU has SSE4.2")
+	require.False(t, c.Features.Has(featAVX), "and no AVX")
+	for _, tc := range []struct {
+		name                  string
+		vendor, family, model uint64
+		steppings, feature    uint64
+		match                 bool
+	}{
+		{"any vendor with SSE4.2", 0xffff, 0, 0, 0, uint64(featXMM4_2), true},
+		{"any vendor with AVX", 0xffff, 0, 0, 0, uint64(featAVX), false},
+		{"Intel family 6 model 94", vendorIntel, 6, 94, 0, 0, true},
+		{"Intel family 6 model 85", vendorIntel, 6, 85, 0, 0, false},
+		{"AMD", vendorAMD, 0, 0, 0, 0, false},
+		{"stepping 3 in the mask", 0xffff, 6, 0, 1 << 3, 0, true},
+		{"stepping 3 not in the mask", 0xffff, 6, 0, 1 << 4, 0, false},
+		{"a bug bit", 0xffff, 0, 0, 0, uint64(bugSpectreV2), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			table := a.object("x86_cpu_id", 3) // the entry, a wildcard fallback, the terminator
+			for f, v := range map[string]uint64{"vendor": tc.vendor, "family": tc.family, "model": tc.model,
+				"steppings": tc.steppings, "feature": tc.feature} {
+				a.set("x86_cpu_id", f, table, 0, 2, v)
+			}
+			a.set("x86_cpu_id", "vendor", table, 1, 2, 0xffff)
+			want := table + size
+			if tc.match {
+				want = table
+			}
+			assert.Equal(t, want, call(t, m, hX86MatchCPU, table))
+		})
+	}
 }
