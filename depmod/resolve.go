@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"syscall"
 )
@@ -22,6 +21,8 @@ type DB struct {
 	builtin  map[string]bool      // modules.builtin by module name
 	// builtinAliases are the aliases of built-in modules (modules.builtin.modinfo).
 	builtinAliases []dbAlias
+	// cfg is modprobe.d's configuration, nil when lookups use the indexes alone (SetConfig).
+	cfg *ModprobeConfig
 }
 
 // softdepRule is one softdep line: the module pattern and the names (or aliases) to load around it.
@@ -55,6 +56,11 @@ type Load struct {
 	Name    string
 	Path    string // absolute path of the file; "" for a built-in module
 	Builtin bool   // built into the kernel: nothing to load
+	// Options are the module's parameters (Probe: the configuration's, then the command line's).
+	Options string
+	// Install is the configured command that runs instead of inserting the module ("" for none), as
+	// written (Command substitutes $CMDLINE_OPTS).
+	Install string
 }
 
 // LoadDB reads dir's modules.dep (required), modules.alias, modules.symbols, modules.softdep,
@@ -205,48 +211,95 @@ func eachLine(path string, fn func(string)) error {
 	return sc.Err()
 }
 
-// Lookup returns the modules a name means, trying in libkmod's order: a module of that name
-// (spelled with '-' or '_'; a name with ':' never is one), a "symbol:NAME" alias from
-// modules.symbols, the aliases of modules.alias (shell patterns; every match, in file order), then
-// a built-in module of that name.
+// Match is one module a name means, and the alias it was found through: a configuration alias's
+// pattern, or the name itself when an index alias (or symbol) matched it; "" when the name is the
+// module's own. libkmod applies the blacklist and alias options through it.
+type Match struct{ Module, Alias string }
+
+// Lookup returns the modules a name means (LookupMatches without the aliases).
 func (db *DB) Lookup(name string) []string {
+	var out []string
+	for _, m := range db.LookupMatches(name) {
+		out = append(out, m.Module)
+	}
+	return out
+}
+
+// LookupMatches returns the modules a name means, trying in libkmod's order and stopping at the first
+// source that knows the name: the configuration's aliases (shell patterns, every match, in the order
+// read), a module of that name (spelled with '-' or '_'; a name with ':' never is one), a
+// "symbol:NAME" alias from modules.symbols, the configuration's install then remove commands (the
+// first for exactly that name), the aliases of modules.alias (shell patterns; every match, in file
+// order), a built-in module of that name, then the aliases of built-in modules.
+func (db *DB) LookupMatches(name string) []Match {
 	alias, ok := normalizeAlias(name)
 	if !ok {
 		return nil
 	}
+	var out []Match
+	if db.cfg != nil {
+		for _, a := range db.cfg.Aliases {
+			if fnmatch(a.Pattern, alias) {
+				out = append(out, Match{a.Module, a.Pattern})
+			}
+		}
+		if len(out) > 0 {
+			return out
+		}
+	}
 	if m := db.modules[alias]; m != nil && !strings.Contains(alias, ":") {
-		return []string{m.name}
+		return []Match{{Module: m.name}}
 	}
 	if strings.HasPrefix(alias, "symbol:") {
 		if m, ok := db.symbols[alias]; ok {
-			return []string{m}
+			return []Match{{m, alias}}
+		}
+	}
+	if db.cfg != nil {
+		for _, cmds := range [][]ConfigEntry{db.cfg.Install, db.cfg.Remove} {
+			for _, c := range cmds {
+				if c.Module == alias {
+					return []Match{{Module: alias}}
+				}
+			}
 		}
 	}
 	if out := matchAliases(db.aliases, alias); len(out) > 0 {
 		return out
 	}
 	if db.builtin[alias] {
-		return []string{alias}
+		return []Match{{Module: alias}}
 	}
 	return matchAliases(db.builtinAliases, alias)
 }
 
-// matchAliases lists the modules whose alias pattern matches name, each once, in list order.
-func matchAliases(aliases []dbAlias, name string) []string {
-	var out []string
-	seen := map[string]bool{}
+// matchAliases lists the module of every alias whose pattern matches name, in list order: a module
+// with two matching aliases (or one alias listed twice) comes twice, as libkmod's index search
+// returns it, and modprobe then probes it twice.
+func matchAliases(aliases []dbAlias, name string) []Match {
+	var out []Match
 	for _, a := range aliases {
-		if !seen[a.module] && fnmatch(a.pattern, name) {
-			seen[a.module] = true
-			out = append(out, a.module)
+		if fnmatch(a.pattern, name) {
+			out = append(out, Match{a.module, name})
 		}
 	}
 	return out
 }
 
-// Softdeps returns a module's soft dependencies.
+// Softdeps returns a module's soft dependencies: the first softdep line whose pattern matches it, from
+// the configuration (which holds modules.softdep) when there is one.
 func (db *DB) Softdeps(module string) Softdep {
 	module = strings.ReplaceAll(module, "-", "_")
+	if db.cfg != nil {
+		for _, r := range db.cfg.Softdeps {
+			if fnmatch(r.Pattern, module) {
+				return r.Softdep
+			}
+		}
+		if db.cfg.readSoftdepFile {
+			return Softdep{}
+		}
+	}
 	for _, r := range db.softdeps {
 		if fnmatch(r.pattern, module) {
 			return r.Softdep
@@ -257,50 +310,21 @@ func (db *DB) Softdeps(module string) Softdep {
 
 // Resolve is the load list of "modprobe NAME": for every module NAME means, its dependencies from
 // the most basic up, each preceded by its pre- and followed by its post-soft dependencies, then the
-// module itself likewise; each module once. A NotFoundError (ENOENT) when NAME means nothing.
+// module itself likewise (a module a soft dependency brings in again is listed again, as kmod
+// lists it). A NotFoundError (ENOENT) when NAME means nothing. Probe
+// adds what the configuration says about blacklists, options and install commands.
 func (db *DB) Resolve(name string) ([]Load, error) {
-	mods := db.Lookup(name)
-	if len(mods) == 0 {
+	matches := db.LookupMatches(name)
+	if len(matches) == 0 {
 		return nil, &NotFoundError{Name: name, Dir: db.Dir}
 	}
 	var out []Load
-	visited := map[string]bool{}
-	for _, m := range mods {
-		db.probeList(m, visited, &out)
+	for _, m := range matches {
+		pl := prober{db: db, visited: map[string]bool{}} // one probe per match, as modprobe inserts each
+		pl.list(m)
+		out = append(out, pl.out...)
 	}
 	return out, nil
-}
-
-// probeList is libkmod's __kmod_module_get_probe_list.
-func (db *DB) probeList(name string, visited map[string]bool, out *[]Load) {
-	if visited[name] {
-		return
-	}
-	visited[name] = true
-	if m := db.modules[name]; m != nil {
-		for i := len(m.deps) - 1; i >= 0; i-- {
-			db.withSoftdeps(m.deps[i], visited, out)
-		}
-	}
-	db.withSoftdeps(name, visited, out)
-}
-
-// withSoftdeps is __kmod_module_fill_softdep: pre-softdeps, the module, post-softdeps.
-func (db *DB) withSoftdeps(name string, visited map[string]bool, out *[]Load) {
-	sd := db.Softdeps(name)
-	for _, p := range sd.Pre {
-		for _, m := range db.Lookup(p) {
-			db.probeList(m, visited, out)
-		}
-	}
-	if !slices.ContainsFunc(*out, func(l Load) bool { return l.Name == name }) {
-		*out = append(*out, db.load(name)) // libkmod lists it again; insmod would find it loaded
-	}
-	for _, p := range sd.Post {
-		for _, m := range db.Lookup(p) {
-			db.probeList(m, visited, out)
-		}
-	}
 }
 
 func (db *DB) load(name string) Load {
