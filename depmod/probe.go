@@ -165,12 +165,7 @@ func (db *DB) installCommand(module string) string {
 	if db.cfg == nil {
 		return ""
 	}
-	for _, c := range db.cfg.Install {
-		if fnmatch(c.Module, module) {
-			return c.Value
-		}
-	}
-	return ""
+	return firstCommand(db.cfg.Install, module)
 }
 
 // RemoveCommand is the first remove line whose pattern matches the module, "" when none does; it
@@ -179,7 +174,13 @@ func (db *DB) RemoveCommand(module string) string {
 	if db.cfg == nil {
 		return ""
 	}
-	for _, c := range db.cfg.Remove {
+	return firstCommand(db.cfg.Remove, module)
+}
+
+// firstCommand is the command of the first line whose pattern matches the module: libkmod, like
+// module-init-tools, uses only that one.
+func firstCommand(lines []ConfigEntry, module string) string {
+	for _, c := range lines {
 		if fnmatch(c.Module, module) {
 			return c.Value
 		}
