@@ -112,7 +112,8 @@ func cstring(b []byte, off uint64) string {
 }
 
 // parseELF is elf_validity_check(): it returns ENOEXEC with the kernel's message for every malformed input.
-func parseELF(data []byte) (*elfFile, error) {
+// The section headers are decoded into reuse when it is large enough (see loadScratch).
+func parseELF(data []byte, reuse []elfSection) (*elfFile, error) {
 	noexec := func(format string, args ...any) error { return kerr(syscall.ENOEXEC, format, args...) }
 	if len(data) < ehdrSize {
 		return nil, noexec("Invalid ELF header len %d", len(data))
@@ -140,7 +141,10 @@ func parseELF(data []byte) (*elfFile, error) {
 	if shstrndx == shnUndef || shstrndx >= shnum {
 		return nil, noexec("Invalid ELF section name index: %d || e_shstrndx (%d) >= e_shnum (%d)", shstrndx, shstrndx, shnum)
 	}
-	f := &elfFile{data: data, machine: machine, shstrndx: int(shstrndx), secs: make([]elfSection, shnum)}
+	if uint64(cap(reuse)) < shnum {
+		reuse = make([]elfSection, shnum)
+	}
+	f := &elfFile{data: data, machine: machine, shstrndx: int(shstrndx), secs: reuse[:shnum]}
 	for i := range f.secs {
 		h := data[shoff+uint64(i)*shdrSize:]
 		f.secs[i] = elfSection{
@@ -205,8 +209,9 @@ func (f *elfFile) findSec(name string) int {
 
 // symbols parses the symbol table at index symIdx with its string table. Unlike the kernel, which trusts
 // st_name, a name offset outside the string table is an error. The names are substrings of one copy of
-// the string table (returned too): one allocation per module, not one per symbol.
-func (f *elfFile) symbols(symIdx int) ([]elfSym, string, error) {
+// the string table (returned too): one allocation per module, not one per symbol. The symbols are
+// decoded into reuse when it is large enough (see loadScratch).
+func (f *elfFile) symbols(symIdx int, reuse []elfSym) ([]elfSym, string, error) {
 	sec := &f.secs[symIdx]
 	strIdx := int(sec.Link)
 	strSec := &f.secs[strIdx]
@@ -215,7 +220,11 @@ func (f *elfFile) symbols(symIdx int) ([]elfSym, string, error) {
 	}
 	strtab := string(f.sectionData(strIdx))
 	raw := f.sectionData(symIdx)
-	syms := make([]elfSym, len(raw)/symSize)
+	n := len(raw) / symSize
+	if cap(reuse) < n {
+		reuse = make([]elfSym, n)
+	}
+	syms := reuse[:n]
 	for i := range syms {
 		b := raw[i*symSize:]
 		s := elfSym{NameOff: le.Uint32(b[0:]), Info: b[4], Shndx: le.Uint16(b[6:]), Value: le.Uint64(b[8:]), Size: le.Uint64(b[16:])}

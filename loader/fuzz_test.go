@@ -70,7 +70,7 @@ func FuzzLoad(f *testing.F) {
 // `strip --strip-debug` makes of a module as far as the loader can tell.
 func withoutDebugSections(t testing.TB, b []byte) []byte {
 	t.Helper()
-	f, err := parseELF(b)
+	f, err := parseELF(b, nil)
 	require.NoError(t, err)
 	out := append([]byte(nil), b[:ehdrSize]...)
 	offs := make([]uint64, len(f.secs))

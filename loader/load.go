@@ -49,6 +49,7 @@ type loadInfo struct {
 	sigOK        bool
 
 	versionAt map[string]int // mod.Versions by name once findVersion indexed them (the Kernel's map)
+	scratch   *loadScratch   // where f.secs and syms are decoded, from Prepare to the end of LoadPrepared
 }
 
 // placed is a section's place in a region (sh_entsize with INIT_OFFSET_MASK in the kernel).
@@ -96,10 +97,12 @@ func (k *Kernel) Prepare(image []byte, opts LoadOptions) (*Prepared, error) {
 	if img, err = info.sigCheck(img); err != nil {
 		return nil, err
 	}
-	if info.f, err = parseELF(img); err != nil {
-		return nil, err
+	info.takeScratch()
+	if info.f, err = parseELF(img, info.scratch.secs); err == nil {
+		err = info.setup()
 	}
-	if err = info.setup(); err != nil {
+	if err != nil {
+		info.releaseScratch()
 		return nil, err
 	}
 	return &Prepared{info: info}, nil
@@ -123,6 +126,7 @@ func (k *Kernel) LoadPrepared(p *Prepared) (mod *Module, err error) {
 			info.cleanup()
 			mod = nil
 		}
+		info.releaseScratch()
 	}()
 	// The rest of load_module(), in the kernel's order.
 	steps := []func() error{
@@ -221,7 +225,7 @@ func (info *loadInfo) setup() error {
 	}
 	info.idxPcpu = f.findSec(".data..percpu")
 	var err error
-	if info.syms, info.strtab, err = f.symbols(info.idxSym); err != nil {
+	if info.syms, info.strtab, err = f.symbols(info.idxSym, info.scratch.syms); err != nil {
 		return err
 	}
 	if info.idxVers != 0 {

@@ -19,7 +19,7 @@ type elfEdit struct {
 
 func editFixture(t testing.TB, name string) *elfEdit {
 	b := fixture(t, name)
-	f, err := parseELF(b)
+	f, err := parseELF(b, nil)
 	require.NoError(t, err)
 	return &elfEdit{t: t, b: b, f: f}
 }
@@ -62,7 +62,7 @@ func (e *elfEdit) rela(name string, n int) []byte {
 // symbol returns the symtab entry of the symbol called name.
 func (e *elfEdit) symbol(name string) []byte {
 	si := e.sec(".symtab")
-	syms, _, err := e.f.symbols(si)
+	syms, _, err := e.f.symbols(si, nil)
 	require.NoError(e.t, err)
 	for i, s := range syms {
 		if s.Name == name {

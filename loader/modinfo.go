@@ -44,7 +44,7 @@ func Inspect(image []byte) (name string, mi Modinfo, versions []Version, err err
 		return "", nil, nil, err
 	}
 	img, _ = stripSignature(img)
-	f, err := parseELF(img)
+	f, err := parseELF(img, nil)
 	if err != nil {
 		return "", nil, nil, err
 	}

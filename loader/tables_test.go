@@ -139,7 +139,7 @@ func TestInitSymtabCopy(t *testing.T) {
 	k, _ := testKernel(t, nil)
 	m, err := k.Load(fixture(t, "hello"), LoadOptions{})
 	require.NoError(t, err)
-	f, err := parseELF(fixture(t, "hello"))
+	f, err := parseELF(fixture(t, "hello"), nil)
 	require.NoError(t, err)
 	symIdx := 0
 	for i, s := range f.secs {
@@ -147,7 +147,7 @@ func TestInitSymtabCopy(t *testing.T) {
 			symIdx = i
 		}
 	}
-	syms, _, err := f.symbols(symIdx)
+	syms, _, err := f.symbols(symIdx, nil)
 	require.NoError(t, err)
 	// The init region holds the symbol table with final values, as the kernel's copy does after
 	// simplify_symbols; check a defined and an undefined symbol.
