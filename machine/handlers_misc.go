@@ -12,28 +12,19 @@ func init() {
 	register("fortify_panic", hFortifyPanic)
 	register("capable", hTrue)
 	register("ns_capable", hTrue)
-	register("msleep", hMsleep)
-	register("msleep_interruptible", hMsleep)
-	register("usleep_range_state", hUsleepRange)
 	register("__const_udelay", hConstUdelay)
 	register("__udelay", hUdelay)
 	register("__ndelay", hNdelay)
-	register("ktime_get", hKtimeGet)
-	register("ktime_get_real_ts64", hKtimeGetRealTS64)
 	register("__list_add_valid", hListAddValid)
 	register("__list_del_entry_valid", hListDelEntryValid)
 	register("__request_module", hRequestModule)
 	register("__might_sleep", hNop)
 	register("__might_resched", hNop)
 	register("__SCT__might_resched", hNop)
-	register("__SCT__cond_resched", hNop)
-	register("__cond_resched", hNop)
 	register("preempt_schedule", hNop)
 	register("preempt_schedule_notrace", hNop)
 	register("__preempt_schedule", hNop)
 	register("refcount_warn_saturate", hRefcountWarnSaturate)
-	register("__init_waitqueue_head", hNop)
-	register("__wake_up", hNop)
 	register("synchronize_rcu", hNop)
 	register("__rcu_read_lock", hNop)
 	register("__rcu_read_unlock", hNop)
@@ -54,24 +45,6 @@ func hFortifyPanic(m *Machine, t *Trap) (uint64, error) {
 	return 0, &kernelBug{file: "lib/string_helpers.c", line: 1027}
 }
 
-// msleep(ms): the task sleeps; virtual time moves by at least the requested time plus one jiffy, as
-// msecs_to_jiffies()+1 does.
-func hMsleep(m *Machine, t *Trap) (uint64, error) {
-	if err := m.sleepCheck(t); err != nil {
-		return 0, err
-	}
-	ns := t.Arg(0)*1e6 + 1e9/m.kernel.clock.hz
-	return 0, m.kernel.advance(ns)
-}
-
-// usleep_range_state(min, max, state) sleeps for min microseconds in kemu's deterministic time.
-func hUsleepRange(m *Machine, t *Trap) (uint64, error) {
-	if err := m.sleepCheck(t); err != nil {
-		return 0, err
-	}
-	return 0, m.kernel.advance(t.Arg(0) * 1e3)
-}
-
 // __const_udelay(xloops): xloops = usecs * 0x10c7 (2^32 / 10^6 rounded up), a busy wait.
 func hConstUdelay(m *Machine, t *Trap) (uint64, error) {
 	return 0, m.kernel.advance((t.Arg(0)*1000 + 0x10c6) / 0x10c7)
@@ -79,17 +52,6 @@ func hConstUdelay(m *Machine, t *Trap) (uint64, error) {
 
 func hUdelay(m *Machine, t *Trap) (uint64, error) { return 0, m.kernel.advance(t.Arg(0) * 1e3) }
 func hNdelay(m *Machine, t *Trap) (uint64, error) { return 0, m.kernel.advance(t.Arg(0)) }
-
-func hKtimeGet(m *Machine, t *Trap) (uint64, error) { return m.kernel.clock.ns, nil }
-
-// ktime_get_real_ts64(ts): wall time; kemu's epoch is boot.
-func hKtimeGetRealTS64(m *Machine, t *Trap) (uint64, error) {
-	ns := m.kernel.clock.ns
-	if err := m.WriteU64(t.Arg(0), ns/1e9); err != nil {
-		return 0, err
-	}
-	return 0, m.WriteU64(t.Arg(0)+8, ns%1e9)
-}
 
 // __list_add_valid(new, prev, next) is CONFIG_DEBUG_LIST's check (lib/list_debug.c): it reports
 // corruption and refuses the add.

@@ -4,24 +4,11 @@ import (
 	"math/rand/v2"
 )
 
-// Waiting, completions, driver registration and small services. One task runs module code, so
-// nothing it waits for can be done by another task while it waits: a wait either finds its condition
-// already true or times out in virtual time.
+// Jiffies conversions, randomness, module references and small services. Sleeping, waiting and
+// waking are in sched_wait.go, kernel threads in kthread.go.
 
 func init() {
-	register("init_wait_entry", hNop)
-	register("prepare_to_wait_event", hZero)
-	register("finish_wait", hNop)
 	register("__init_swait_queue_head", hNop)
-	register("schedule", hSchedule)
-	register("schedule_timeout", hScheduleTimeout)
-	register("schedule_timeout_interruptible", hScheduleTimeout)
-	register("schedule_timeout_uninterruptible", hScheduleTimeout)
-	register("complete", hComplete)
-	register("complete_all", hComplete)
-	register("wait_for_completion", hWaitForCompletion)
-	register("wait_for_completion_timeout", hWaitForCompletionTimeout)
-	register("wait_for_completion_interruptible_timeout", hWaitForCompletionTimeout)
 	register("___ratelimit", hTrue)
 	register("__msecs_to_jiffies", hMsecsToJiffies)
 	register("jiffies_to_msecs", hJiffiesToMsecs)
@@ -39,94 +26,6 @@ func init() {
 	register("request_threaded_irq", hZero)
 	register("devm_request_threaded_irq", hZero)
 	register("free_irq", hNop)
-}
-
-// schedule() with nothing else runnable returns at once, a jiffy later.
-func hSchedule(m *Machine, t *Trap) (uint64, error) {
-	if err := m.sleepCheck(t); err != nil {
-		return 0, err
-	}
-	return 0, m.kernel.advance(1e9 / m.kernel.clock.hz)
-}
-
-// schedule_timeout(timeout): nobody wakes the task, so the whole timeout passes; returns 0.
-func hScheduleTimeout(m *Machine, t *Trap) (uint64, error) {
-	if err := m.sleepCheck(t); err != nil {
-		return 0, err
-	}
-	timeout := t.Arg(0)
-	if int64(timeout) < 0 || timeout > 1<<31 { // MAX_SCHEDULE_TIMEOUT: would sleep forever
-		timeout = 1 << 31
-	}
-	return 0, m.kernel.advance(timeout * 1e9 / m.kernel.clock.hz)
-}
-
-// completionDone is the address of completion.done.
-func (m *Machine) completionDone(c uint64) (uint64, bool) {
-	off, ok := m.fieldOffset("completion", "done")
-	return c + off, ok
-}
-
-// complete(x): done++ (complete_all saturates at UINT_MAX).
-func hComplete(m *Machine, t *Trap) (uint64, error) {
-	addr, ok := m.completionDone(t.Arg(0))
-	if !ok {
-		return 0, nil
-	}
-	done, err := m.ReadU32(addr)
-	if err != nil {
-		return 0, err
-	}
-	switch {
-	case t.Name == "complete_all":
-		done = ^uint32(0)
-	case done != ^uint32(0):
-		done++
-	}
-	return 0, m.WriteU32(addr, done)
-}
-
-// takeCompletion consumes one completion if there is one.
-func (m *Machine) takeCompletion(c uint64) (bool, error) {
-	addr, ok := m.completionDone(c)
-	if !ok {
-		return true, nil
-	}
-	done, err := m.ReadU32(addr)
-	if err != nil || done == 0 {
-		return false, err
-	}
-	if done != ^uint32(0) {
-		done--
-	}
-	return true, m.WriteU32(addr, done)
-}
-
-// wait_for_completion(x): if nothing completed it, the only task would sleep forever; kemu reports
-// the hang as the hung-task detector would after 120 s.
-func hWaitForCompletion(m *Machine, t *Trap) (uint64, error) {
-	ok, err := m.takeCompletion(t.Arg(0))
-	if err != nil || ok {
-		return 0, err
-	}
-	if err := m.kernel.advance(120e9); err != nil {
-		return 0, err
-	}
-	m.logf(levelErr, "INFO: task %s:%d blocked for more than 120 seconds.", m.comm, m.pid)
-	m.logf(levelErr, "      %s %s %s", m.kernelTaint().KernelString(), m.prof.Release, firstWord(m.prof.Version))
-	return 0, m.softLockup()
-}
-
-// wait_for_completion_timeout(x, timeout): the remaining jiffies (at least 1) or 0 on timeout.
-func hWaitForCompletionTimeout(m *Machine, t *Trap) (uint64, error) {
-	ok, err := m.takeCompletion(t.Arg(0))
-	if err != nil {
-		return 0, err
-	}
-	if ok {
-		return max(t.Arg(1), 1), nil
-	}
-	return 0, m.kernel.advance(t.Arg(1) * 1e9 / m.kernel.clock.hz)
 }
 
 func hMsecsToJiffies(m *Machine, t *Trap) (uint64, error) {

@@ -16,6 +16,7 @@ type kernelState struct {
 	percpuNext, percpuEnd uint64 // dynamic per-CPU chunk for modules' per-CPU data (offsets)
 
 	clock clock
+	sched scheduler // tasks and the run queue (sched.go)
 	log   printk.Log
 
 	caches map[uint64]*kmemCache // kmem_cache objects by guest address

@@ -61,47 +61,92 @@ func (m *Machine) Call(fn uint64, args ...uint64) (uint64, error) {
 	for i, a := range args {
 		m.setReg(argRegs[i], a)
 	}
-	if m.depth == 1 {
-		stop := m.startWatchdog()
-		defer stop()
+	if m.depth > 1 {
+		return m.run(fn, ret)
 	}
-	return m.run(fn, ret)
+	stop := m.startWatchdog()
+	defer stop()
+	s := m.sched()
+	s.events = maxIdleEvents
+	v, err := m.run(fn, ret)
+	if s.cur == s.host {
+		// Back to user space: the kernel threads this call woke run until they sleep.
+		m.clearSignal(s.host)
+		if serr := m.settle(); serr != nil && err == nil && !isTaskDeath(serr) {
+			err = serr
+		}
+	}
+	return v, err
 }
 
 // watchdogRetry is how often the watchdog repeats its stop request once it has fired: a request
 // made while the CPU is between runs (in a handler) would otherwise be lost.
 const watchdogRetry = 20 * time.Millisecond
 
-// startWatchdog arms the soft-lockup watchdog for an outermost call: once the call has taken
-// Options.Watchdog of host time, it stops the CPU and run reports a soft lockup. It returns the
-// function that disarms it.
+// startWatchdog starts the CPU's monitor for an outermost call (or an Idle), and returns the function
+// that stops it. The monitor is the soft-lockup watchdog: once the tasks have made no progress (no
+// context switch, no sleep) for Options.Watchdog of host time, it stops the CPU and run reports a
+// soft lockup of the task on it. It is also the timer interrupt of spinning code (sched_time.go): a
+// guest run that has not called the kernel for spinDetect is stopped every spinTickEvery, and run
+// turns each stop into a tick. Only one monitor runs at a time; nested starts get a no-op.
 func (m *Machine) startWatchdog() (stop func()) {
+	s := m.sched()
+	if s.monitored {
+		return func() {}
+	}
+	s.monitored = true
 	m.lockedUp.Store(false)
 	done, exited := make(chan struct{}), make(chan struct{})
-	cpu := m.cpu
+	cpu, limit, ticks := m.cpu, m.opts.Watchdog, m.opts.Budget == 0
 	go func() {
 		defer close(exited)
-		timer := time.NewTimer(m.opts.Watchdog)
-		defer timer.Stop()
-		select {
-		case <-done:
-			return
-		case <-timer.C:
+		period := spinTickEvery
+		if !ticks {
+			period = watchdogRetry
 		}
-		m.lockedUp.Store(true)
-		tick := time.NewTicker(watchdogRetry)
-		defer tick.Stop()
+		ticker := time.NewTicker(period)
+		defer ticker.Stop()
+		now := time.Now()
+		lastRun, runSince, lastTick := s.runs.Load(), now, now
+		lastSwitch, progressSince, lastStop := s.switches.Load(), now, now
 		for {
-			_ = cpu.Stop()
 			select {
 			case <-done:
 				return
-			case <-tick.C:
+			case <-ticker.C:
+			}
+			now := time.Now()
+			if sw := s.switches.Load(); sw != lastSwitch {
+				lastSwitch, progressSince = sw, now
+			}
+			if m.lockedUp.Load() {
+				// Fired: repeat the stop until the run loop has reported the lockup.
+				if now.Sub(lastStop) >= watchdogRetry {
+					_ = cpu.Stop()
+					lastStop = now
+				}
+				progressSince = now
+				continue
+			}
+			if now.Sub(progressSince) >= limit {
+				m.lockedUp.Store(true)
+				_ = cpu.Stop()
+				lastStop = now
+				continue
+			}
+			if r := s.runs.Load(); r != lastRun {
+				lastRun, runSince = r, now
+				continue
+			}
+			if ticks && s.inGuest.Load() && now.Sub(runSince) >= spinDetect && now.Sub(lastTick) >= spinTickEvery {
+				s.tickRequested.Store(true)
+				_ = cpu.Stop()
+				lastTick = now
 			}
 		}
 	}()
-	// Disarming waits for the goroutine, so it never touches the engine after the call (or Close).
-	return func() { close(done); <-exited }
+	// Stopping waits for the goroutine, so it never touches the engine after the call (or Close).
+	return func() { close(done); <-exited; s.monitored = false }
 }
 
 // returnSite is where calls from the kernel into module code return: do_one_initcall+0x41, the
@@ -117,21 +162,39 @@ var errMachineHalted = errors.New("machine halted by a kernel panic")
 
 // run drives the CPU from pc until the current call returns to ret.
 func (m *Machine) run(pc, ret uint64) (uint64, error) {
+	s := m.sched()
+	var spun uint64 // virtual time the current run has spun through ticks without calling the kernel
 	for traps := 0; ; traps++ {
 		if traps > maxTraps {
 			return 0, m.softLockup()
 		}
 		if m.lockedUp.Load() {
-			return 0, m.softLockup()
+			return 0, m.reportLockup()
 		}
 		m.faulted = false
+		s.tickRequested.Store(false)
+		s.runs.Add(1)
+		s.inGuest.Store(true)
 		err := m.cpu.StartWithOptions(pc, 0, &uc.UcOptions{Count: m.opts.Budget})
+		s.inGuest.Store(false)
 		rip := m.reg(uc.X86_REG_RIP)
 		if err == nil {
-			// Unicorn stopped without an error: the watchdog stopped it or the instruction
-			// budget ran out. Either way the CPU never left module code.
-			return 0, m.softLockup()
+			// Unicorn stopped without an error, in module code: the monitor stopped it (a
+			// lockup, or a tick for a spinning run) or the instruction budget ran out.
+			switch {
+			case m.lockedUp.Load():
+				return 0, m.reportLockup()
+			case s.tickRequested.Load():
+				if err := m.spinTick(&spun); err != nil {
+					return 0, err
+				}
+			case m.opts.Budget != 0:
+				return 0, m.softLockup()
+			}
+			pc = rip // a tick, or a stop meant for an earlier run: go on
+			continue
 		}
+		spun = 0
 		var ucErr uc.UcError
 		if !errors.As(err, &ucErr) {
 			return 0, fmt.Errorf("cpu at %#x: %w", rip, err)
@@ -183,6 +246,14 @@ func (m *Machine) run(pc, ret uint64) (uint64, error) {
 			return 0, m.exceptionOops(rip)
 		}
 	}
+}
+
+// reportLockup reports the soft lockup the watchdog detected for the task on the CPU; the monitor
+// then watches the other tasks afresh.
+func (m *Machine) reportLockup() error {
+	err := m.softLockup()
+	m.lockedUp.Store(false)
+	return err
 }
 
 // fetchFault is the fault of an instruction fetch at rip that is not a kernel call.

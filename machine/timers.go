@@ -6,9 +6,10 @@ import (
 	"sort"
 )
 
-// Timers and workqueues over virtual time. Module code arms timers and queues work; nothing runs
-// until the machine idles (Idle), which runs queued work in a kworker's context and fires timers in
-// expiry order, moving virtual time to each expiry, in softirq context on the idle task.
+// Timers and workqueues over virtual time. Module code arms timers and queues work; queued work runs
+// when the CPU idles (every task asleep: sched.go's idle step, or Idle), in a kworker's context, and
+// timers fire when virtual time reaches their expiry (the idle task moving time to it, or a tick of a
+// busy task: sched_time.go), in softirq context on the idle task.
 
 func init() {
 	register("init_timer_key", hInitTimerKey)
@@ -221,42 +222,53 @@ func (m *Machine) inSoftirq(fn func() error) error {
 	return fn()
 }
 
-// maxIdleEvents bounds the work items and timer expiries one Idle runs (a timer that re-arms
-// itself forever would otherwise keep it busy until the deadline one jiffy at a time).
+// maxIdleEvents bounds the work items and timer expiries the idle task runs for one outermost call
+// or one Idle (a timer that re-arms itself forever would otherwise keep it busy one jiffy at a time).
 const maxIdleEvents = 100000
 
-// Idle lets virtual time pass for ns nanoseconds with no task running module code: queued work
-// runs, then timers fire in expiry order. An oops in a work item or timer is reported and the
-// machine goes on; Idle returns the number of events run.
+// Idle lets virtual time pass for ns nanoseconds while the host's task sleeps: kernel threads run,
+// queued work runs, timers fire in expiry order and sleepers wake as their times come (sched.go).
+// An oops in a work item, timer or thread is reported and the machine goes on; Idle returns the
+// number of work items and timer expiries run.
 func (m *Machine) Idle(ns uint64) (int, error) {
-	k := m.kernel
-	deadline := k.clock.ns + ns
-	events := 0
-	for events < maxIdleEvents && !m.dead {
-		if len(k.work) > 0 {
-			w := k.work[0]
-			k.work = k.work[1:]
-			events++
-			if err := m.in(kworker, func() error { return m.runWork(w) }); err != nil && !isTaskDeath(err) {
-				return events, err
-			}
-			continue
+	s := m.sched()
+	if m.dead {
+		return 0, errMachineHalted
+	}
+	stop := m.startWatchdog()
+	defer stop()
+	s.events = maxIdleEvents
+	if _, err := m.sleep(m.kernel.clock.ns+ns, true); err != nil && !errors.Is(err, errMachineHalted) {
+		return maxIdleEvents - s.events, err
+	}
+	// What became due at the deadline runs too: threads woken then, and the work they queued.
+	for !m.dead {
+		if err := m.settle(); err != nil {
+			return maxIdleEvents - s.events, err
 		}
+		if len(m.kernel.work) == 0 || s.events <= 0 {
+			break
+		}
+		if _, err := m.idleStep(); err != nil {
+			return maxIdleEvents - s.events, err
+		}
+	}
+	return maxIdleEvents - s.events, nil
+}
+
+// runDueTimers is the timer softirq: every timer whose expiry has come runs, in expiry order, in
+// softirq context on the idle task (delayed work joins its queue instead). It returns how many ran.
+func (m *Machine) runDueTimers() (int, error) {
+	k, s := m.kernel, m.sched()
+	n := 0
+	for s.events > 0 && !m.dead {
 		timer, expires, ok := k.nextTimer()
-		if !ok {
+		if !ok || int64(expires-k.clock.jiffies()) > 0 {
 			break
-		}
-		at := k.clock.nsAtJiffies(expires)
-		if at > deadline {
-			break
-		}
-		if at > k.clock.ns {
-			if err := k.advance(at - k.clock.ns); err != nil {
-				return events, err
-			}
 		}
 		delete(k.timers, timer)
-		events++
+		s.events--
+		n++
 		if k.delayed[timer] {
 			// delayed_work_timer_fn: the delay is over, the work joins its queue.
 			delete(k.delayed, timer)
@@ -265,16 +277,13 @@ func (m *Machine) Idle(ns uint64) (int, error) {
 		}
 		fn, err := m.structWord("timer_list", "function", timer)
 		if err != nil {
-			return events, err
+			return n, err
 		}
 		if err := m.in(idleTask, func() error { return m.inSoftirq(func() error { _, err := m.Call(fn, timer); return err }) }); err != nil && !isTaskDeath(err) {
-			return events, err
+			return n, err
 		}
 	}
-	if k.clock.ns < deadline {
-		return events, k.advance(deadline - k.clock.ns)
-	}
-	return events, nil
+	return n, nil
 }
 
 func isTaskDeath(err error) bool { return errors.Is(err, errTaskDied) }
