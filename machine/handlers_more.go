@@ -58,7 +58,7 @@ func init() {
 	register("cn_del_callback", hCnDelCallback)
 	register("kset_create_and_add", hKobjectCreate("kset", "kset"))
 	register("kset_unregister", hKobjectRelease("kset"))
-	register("kobject_create_and_add", hKobjectCreate("kobject", "kobject"))
+	// kobjects and sysfs groups and files are in vfs_kobj.go.
 	register("__cpuhp_setup_state", hCpuhpSetupState)
 	register("__cpuhp_setup_state_cpuslocked", hCpuhpSetupState)
 	register("__cpuhp_remove_state", hCpuhpRemoveState)
@@ -70,10 +70,6 @@ func init() {
 	register("free_percpu", hNop) // the per-CPU area is not reused, as for modules' static per-CPU data
 	register("driver_create_file", hSysfsCreate("driver-attr", "attribute", "name", 1))
 	register("driver_remove_file", hSysfsRemove("driver-attr", 1))
-	register("sysfs_create_group", hSysfsCreate("sysfs-group", "attribute_group", "name", 1))
-	register("sysfs_remove_group", hSysfsRemove("sysfs-group", 1))
-	register("sysfs_create_file_ns", hSysfsCreate("sysfs-file", "attribute", "name", 1))
-	register("sysfs_remove_file_ns", hSysfsRemove("sysfs-file", 1))
 	// rtnetlink message handlers: no netlink socket ever delivers a message here.
 	register("__rtnl_register_many", hZero)
 	register("__rtnl_unregister_many", hNop)

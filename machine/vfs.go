@@ -11,7 +11,8 @@ import (
 // (vfs_register.go, vfs_debugfs.go, vfs_sysfs.go); Open (vfs_file.go) resolves paths the way the
 // kernel does: /dev/NAME is the node devtmpfs made from device_create's name, whose dev_t finds the
 // cdev (chrdev_open) or, for major 10, the misc device (misc_open); /proc/PATH is a proc_dir_entry,
-// /sys/kernel/debug/PATH a debugfs file, /sys/class/CLASS/DEVICE/ATTR a device attribute. The
+// /sys/kernel/debug/PATH a debugfs file, /sys/class/CLASS/DEVICE/ATTR a device attribute, other
+// /sys paths the attribute files of kobjects (vfs_kobj.go). The
 // kernel's own /proc files are in procfs.go, seq_file in vfs_seq.go, lseek in vfs_llseek.go, the
 // user process and its memory in uproc.go.
 
@@ -25,6 +26,7 @@ type vfs struct {
 	debug   fsTree // /sys/kernel/debug
 	devices []*sysDevice
 	attrs   []sysAttr // /sys/class/<class>/<device>/<attribute>
+	sysfs   sysfsTree // kobject directories and attribute files (vfs_kobj.go)
 	user    userProcess
 	polling *File // the file whose ->poll is running: __pollwait records its wait queues
 }
@@ -266,6 +268,9 @@ func (m *Machine) Paths() []string {
 	}
 	for _, a := range v.attrs {
 		seen[a.path()] = true
+	}
+	for _, p := range v.sysfs.paths() {
+		seen[p] = true
 	}
 	for path := range kernelProcFiles {
 		seen[path] = true

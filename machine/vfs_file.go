@@ -65,7 +65,7 @@ var (
 )
 
 // Open opens path as the user process's open(2) would: /dev/NAME, /proc/PATH,
-// /sys/kernel/debug/PATH, /sys/class/CLASS/DEVICE/ATTRIBUTE.
+// /sys/kernel/debug/PATH, /sys/class/CLASS/DEVICE/ATTRIBUTE, /sys/.../ATTRIBUTE of a kobject.
 func (m *Machine) Open(path string, flags int) (*File, error) {
 	if m.cpu == nil {
 		return nil, fmt.Errorf("open %s: machine closed: %w", path, syscall.EBADF)
@@ -92,8 +92,11 @@ func (m *Machine) Open(path string, flags int) (*File, error) {
 		return m.openEntry(path, flags, &v.proc, strings.TrimPrefix(path, procRoot))
 	case strings.HasPrefix(path, debugfsRoot):
 		return m.openEntry(path, flags, &v.debug, strings.TrimPrefix(path, debugfsRoot))
-	case strings.HasPrefix(path, sysfsClassRoot):
-		return m.openAttr(path, flags)
+	case strings.HasPrefix(path, sysfsRoot):
+		if f, err := m.openAttr(path, flags); err != syscall.ENOENT {
+			return f, err
+		}
+		return m.openKobjFile(path, flags)
 	}
 	return nil, syscall.ENOENT
 }

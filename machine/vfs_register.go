@@ -103,9 +103,8 @@ func hDeviceCreate(m *Machine, t *Trap) (uint64, error) {
 
 // device_destroy(class, devt).
 func hDeviceDestroy(m *Machine, t *Trap) (uint64, error) {
-	v := m.files()
-	v.removeNode(uint32(t.Arg(1)))
-	v.removeDevice(uint32(t.Arg(1)))
+	m.files().removeNode(uint32(t.Arg(1)))
+	m.removeDevice(uint32(t.Arg(1)))
 	return 0, nil
 }
 

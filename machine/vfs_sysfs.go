@@ -92,10 +92,17 @@ func (v *vfs) deviceByAddr(addr uint64) *sysDevice {
 	return nil
 }
 
-// removeDevice drops the device with dev_t dev and its attributes (device_destroy).
-func (v *vfs) removeDevice(dev uint32) {
+// removeDevice drops the device with dev_t dev, its attributes and the attribute groups made on
+// its kobject (device_destroy).
+func (m *Machine) removeDevice(dev uint32) {
+	v := m.files()
 	gone := func(d *sysDevice) bool { return d.dev == dev }
 	v.attrs = deleteWhere(v.attrs, func(a sysAttr) bool { return gone(a.device) })
+	for _, d := range v.devices {
+		if gone(d) {
+			m.removeKobjectDir(d.addr + m.offset("device", "kobj"))
+		}
+	}
 	v.devices = deleteWhere(v.devices, gone)
 }
 
@@ -117,11 +124,25 @@ func (m *Machine) openAttr(path string, flags int) (*File, error) {
 
 // attrShow runs show(dev, attr, buf) into a fresh page.
 func (f *File) attrShow(a sysAttr) ([]byte, error) {
-	m := f.m
-	if m.files().deviceByAddr(a.device.addr) != a.device {
+	if f.m.files().deviceByAddr(a.device.addr) != a.device {
 		return nil, syscall.ENODEV // the device went away while the file was open
 	}
-	show := m.field("device_attribute", "show", a.attr)
+	return f.showPage(f.m.field("device_attribute", "show", a.attr), a.device.addr, a.attr)
+}
+
+// attrStore runs store(dev, attr, buf, count) over a NUL-terminated kernel copy of b.
+func (f *File) attrStore(a sysAttr, b []byte) (int, error) {
+	if f.m.files().deviceByAddr(a.device.addr) != a.device {
+		return 0, syscall.ENODEV
+	}
+	return f.storeCopy(f.m.field("device_attribute", "store", a.attr), a.device.addr, a.attr, b)
+}
+
+// showPage is how sysfs reads an attribute: show(obj, attr, buf) with a page-sized kernel buffer,
+// whose first bytes (as many as show returned, at most a page less the NUL) are the content. A
+// missing show is EIO.
+func (f *File) showPage(show, obj, attr uint64) ([]byte, error) {
+	m := f.m
 	if show == 0 {
 		return nil, syscall.EIO
 	}
@@ -130,7 +151,7 @@ func (f *File) attrShow(a sysAttr) ([]byte, error) {
 		return nil, syscall.ENOMEM
 	}
 	defer func() { _ = m.mem.FreePages(page, 0) }()
-	ret, err := f.call(show, a.device.addr, a.attr, page)
+	ret, err := f.call(show, obj, attr, page)
 	if err != nil {
 		return nil, err
 	}
@@ -141,13 +162,10 @@ func (f *File) attrShow(a sysAttr) ([]byte, error) {
 	return m.Read(page, uint64(min(n, pageSize-1)))
 }
 
-// attrStore runs store(dev, attr, buf, count) over a NUL-terminated kernel copy of b.
-func (f *File) attrStore(a sysAttr, b []byte) (int, error) {
+// storeCopy is how sysfs writes an attribute: store(obj, attr, buf, count) over a NUL-terminated
+// kernel copy of at most a page of b. A missing store is EIO; an empty write calls nothing.
+func (f *File) storeCopy(store, obj, attr uint64, b []byte) (int, error) {
 	m := f.m
-	if m.files().deviceByAddr(a.device.addr) != a.device {
-		return 0, syscall.ENODEV
-	}
-	store := m.field("device_attribute", "store", a.attr)
 	if store == 0 {
 		return 0, syscall.EIO
 	}
@@ -160,7 +178,7 @@ func (f *File) attrStore(a sysAttr, b []byte) (int, error) {
 		return 0, syscall.ENOMEM
 	}
 	defer func() { _ = m.kfree(buf, kemuCaller) }()
-	ret, err := f.call(store, a.device.addr, a.attr, buf, uint64(len(b)))
+	ret, err := f.call(store, obj, attr, buf, uint64(len(b)))
 	if err != nil {
 		return 0, err
 	}
