@@ -3,6 +3,7 @@ package modsign
 import (
 	"encoding/asn1"
 	"errors"
+	"math"
 	"math/big"
 )
 
@@ -10,20 +11,97 @@ import (
 // decodes into a struct, but the kernel's decoder and OpenSSL refuse them, and a signature one of
 // them refuses must not look valid here; so the PKCS#7 structure is taken apart element by
 // element.
+//
+// The walk is zero-copy: every element is a view of the input (asn1.RawValue), read by
+// parseElement rather than by asn1.Unmarshal, whose reflection costs more than the rest of a
+// module's signature check; callers collect a constructed element's parts into arrays on their
+// stack. parseElement accepts, refuses and reports exactly what asn1.Unmarshal into a RawValue
+// does (the tests compare them), so the strictness is encoding/asn1's DER rules either way.
 
-// elements splits the contents of a constructed element into its elements, which must fill it.
-func elements(content []byte) ([]asn1.RawValue, error) {
-	var out []asn1.RawValue
+// parseElement reads the DER element at the start of b, as asn1.Unmarshal(b, &RawValue) does:
+// identifier (high tag numbers included, minimally encoded and fitting an int32), definite
+// minimal length, contents inside b; with the same errors. rest is what follows the element.
+func parseElement(b []byte) (v asn1.RawValue, rest []byte, err error) {
+	if len(b) == 0 {
+		return v, nil, asn1.SyntaxError{Msg: "sequence truncated"}
+	}
+	v.Class, v.IsCompound, v.Tag = int(b[0]>>6), b[0]&0x20 != 0, int(b[0]&0x1f)
+	off := 1
+	if v.Tag == 0x1f { // the tag number follows in base 128
+		tag, n := 0, 0
+		for {
+			if off == len(b) {
+				return v, nil, asn1.SyntaxError{Msg: "truncated base 128 integer"}
+			}
+			if n == 5 {
+				return v, nil, asn1.StructuralError{Msg: "base 128 integer too large"}
+			}
+			c := b[off]
+			if n == 0 && c == 0x80 {
+				return v, nil, asn1.SyntaxError{Msg: "integer is not minimally encoded"}
+			}
+			tag = tag<<7 | int(c&0x7f)
+			off, n = off+1, n+1
+			if c&0x80 == 0 {
+				break
+			}
+		}
+		if tag > math.MaxInt32 {
+			return v, nil, asn1.StructuralError{Msg: "base 128 integer too large"}
+		}
+		if tag < 0x1f {
+			return v, nil, asn1.SyntaxError{Msg: "non-minimal tag"}
+		}
+		v.Tag = tag
+	}
+	if off == len(b) {
+		return v, nil, asn1.SyntaxError{Msg: "truncated tag or length"}
+	}
+	length := int(b[off])
+	off++
+	if length&0x80 != 0 { // long form: the low bits count the length bytes that follow
+		n := length & 0x7f
+		if n == 0 {
+			return v, nil, asn1.SyntaxError{Msg: "indefinite length found (not DER)"}
+		}
+		length = 0
+		for i := 0; i < n; i++ {
+			if off == len(b) {
+				return v, nil, asn1.SyntaxError{Msg: "truncated tag or length"}
+			}
+			if length >= 1<<23 {
+				return v, nil, asn1.StructuralError{Msg: "length too large"}
+			}
+			length = length<<8 | int(b[off])
+			off++
+			if length == 0 {
+				return v, nil, asn1.StructuralError{Msg: "superfluous leading zeros in length"}
+			}
+		}
+		if length < 0x80 {
+			return v, nil, asn1.StructuralError{Msg: "non-minimal length"}
+		}
+	}
+	if length > len(b)-off {
+		return v, nil, asn1.SyntaxError{Msg: "data truncated"}
+	}
+	end := off + length
+	v.Bytes, v.FullBytes = b[off:end:end], b[:end:end]
+	return v, b[end:], nil
+}
+
+// elements splits the contents of a constructed element into its elements, which must fill it,
+// appending them to buf (callers pass an array on their stack, sized for what they expect).
+func elements(content []byte, buf []asn1.RawValue) ([]asn1.RawValue, error) {
 	for len(content) > 0 {
-		var v asn1.RawValue
-		rest, err := asn1.Unmarshal(content, &v)
+		v, rest, err := parseElement(content)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, v)
+		buf = append(buf, v)
 		content = rest
 	}
-	return out, nil
+	return buf, nil
 }
 
 func isUniversal(v asn1.RawValue, tag int, compound bool) bool {
@@ -46,22 +124,33 @@ func oid(v asn1.RawValue) (asn1.ObjectIdentifier, error) {
 	return o, nil
 }
 
-// integer decodes a small INTEGER element.
+// integer decodes a small INTEGER element with asn1.Unmarshal's rules for an int: minimal
+// two's complement, at most 8 bytes.
 func integer(v asn1.RawValue) (int, error) {
-	var n int
 	if !isUniversal(v, asn1.TagInteger, false) {
 		return 0, errors.New("not an INTEGER")
 	}
-	if _, err := asn1.Unmarshal(v.FullBytes, &n); err != nil {
-		return 0, err
+	b := v.Bytes
+	switch {
+	case len(b) == 0:
+		return 0, asn1.StructuralError{Msg: "empty integer"}
+	case len(b) > 1 && (b[0] == 0 && b[1]&0x80 == 0 || b[0] == 0xff && b[1]&0x80 != 0):
+		return 0, asn1.StructuralError{Msg: "integer not minimally-encoded"}
+	case len(b) > 8:
+		return 0, asn1.StructuralError{Msg: "integer too large"}
 	}
-	return n, nil
+	n := int64(int8(b[0])) // sign-extended
+	for _, c := range b[1:] {
+		n = n<<8 | int64(c)
+	}
+	return int(n), nil
 }
 
 // algorithm decodes an AlgorithmIdentifier, SEQUENCE { algorithm OID, parameters ANY OPTIONAL },
 // and returns its OID.
 func algorithm(v asn1.RawValue) (asn1.ObjectIdentifier, error) {
-	els, err := elements(v.Bytes)
+	var buf [2]asn1.RawValue
+	els, err := elements(v.Bytes, buf[:0])
 	if err != nil || !isUniversal(v, asn1.TagSequence, true) || len(els) == 0 || len(els) > 2 {
 		return nil, errors.New("not an AlgorithmIdentifier")
 	}
@@ -112,7 +201,7 @@ func checkAlgorithmSet(der []byte) error {
 	if rest, err := asn1.Unmarshal(der, &set); err != nil || len(rest) != 0 || !isUniversal(set, asn1.TagSet, true) {
 		return errors.New("not a SET")
 	}
-	els, err := elements(set.Bytes)
+	els, err := elements(set.Bytes, nil)
 	if err != nil {
 		return err
 	}

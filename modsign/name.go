@@ -27,18 +27,18 @@ func parseName(der []byte) ([]nameEntry, error) {
 	if rest, err := asn1.Unmarshal(der, &name); err != nil || len(rest) != 0 || !isUniversal(name, asn1.TagSequence, true) {
 		return nil, errors.New("malformed name")
 	}
-	rdns, err := elements(name.Bytes)
+	rdns, err := elements(name.Bytes, nil)
 	if err != nil {
 		return nil, err
 	}
 	var entries []nameEntry
 	for _, rdn := range rdns {
-		atvs, err := elements(rdn.Bytes)
+		atvs, err := elements(rdn.Bytes, nil)
 		if err != nil || !isUniversal(rdn, asn1.TagSet, true) {
 			return nil, errors.New("name component is not a SET")
 		}
 		for _, atv := range atvs {
-			fields, err := elements(atv.Bytes)
+			fields, err := elements(atv.Bytes, nil)
 			if err != nil || !isUniversal(atv, asn1.TagSequence, true) || len(fields) != 2 {
 				return nil, errors.New("name attribute is not {type, value}")
 			}

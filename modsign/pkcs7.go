@@ -1,6 +1,7 @@
 package modsign
 
 import (
+	"bytes"
 	"crypto"
 	"encoding/asn1"
 	"errors"
@@ -21,6 +22,9 @@ var (
 	oidMSIndirect    = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 2, 1, 4}
 	oidCommonName    = asn1.ObjectIdentifier{2, 5, 4, 3}
 	oidRSAEncryption = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}
+
+	// derSignedData is oidSignedData's DER encoding, which every module signature begins with.
+	derSignedData = []byte{asn1.TagOID, 9, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02}
 )
 
 // digestAlgos maps digest OIDs to the names kmod and the kernel use, and to a Go hash where one
@@ -156,27 +160,31 @@ func decode(der []byte) (*Signature, []byte, error) {
 	bad := func(format string, args ...any) (*Signature, []byte, error) {
 		return nil, nil, sigErr(syscall.EBADMSG, "PKCS#7: "+format, args...)
 	}
-	var top asn1.RawValue
-	rest, err := asn1.Unmarshal(der, &top)
+	top, rest, err := parseElement(der)
 	if err != nil || !isUniversal(top, asn1.TagSequence, true) {
 		return bad("not a DER SEQUENCE")
 	}
-	ci, err := elements(top.Bytes)
+	var ciBuf [2]asn1.RawValue
+	ci, err := elements(top.Bytes, ciBuf[:0])
 	if err != nil || len(ci) != 2 {
 		return bad("ContentInfo is not {contentType, content}")
 	}
-	contentType, err := oid(ci[0])
-	if err != nil {
-		return bad("contentType: %v", err)
+	if !bytes.Equal(ci[0].FullBytes, derSignedData) { // else it is signedData, with no OID to decode
+		contentType, err := oid(ci[0])
+		if err != nil {
+			return bad("contentType: %v", err)
+		}
+		if !contentType.Equal(oidSignedData) {
+			return nil, nil, withDetail(logged(syscall.EINVAL, KernWarning, "PKCS7: Only support pkcs7_signedData type"), "content type %v", contentType)
+		}
 	}
-	if !contentType.Equal(oidSignedData) {
-		return nil, nil, withDetail(logged(syscall.EINVAL, KernWarning, "PKCS7: Only support pkcs7_signedData type"), "content type %v", contentType)
-	}
-	explicit, err := elements(ci[1].Bytes)
+	var explicitBuf [1]asn1.RawValue
+	explicit, err := elements(ci[1].Bytes, explicitBuf[:0])
 	if err != nil || !isContext(ci[1], 0, true) || len(explicit) != 1 || !isUniversal(explicit[0], asn1.TagSequence, true) {
 		return bad("content is not [0] EXPLICIT SignedData")
 	}
-	sd, err := elements(explicit[0].Bytes)
+	var sdBuf [6]asn1.RawValue // version, digestAlgorithms, contentInfo, certificates, crls, signerInfos
+	sd, err := elements(explicit[0].Bytes, sdBuf[:0])
 	if err != nil {
 		return bad("SignedData: %v", err)
 	}
@@ -213,7 +221,8 @@ func decode(der []byte) (*Signature, []byte, error) {
 	if !ok || !isUniversal(v, asn1.TagSet, true) || len(sd) != 0 {
 		return bad("SignedData does not end with the signerInfos SET")
 	}
-	infos, err := elements(v.Bytes)
+	var infoBuf [1]asn1.RawValue // modules have one signer
+	infos, err := elements(v.Bytes, infoBuf[:0])
 	if err != nil {
 		return bad("signerInfos: %v", err)
 	}
@@ -229,7 +238,8 @@ func decode(der []byte) (*Signature, []byte, error) {
 
 // innerContentInfo decodes the SignedData's ContentInfo: its type and whether content is embedded.
 func innerContentInfo(v asn1.RawValue) (asn1.ObjectIdentifier, bool, error) {
-	els, err := elements(v.Bytes)
+	var buf [2]asn1.RawValue
+	els, err := elements(v.Bytes, buf[:0])
 	if err != nil || !isUniversal(v, asn1.TagSequence, true) || len(els) == 0 || len(els) > 2 {
 		return nil, false, errors.New("not {contentType, [0] content}")
 	}
@@ -249,7 +259,8 @@ func innerContentInfo(v asn1.RawValue) (asn1.ObjectIdentifier, bool, error) {
 func decodeSigner(info asn1.RawValue) (Signer, error) {
 	var s Signer
 	bad := func(what string) (Signer, error) { return s, sigErr(syscall.EBADMSG, "%s", what) }
-	els, err := elements(info.Bytes)
+	var buf [7]asn1.RawValue // the SignerInfo fields, both optional ones included
+	els, err := elements(info.Bytes, buf[:0])
 	if err != nil || !isUniversal(info, asn1.TagSequence, true) || len(els) < 5 {
 		return bad("SignerInfo is not a SEQUENCE of its fields")
 	}
@@ -260,7 +271,8 @@ func decodeSigner(info asn1.RawValue) (Signer, error) {
 	case isContext(sid, 0, false):
 		s.SubjectKeyID = sid.Bytes
 	case isUniversal(sid, asn1.TagSequence, true):
-		ias, err := elements(sid.Bytes)
+		var iasBuf [2]asn1.RawValue
+		ias, err := elements(sid.Bytes, iasBuf[:0])
 		if err != nil || len(ias) != 2 || !isUniversal(ias[0], asn1.TagSequence, true) {
 			return bad("bad IssuerAndSerialNumber")
 		}
