@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 
+	"kemu/depmod"
 	"kemu/loader"
 	"kemu/machine"
 )
@@ -157,57 +158,109 @@ func (s *Session) lsmod(out *output, args []string) int {
 	return statusOK
 }
 
-// modprobe is kmod's modprobe over the session's tree: load a module and its dependencies (those not
-// loaded yet, deepest first, the parameters going to the module asked for), or with -r remove it and
-// then every dependency nothing uses any more.
-func (s *Session) modprobe(out *output, args []string) int {
-	var remove, verbose, quiet bool
-	var rest []string
-	for i, a := range args {
+// modprobeFlags are the modprobe switches the session understands.
+type modprobeFlags struct {
+	remove, verbose, quiet bool
+	showConfig             bool     // -c: print the configuration and the alias indexes
+	showDepends            bool     // -D: print the load plan instead of loading
+	resolveOnly            bool     // -R: print the modules the name means
+	configs                []string // -C: modprobe.d files or directories (the machine has none of its own)
+	probe                  depmod.ProbeOptions
+}
+
+// parseModprobe reads modprobe's switches up to the first operand; rest is the name and options.
+func parseModprobe(args []string) (f modprobeFlags, rest []string, bad string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
 		if !strings.HasPrefix(a, "-") || a == "-" {
-			rest = args[i:]
-			break
+			return f, args[i:], ""
 		}
 		switch a {
 		case "-r", "--remove":
-			remove = true
+			f.remove = true
 		case "-v", "--verbose":
-			verbose = true
+			f.verbose = true
 		case "-q", "--quiet":
-			quiet = true
+			f.quiet = true
+		case "-c", "--showconfig", "--show-config":
+			f.showConfig = true
+		case "-D", "--show-depends":
+			f.showDepends = true
+		case "-R", "--resolve-alias":
+			f.resolveOnly = true
+		case "-i", "--ignore-install", "--ignore-remove":
+			f.probe.IgnoreCommands = true
+		case "-b", "--use-blacklist":
+			f.probe.UseBlacklist = true
+		case "-C", "--config":
+			if i+1 == len(args) {
+				return f, nil, a
+			}
+			i++
+			f.configs = append(f.configs, args[i])
 		default:
-			out.errorf("modprobe: unrecognized option '%s'\n", a)
-			return statusFailed
+			if c, ok := strings.CutPrefix(a, "--config="); ok {
+				f.configs = append(f.configs, c)
+				continue
+			}
+			return f, nil, a
 		}
 	}
-	if len(rest) == 0 {
+	return f, nil, ""
+}
+
+// modprobe is kmod's modprobe over the session's tree: load a module and its dependencies (those not
+// loaded yet, deepest first, each with its options), or with -r remove it and then every dependency
+// nothing uses any more. modprobe.d's configuration comes from -C only: the emulated machine has no
+// /etc/modprobe.d of its own.
+func (s *Session) modprobe(out *output, args []string) int {
+	f, rest, bad := parseModprobe(args)
+	if bad != "" {
+		out.errorf("modprobe: unrecognized option '%s'\n", bad)
+		return statusFailed
+	}
+	if len(rest) == 0 && !f.showConfig {
 		out.errorf("modprobe: ERROR: missing parameters. See -h.\n")
 		return statusFailed
 	}
+	// libkmod reports what it skips in the configuration itself, whatever -q says.
+	cfg := depmod.LoadModprobeConfig(f.configs, s.tree.IndexDir(), func(msg string) { out.errorf("libkmod: ERROR: %s", msg) })
+	s.tree.Configure(cfg)
+	defer s.tree.Configure(nil)
 	log := func(format string, a ...any) {
-		if !quiet {
+		if !f.quiet {
 			out.errorf(format, a...)
 		}
 	}
-	if remove {
+	switch {
+	case f.showConfig:
+		var b strings.Builder
+		if err := depmod.ShowConfig(&b, cfg, s.tree.IndexDir()); err != nil {
+			log("modprobe: ERROR: %v\n", err)
+			return statusFailed
+		}
+		out.write(b.String())
+		return statusOK
+	case f.remove:
 		status := statusOK
 		for _, name := range rest {
-			status = max(status, s.modprobeRemove(out, log, name, verbose))
+			status = max(status, s.modprobeRemove(out, log, name, f))
 		}
 		return status
 	}
-	return s.modprobeInsert(out, log, rest[0], joinParams(rest[1:]), verbose)
+	return s.modprobeInsert(out, log, rest[0], joinParams(rest[1:]), f)
 }
 
-// modprobeInsert is modprobe's insmod(): look the name up, then insert each module of every match.
-func (s *Session) modprobeInsert(out *output, log func(string, ...any), name, params string, verbose bool) int {
+// modprobeInsert is modprobe's insmod(): look the name up, then insert each module of every match
+// the blacklist does not stop (-D prints the plan instead, -R the modules).
+func (s *Session) modprobeInsert(out *output, log func(string, ...any), name, params string, f modprobeFlags) int {
 	if strings.HasPrefix(name, "/") || strings.HasPrefix(name, "./") {
 		// A path is inserted as it is: modprobe reads no index for it.
 		if _, err := os.Stat(name); err != nil {
 			log("modprobe: FATAL: Failed to get module from path %s: %s\n", name, strerror(err))
 			return statusFailed
 		}
-		if verbose {
+		if f.verbose {
 			out.printf("insmod %s %s\n", name, params)
 		}
 		if err := s.insertFile(name, params); err != nil {
@@ -215,40 +268,54 @@ func (s *Session) modprobeInsert(out *output, log func(string, ...any), name, pa
 		}
 		return statusOK
 	}
-	matches := s.tree.Lookup(name)
-	if len(matches) == 0 {
+	probes, err := s.tree.Probe(name, params, f.probe)
+	if err != nil {
 		log("modprobe: FATAL: Module %s not found in directory %s\n", name, s.tree.Dir())
 		return statusFailed
 	}
 	status := statusOK
-	for _, mod := range matches {
-		status = s.probeInsert(out, log, mod, params, verbose)
+	for _, p := range probes {
+		switch {
+		case f.resolveOnly:
+			out.printf("%s\n", p.Module)
+		case p.Blacklisted: // modprobe succeeds without inserting anything
+		case f.showDepends:
+			for i := range p.Loads {
+				p.Loads[i].Path = s.tree.Show(p.Loads[i].Path)
+			}
+			var b strings.Builder
+			_ = depmod.WriteShowDepends(&b, []depmod.Probe{p})
+			out.write(b.String())
+		default:
+			status = s.probeInsert(out, log, p, f.verbose)
+		}
 	}
 	return status
 }
 
 // probeInsert is kmod_module_probe_insert_module(): the load list (dependencies from the most
-// basic up, then mod with its parameters), skipping built-in modules and what is loaded already. A
-// failure is reported for mod, whichever module of the list failed, as modprobe does.
-func (s *Session) probeInsert(out *output, log func(string, ...any), mod, params string, verbose bool) int {
-	loads, err := s.tree.Resolve(mod)
-	if err != nil {
-		log("modprobe: FATAL: Module %s not found in directory %s\n", mod, s.tree.Dir())
-		return statusFailed
-	}
-	for _, l := range loads {
+// basic up, soft dependencies around them, then the module), skipping built-in modules and what is
+// loaded already. A failure is reported for the module asked for, whichever module of the list
+// failed, as modprobe does. kemu runs no shell: an install command is refused (-i inserts the module
+// asked for instead).
+func (s *Session) probeInsert(out *output, log func(string, ...any), p depmod.Probe, verbose bool) int {
+	for _, l := range p.Loads {
 		if l.Builtin || s.inKernel(l.Name) {
 			continue
 		}
-		opts := ""
-		if l.Name == mod {
-			opts = params
+		if l.Install != "" {
+			if verbose {
+				out.printf("install %s %s\n", l.Install, l.Options)
+			}
+			log("modprobe: ERROR: could not insert '%s': kemu cannot run the install command for %s: %s (modprobe -i ignores it)\n",
+				p.Module, l.Name, l.Command())
+			return statusFailed
 		}
 		if verbose {
-			out.printf("insmod %s %s\n", s.tree.Show(l.Path), opts)
+			out.printf("insmod %s %s\n", s.tree.Show(l.Path), l.Options)
 		}
-		if err := s.insertFile(l.Path, opts); err != nil {
-			return insertFailed(out, log, mod, err)
+		if err := s.insertFile(l.Path, l.Options); err != nil {
+			return insertFailed(out, log, p.Module, err)
 		}
 	}
 	return statusOK
@@ -290,7 +357,8 @@ func (s *Session) inKernel(name string) bool {
 // is in use; otherwise its post-soft dependencies, it, its dependencies and its pre-soft dependencies
 // are unloaded in depmod's remove order, each of the others only if nothing uses it at that moment
 // (failures there are not fatal).
-func (s *Session) modprobeRemove(out *output, log func(string, ...any), name string, verbose bool) int {
+func (s *Session) modprobeRemove(out *output, log func(string, ...any), name string, f modprobeFlags) int {
+	verbose := f.verbose
 	matches := s.tree.Lookup(name)
 	if len(matches) == 0 {
 		if _, loaded := s.m.Registry().Find(loader.ModuleName(name)); !loaded {
@@ -300,6 +368,13 @@ func (s *Session) modprobeRemove(out *output, log func(string, ...any), name str
 		matches = []string{loader.ModuleName(name)}
 	}
 	for _, mod := range matches {
+		if cmd := s.tree.RemoveCommand(mod); cmd != "" && !f.probe.IgnoreCommands {
+			if verbose {
+				out.printf("remove %s\n", cmd)
+			}
+			log("modprobe: ERROR: could not remove '%s': kemu cannot run the remove command: %s (modprobe -r -i ignores it)\n", mod, cmd)
+			return statusFailed
+		}
 		m, ok := s.m.Registry().Find(mod)
 		if !ok {
 			continue

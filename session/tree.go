@@ -113,6 +113,24 @@ func (t *Tree) Resolve(module string) ([]depmod.Load, error) { return t.db.Resol
 // RemoveOrder is the order modprobe -r tries to unload module and what it depends on.
 func (t *Tree) RemoveOrder(module string) ([]string, error) { return t.db.RemoveOrder(module) }
 
+// Configure makes the tree's lookups and load plans follow modprobe.d's configuration (nil: the
+// indexes alone), as modprobe reads it anew for each command.
+func (t *Tree) Configure(cfg *depmod.ModprobeConfig) { t.db.SetConfig(cfg) }
+
+// IndexDir is where the tree's index files are on the host (modules.softdep, the .bin indexes
+// modprobe -c dumps); an in-memory index has none there.
+func (t *Tree) IndexDir() string { return t.db.Dir }
+
+// Probe is modprobe's plan for inserting name with the command line's options: per module name
+// means, whether the blacklist stops it, and the load list with each module's options and install
+// command.
+func (t *Tree) Probe(name, options string, opts depmod.ProbeOptions) ([]depmod.Probe, error) {
+	return t.db.Probe(name, options, opts)
+}
+
+// RemoveCommand is the configured command that replaces unloading module, "" when none.
+func (t *Tree) RemoveCommand(module string) string { return t.db.RemoveCommand(module) }
+
 // Show is how modprobe -v names a module file: inside the module directory, not the host's copy.
 func (t *Tree) Show(path string) string {
 	if t.real != "" && strings.HasPrefix(path, t.real+"/") {
