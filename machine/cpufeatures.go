@@ -37,10 +37,8 @@ func (f Feature) String() string {
 
 // The features the machine's own code tests or sets by name; a test checks them against the table.
 const (
-	featFPU             Feature = 0*32 + 0
 	featCLFLUSH         Feature = 0*32 + 19
 	featXMM2            Feature = 0*32 + 26
-	featLM              Feature = 1*32 + 29
 	featREPGood         Feature = 3*32 + 16
 	featLfenceRdtsc     Feature = 3*32 + 18
 	featAlways          Feature = 3*32 + 21
@@ -49,34 +47,30 @@ const (
 	featXMM4_2          Feature = 4*32 + 20
 	featPTI             Feature = 7*32 + 11
 	featIBRS            Feature = 7*32 + 25
-	featMSRSpecCtrl     Feature = 7*32 + 16
 	featRetpoline       Feature = 11*32 + 12
 	featRetpolineLfence Feature = 11*32 + 13
 	featRethunk         Feature = 11*32 + 14
 	featUnret           Feature = 11*32 + 15
 	featIBRSEnhanced    Feature = 7*32 + 30
 	featSpecCtrl        Feature = 18*32 + 26
-	featArchCapab       Feature = 18*32 + 29
 	featRTM             Feature = 9*32 + 11
 	featRDRAND          Feature = 4*32 + 30
 	featAVX             Feature = 4*32 + 28
-	featHypervisor      Feature = 4*32 + 31
 
-	bugSysretSSAttrs  Feature = (capWords+0)*32 + 8
-	bugCPUMeltdown    Feature = (capWords+0)*32 + 14
-	bugSpectreV1      Feature = (capWords+0)*32 + 15
-	bugSpectreV2      Feature = (capWords+0)*32 + 16
-	bugSpecStoreBypas Feature = (capWords+0)*32 + 17
-	bugL1TF           Feature = (capWords+0)*32 + 18
-	bugMDS            Feature = (capWords+0)*32 + 19
-	bugMSBDSOnly      Feature = (capWords+0)*32 + 20
-	bugSwapgs         Feature = (capWords+0)*32 + 21
-	bugTAA            Feature = (capWords+0)*32 + 22
-	bugITLBMultihit   Feature = (capWords+0)*32 + 23
-	bugSRBDS          Feature = (capWords+0)*32 + 24
-	bugMMIOStaleData  Feature = (capWords+0)*32 + 25
-	bugMMIOUnknown    Feature = (capWords+0)*32 + 26
-	bugRetbleed       Feature = (capWords+0)*32 + 27
+	bugCPUMeltdown     Feature = (capWords+0)*32 + 14
+	bugSpectreV1       Feature = (capWords+0)*32 + 15
+	bugSpectreV2       Feature = (capWords+0)*32 + 16
+	bugSpecStoreBypass Feature = (capWords+0)*32 + 17
+	bugL1TF            Feature = (capWords+0)*32 + 18
+	bugMDS             Feature = (capWords+0)*32 + 19
+	bugMSBDSOnly       Feature = (capWords+0)*32 + 20
+	bugSwapgs          Feature = (capWords+0)*32 + 21
+	bugTAA             Feature = (capWords+0)*32 + 22
+	bugITLBMultihit    Feature = (capWords+0)*32 + 23
+	bugSRBDS           Feature = (capWords+0)*32 + 24
+	bugMMIOStaleData   Feature = (capWords+0)*32 + 25
+	bugMMIOUnknown     Feature = (capWords+0)*32 + 26
+	bugRetbleed        Feature = (capWords+0)*32 + 27
 )
 
 // FeatureSet is x86_capability[]: the capability words, then the bug words.

@@ -140,7 +140,7 @@ func (c *CPUInfo) setBugBits() {
 		f.Set(bugSpectreV2)
 	}
 	if !c.matches(vulnWhitelist, noSSB) && !f.Has(nameFeature("X86_FEATURE_AMD_SSB_NO")) {
-		f.Set(bugSpecStoreBypas)
+		f.Set(bugSpecStoreBypass)
 	}
 	if !c.matches(vulnWhitelist, noMDS) {
 		f.Set(bugMDS)
@@ -175,9 +175,11 @@ func (c *CPUInfo) setBugBits() {
 	}
 }
 
-// selectMitigations is what bugs.c and pti.c force with the default command line, as far as it
-// shows in capability bits modules and the patcher read:
-//   - Meltdown: page-table isolation (X86_FEATURE_PTI);
+// selectMitigations is what bugs.c forces with the default command line, as far as it shows in
+// capability bits modules and the patcher read:
+//   - Meltdown: the kernel would isolate page tables (X86_FEATURE_PTI), but kemu's kernel and user
+//     process share one address space, so the machine runs as with `nopti`, which is also what its
+//     oops banners print ("PREEMPT SMP NOPTI"); X86_FEATURE_PTI stays clear;
 //   - Spectre v2 (spectre_v2_select_mitigation, auto): enhanced IBRS when enumerated; IBRS on an
 //     Intel CPU with Retbleed and IBRS; otherwise retpolines (X86_FEATURE_RETPOLINE);
 //   - Retbleed (retbleed_select_mitigation, auto): on AMD and Hygon the untrained return thunk
@@ -185,9 +187,6 @@ func (c *CPUInfo) setBugBits() {
 //     no return thunk is used.
 func (c *CPUInfo) selectMitigations() {
 	f := &c.Features
-	if f.Has(bugCPUMeltdown) {
-		f.Set(featPTI)
-	}
 	if f.Has(bugSpectreV2) {
 		switch {
 		case f.Has(featIBRSEnhanced):

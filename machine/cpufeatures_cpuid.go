@@ -24,8 +24,8 @@ import (
 // whose identity QEMU 5 offers with the client cache layout, and it is the machine the TLB presets
 // and the reference notes describe. The kernel's view is then derived from CPUID exactly as 6.1's
 // identify_cpu does it (cpu_detect, get_cpu_cap, the scattered bits, init_intel's synthetic bits,
-// cpu_set_bug_bits with IA32_ARCH_CAPABILITIES absent) and as bugs.c picks mitigations on it:
-// Meltdown means PTI; Spectre v2 without IBRS means generic retpolines (X86_FEATURE_RETPOLINE), so
+// cpu_set_bug_bits with IA32_ARCH_CAPABILITIES absent) and as bugs.c picks mitigations on it
+// (cpufeatures_bugs.go): Spectre v2 without IBRS means generic retpolines (X86_FEATURE_RETPOLINE), so
 // apply_retpolines leaves the thunk calls alone; on Intel, Retbleed selects no return thunk
 // (X86_FEATURE_RETHUNK stays clear), so apply_returns turns every `jmp __x86_return_thunk` into ret.
 
@@ -184,6 +184,36 @@ func (c *CPUInfo) getCPUCap(cpuid cpuidFunc) {
 		f[wordCPUID80000021] = cpuid(0x80000021, 0)[0]
 	}
 	c.scatteredFeatures(cpuid)
+	c.speculationControl()
+}
+
+// speculationControl is init_speculation_control(): the vendor-specific speculation-control
+// enumeration bits imply the generic ones (IBRS, IBPB, STIBP, SSBD, MSR_SPEC_CTRL).
+func (c *CPUInfo) speculationControl() {
+	f := &c.Features
+	implies := []struct {
+		if_  string
+		then []string
+	}{
+		{"X86_FEATURE_SPEC_CTRL", []string{"X86_FEATURE_IBRS", "X86_FEATURE_IBPB", "X86_FEATURE_MSR_SPEC_CTRL"}},
+		{"X86_FEATURE_INTEL_STIBP", []string{"X86_FEATURE_STIBP"}},
+		{"X86_FEATURE_SPEC_CTRL_SSBD", []string{"X86_FEATURE_SSBD"}},
+		{"X86_FEATURE_VIRT_SSBD", []string{"X86_FEATURE_SSBD"}},
+		{"X86_FEATURE_AMD_IBRS", []string{"X86_FEATURE_IBRS", "X86_FEATURE_MSR_SPEC_CTRL"}},
+		{"X86_FEATURE_AMD_IBPB", []string{"X86_FEATURE_IBPB"}},
+		{"X86_FEATURE_AMD_STIBP", []string{"X86_FEATURE_STIBP", "X86_FEATURE_MSR_SPEC_CTRL"}},
+		{"X86_FEATURE_AMD_SSBD", []string{"X86_FEATURE_SSBD", "X86_FEATURE_MSR_SPEC_CTRL"}},
+	}
+	for _, i := range implies {
+		if f.Has(nameFeature(i.if_)) {
+			for _, t := range i.then {
+				f.Set(nameFeature(t))
+			}
+		}
+	}
+	if f.Has(nameFeature("X86_FEATURE_AMD_SSBD")) {
+		f.Clear(nameFeature("X86_FEATURE_VIRT_SSBD"))
+	}
 }
 
 // scatteredBit is one row of scattered.c's table: a feature kept in a Linux-defined word whose
@@ -256,6 +286,12 @@ func (c *CPUInfo) initIntel(cpuid cpuidFunc) {
 	}
 	if f.Has(featXMM2) {
 		f.Set(featLfenceRdtsc)
+	}
+	// detect_extended_topology: leaf 0xb describes the SMT level.
+	if c.CPUIDLevel >= 0xb {
+		if r := cpuid(0xb, 0); r[1] != 0 && r[2]>>8&0xff == 1 {
+			f.Set(nameFeature("X86_FEATURE_XTOPOLOGY"))
+		}
 	}
 	if c.Family == 6 {
 		f.Set(featREPGood)
