@@ -240,3 +240,71 @@ func logDebianTable(t *testing.T, outcomes []debianOutcome) int {
 	t.Log("\n" + b.String())
 	return totals[resultComplete]
 }
+
+// Debian's crc32c-intel probes SSE4.2 through x86_match_cpu and registers the "crc32c" shash as
+// "crc32c-intel"; without PCLMULQDQ (which the machine's CPU does not report) its digest is the
+// plain loop of crc32q/crc32b instructions, which the CPU then runs: CRC-32C("123456789") is the
+// standard check value 0xe3069283.
+func TestDebianCRC32CIntel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads a real Debian module")
+	}
+	tree, err := corpus.Debian("amd64")
+	require.NoError(t, err)
+	prof, err := tree.Profile()
+	require.NoError(t, err)
+	db, err := depmod.OpenDB(depmod.Options{BaseDir: tree.Root, Version: tree.Release, ConfigPaths: []string{}})
+	require.NoError(t, err)
+	loads, err := db.Resolve("crc32c_intel")
+	require.NoError(t, err)
+	m, err := New(prof, Options{Strict: true})
+	require.NoError(t, err)
+	defer m.Close()
+	for _, l := range loads {
+		image, err := os.ReadFile(l.Path)
+		require.NoError(t, err)
+		_, err = m.Insmod(image, "", l.Path)
+		require.NoError(t, err, m.Dmesg())
+	}
+
+	var alg uint64 // the registered struct crypto_alg, inside the module's shash_alg
+	for _, r := range m.Registrations() {
+		if r.Kind == "crypto" && r.Name == "crc32c" {
+			assert.Equal(t, []string{"crc32c-intel", "priority=200"}, r.IDs)
+			alg = r.addr
+		}
+	}
+	require.NotZero(t, alg, "crc32c-intel registered its shash")
+	base, ok := m.fieldOffset("shash_alg", "base")
+	require.True(t, ok)
+	shash := alg - base
+	digest, err := m.readField("shash_alg", "digest", shash, 8)
+	require.NoError(t, err)
+	craInit, err := m.readField("crypto_alg", "cra_init", alg, 8)
+	require.NoError(t, err)
+	require.NotZero(t, digest)
+	require.NotZero(t, craInit)
+
+	// A transform and a descriptor as crypto_alloc_shash and SHASH_DESC_ON_STACK would make them.
+	tfm, err := m.kernel.kzalloc(256)
+	require.NoError(t, err)
+	tfmBase, ok := m.fieldOffset("crypto_shash", "base")
+	require.True(t, ok)
+	_, err = m.Call(craInit, tfm+tfmBase) // crc32c_cra_init: the key (seed) is ~0
+	require.NoError(t, err)
+	desc, err := m.kernel.kzalloc(256)
+	require.NoError(t, err)
+	descTfm, ok := m.fieldOffset("shash_desc", "tfm")
+	require.True(t, ok)
+	require.NoError(t, m.WriteU64(desc+descTfm, tfm))
+	data, err := m.kernel.kzalloc(64)
+	require.NoError(t, err)
+	require.NoError(t, m.WriteAt([]byte("123456789"), data))
+	out := data + 32
+	ret, err := m.Call(digest, desc, data, 9, out)
+	require.NoError(t, err)
+	assert.Zero(t, ret)
+	crc, err := m.ReadU32(out)
+	require.NoError(t, err)
+	assert.Equal(t, uint32(0xe3069283), crc)
+}
