@@ -318,16 +318,25 @@ func (info *loadInfo) checkModstructVersion() error {
 // The offset of the field comes from BTF; it is 0 in every kernel layout when BTF is unavailable.
 func (info *loadInfo) writeState() {
 	m := info.mod
-	var off uint64
-	if st, err := info.k.prof.Struct("module"); err == nil {
-		if o, err := st.Offset("state"); err == nil {
-			off = o
-		}
-	}
+	off := info.k.moduleStateOffset()
 	if b, ok := m.readAt(m.ThisModule+off, 4); ok {
 		le.PutUint32(b, uint32(m.State))
 		m.StateAddr = m.ThisModule + off
 	}
+}
+
+// moduleStateOffset is the offset of state in struct module, from BTF on first use (0 without it).
+func (k *Kernel) moduleStateOffset() uint64 {
+	if k.stateOff == nil {
+		var off uint64
+		if st, err := k.prof.Struct("module"); err == nil {
+			if o, err := st.Offset("state"); err == nil {
+				off = o
+			}
+		}
+		k.stateOff = &off
+	}
+	return *k.stateOff
 }
 
 // sameMagic is same_magic(): with modversions only the part from the first space on is compared.

@@ -1,10 +1,12 @@
 package modsign
 
 import (
+	"bytes"
 	"encoding/asn1"
 	"errors"
 	"math"
 	"math/big"
+	"slices"
 )
 
 // Strict DER walking. encoding/asn1 ignores elements left over at the end of a SEQUENCE it
@@ -112,16 +114,74 @@ func isContext(v asn1.RawValue, tag int, compound bool) bool {
 	return v.Class == asn1.ClassContextSpecific && v.Tag == tag && v.IsCompound == compound
 }
 
-// oid decodes an OBJECT IDENTIFIER element.
+// knownOID is the DER encoding of an OBJECT IDENTIFIER module signatures use.
+type knownOID struct {
+	der []byte
+	oid asn1.ObjectIdentifier
+}
+
+// knownOIDs are the content types and algorithms of module signatures, which oid() recognises by
+// their encoding. DER encodes an OID one way only, so equal encodings are equal OIDs.
+var knownOIDs = func() []knownOID {
+	list := []asn1.ObjectIdentifier{oidData, oidSignedData, oidMSIndirect}
+	for _, d := range digestAlgos {
+		list = append(list, d.oid)
+	}
+	for _, p := range pkeyAlgos {
+		list = append(list, p.oid)
+	}
+	var out []knownOID
+	for _, o := range list {
+		if der, err := asn1.Marshal(o); err == nil {
+			out = append(out, knownOID{der, o})
+		}
+	}
+	return out
+}()
+
+// oid decodes an OBJECT IDENTIFIER element. The ones module signatures use are recognised by
+// their encoding, without asn1.Unmarshal's reflection; the result is the caller's own copy.
 func oid(v asn1.RawValue) (asn1.ObjectIdentifier, error) {
-	var o asn1.ObjectIdentifier
 	if !isUniversal(v, asn1.TagOID, false) {
 		return nil, errors.New("not an OBJECT IDENTIFIER")
 	}
+	for _, k := range knownOIDs {
+		if bytes.Equal(v.FullBytes, k.der) {
+			return slices.Clone(k.oid), nil
+		}
+	}
+	var o asn1.ObjectIdentifier
 	if _, err := asn1.Unmarshal(v.FullBytes, &o); err != nil {
 		return nil, err
 	}
 	return o, nil
+}
+
+// checkInteger applies DER's rules for INTEGER contents as encoding/asn1 does, with its errors:
+// not empty, minimal two's complement.
+func checkInteger(b []byte) error {
+	switch {
+	case len(b) == 0:
+		return asn1.StructuralError{Msg: "empty integer"}
+	case len(b) > 1 && (b[0] == 0 && b[1]&0x80 == 0 || b[0] == 0xff && b[1]&0x80 != 0):
+		return asn1.StructuralError{Msg: "integer not minimally-encoded"}
+	}
+	return nil
+}
+
+// bigInteger decodes an INTEGER element of any size, as asn1.Unmarshal does into a *big.Int.
+func bigInteger(v asn1.RawValue) (*big.Int, error) {
+	if !isUniversal(v, asn1.TagInteger, false) {
+		return nil, errors.New("not an INTEGER")
+	}
+	if err := checkInteger(v.Bytes); err != nil {
+		return nil, err
+	}
+	n := new(big.Int).SetBytes(v.Bytes)
+	if v.Bytes[0]&0x80 != 0 { // negative: the bytes are n + 2^(8*len) in two's complement
+		n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(v.Bytes))))
+	}
+	return n, nil
 }
 
 // integer decodes a small INTEGER element with asn1.Unmarshal's rules for an int: minimal
@@ -131,12 +191,10 @@ func integer(v asn1.RawValue) (int, error) {
 		return 0, errors.New("not an INTEGER")
 	}
 	b := v.Bytes
-	switch {
-	case len(b) == 0:
-		return 0, asn1.StructuralError{Msg: "empty integer"}
-	case len(b) > 1 && (b[0] == 0 && b[1]&0x80 == 0 || b[0] == 0xff && b[1]&0x80 != 0):
-		return 0, asn1.StructuralError{Msg: "integer not minimally-encoded"}
-	case len(b) > 8:
+	if err := checkInteger(b); err != nil {
+		return 0, err
+	}
+	if len(b) > 8 {
 		return 0, asn1.StructuralError{Msg: "integer too large"}
 	}
 	n := int64(int8(b[0])) // sign-extended

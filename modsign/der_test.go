@@ -2,6 +2,7 @@ package modsign
 
 import (
 	"encoding/asn1"
+	"math/big"
 	"math/rand/v2"
 	"testing"
 
@@ -102,4 +103,51 @@ func TestDERSignedData(t *testing.T) {
 	der, err := asn1.Marshal(oidSignedData)
 	require.NoError(t, err)
 	require.Equal(t, der, derSignedData)
+}
+
+// TestBigIntegerMatchesAsn1: serial numbers decode, and are refused, as asn1.Unmarshal into a
+// *big.Int has them.
+func TestBigIntegerMatchesAsn1(t *testing.T) {
+	for _, full := range [][]byte{
+		{0x02, 0x01, 0x00}, {0x02, 0x01, 0x7f}, {0x02, 0x01, 0x80}, {0x02, 0x01, 0xff},
+		{0x02, 0x02, 0x00, 0x80}, {0x02, 0x02, 0xff, 0x7f}, {0x02, 0x02, 0x00, 0x7f}, {0x02, 0x02, 0xff, 0x80},
+		{0x02, 0x00}, {0x02, 0x03, 0x80, 0x00, 0x00}, {0x02, 0x03, 0x01, 0x00, 0x01},
+		append([]byte{0x02, 20, 0x5b}, make([]byte, 19)...), append([]byte{0x02, 20, 0xa5}, make([]byte, 19)...),
+		{0x04, 0x01, 0x01}, {0x22, 0x03, 0x02, 0x01, 0x01}, {0x82, 0x01, 0x01},
+	} {
+		var want *big.Int
+		_, wantErr := asn1.Unmarshal(full, &want)
+		v, _, err := parseElement(full)
+		require.NoError(t, err)
+		got, err := bigInteger(v)
+		if wantErr != nil {
+			require.Error(t, err, "% x", full)
+			continue
+		}
+		require.NoError(t, err, "% x", full)
+		require.Zero(t, want.Cmp(got), "% x: %v, want %v", full, got, want)
+	}
+}
+
+// TestOIDMatchesAsn1: known and unknown OIDs decode as asn1.Unmarshal decodes them, and the
+// known ones are copies the caller may change.
+func TestOIDMatchesAsn1(t *testing.T) {
+	for _, o := range []asn1.ObjectIdentifier{oidData, oidSignedData, digestAlgos[4].oid, pkeyAlgos[0].oid, {1, 2, 3, 4, 5, 6}} {
+		der, err := asn1.Marshal(o)
+		require.NoError(t, err)
+		v, _, err := parseElement(der)
+		require.NoError(t, err)
+		got, err := oid(v)
+		require.NoError(t, err)
+		require.Equal(t, o, got)
+		got[0] = 99
+		require.NotEqual(t, 99, o[0])
+	}
+	for _, bad := range [][]byte{{0x06, 0x00}, {0x06, 0x01, 0x80}, {0x04, 0x01, 0x2a}} {
+		v, _, err := parseElement(bad)
+		require.NoError(t, err)
+		_, err = oid(v)
+		require.Error(t, err, "% x", bad)
+	}
+	require.Len(t, knownOIDs, 3+len(digestAlgos)+len(pkeyAlgos))
 }

@@ -277,7 +277,7 @@ func decodeSigner(info asn1.RawValue) (Signer, error) {
 			return bad("bad IssuerAndSerialNumber")
 		}
 		s.Issuer = ias[0].FullBytes
-		if _, err := asn1.Unmarshal(ias[1].FullBytes, &s.Serial); err != nil {
+		if s.Serial, err = bigInteger(ias[1]); err != nil {
 			return bad("bad serial number")
 		}
 	default:
