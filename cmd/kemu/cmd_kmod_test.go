@@ -11,13 +11,7 @@ import (
 // modprobe, with kmod's switches for it.
 func TestModprobeConfig(t *testing.T) {
 	const conf = "../../testdata/sessions/modprobe_conf.d"
-	cases := []struct {
-		name   string
-		args   []string
-		ok     bool
-		expect []string
-		absent []string
-	}{
+	runKemuCases(t, []kemuCase{
 		{"showconfig", []string{"modprobe", "-C", conf, "-c"}, true,
 			[]string{"blacklist timers\ninstall fault_null /sbin/load-it-my-way $CMDLINE_OPTS\n", "\n# End of configuration files. Dumping indexes now:\n\n"}, nil},
 		{"alias with options", []string{"modprobe", "-v", "-C", conf, "greeter", "verbose=1"}, true,
@@ -29,7 +23,21 @@ func TestModprobeConfig(t *testing.T) {
 		{"install command refused", []string{"modprobe", "-C", conf, "fault_null", "a=1"}, false,
 			[]string{"could not insert 'fault_null': kemu cannot run the install command for fault_null: /sbin/load-it-my-way a=1"}, nil},
 		{"install command ignored with -i", []string{"modprobe", "-i", "-C", conf, "hello"}, true, []string{"hello: hello, world"}, nil},
-	}
+	})
+}
+
+// kemuCase is one kemu command line, whether it succeeds, and what its output must and must not
+// contain.
+type kemuCase struct {
+	name   string
+	args   []string
+	ok     bool
+	expect []string
+	absent []string
+}
+
+func runKemuCases(t *testing.T, cases []kemuCase) {
+	t.Helper()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			out, err := runKemu(t, c.args...)
