@@ -17,8 +17,9 @@ const (
 
 // postRelocation is post_relocation() and module_finalize() as far as a CPU-less loader can do them:
 // the module's exports, its exception table (sorted, as sort_extable does), bug table, ORC tables and
-// kallsyms symbols. Alternatives, retpoline and return-thunk patching are not applied: the text keeps the
-// calls to the thunks, which the emulated kernel provides.
+// kallsyms symbols. Alternatives, retpoline, return-thunk and ftrace patching depend on the CPU, which the
+// loader does not know: their tables (.altinstructions, .retpoline_sites, .return_sites, __mcount_loc) stay
+// in Module.Sections and the machine applies them once the module is in memory.
 func (info *loadInfo) postRelocation() error {
 	m := info.mod
 	var err error
@@ -297,18 +298,23 @@ func (info *loadInfo) buildKallsyms() {
 	}
 	livepatch := m.Taints&TaintLivepatch != 0
 	m.kallsymNames = info.strtab
-	info.writeCoreKallsyms(livepatch)
-	// Both tables are sized up front: appending would copy them several times per module, and the
-	// registry keeps them for every module loaded.
+	// One pass classifies every symbol for the core copy and both views, which the registry keeps
+	// for every module loaded, so they are sized up front rather than grown by appending.
+	kinds := info.scratch.kinds[:0]
 	named, own := 0, 0
-	for i := 1; i < len(info.syms); i++ {
-		if s := &info.syms[i]; s.Name != "" {
+	for i := range info.syms {
+		s := &info.syms[i]
+		k := symKind{typ: info.elfType(s), core: i == 0 || livepatch || info.isCoreSymbol(s)}
+		if i != 0 && s.Name != "" {
 			named++
-			if info.ownSymbol(s) {
+			if k.own = info.ownSymbol(s); k.own {
 				own++
 			}
 		}
+		kinds = append(kinds, k)
 	}
+	info.scratch.kinds = kinds
+	info.writeCoreKallsyms(kinds)
 	if named != 0 {
 		m.kallsyms = make([]kallsym, 0, named)
 	}
@@ -320,18 +326,26 @@ func (info *loadInfo) buildKallsyms() {
 		if s.Name == "" { // s_show() skips nameless symbols
 			continue
 		}
-		typ := info.elfType(s)
-		if a, ok := exported[s.Name]; ok && a == s.Value && typ >= 'a' && typ <= 'z' {
-			typ -= 'a' - 'A'
+		k := kinds[i]
+		typ := k.typ
+		if exported != nil && typ >= 'a' && typ <= 'z' {
+			if a, ok := exported[s.Name]; ok && a == s.Value {
+				typ -= 'a' - 'A'
+			}
 		}
-		core := livepatch || info.isCoreSymbol(s)
-		m.kallsyms = append(m.kallsyms, kallsym{addr: s.Value, nameOff: s.NameOff, nameLen: uint32(len(s.Name)), typ: typ, core: core})
-
-		if info.ownSymbol(s) {
+		m.kallsyms = append(m.kallsyms, kallsym{addr: s.Value, nameOff: s.NameOff, nameLen: uint32(len(s.Name)), typ: typ, core: k.core})
+		if k.own {
 			p := info.place[s.Shndx]
 			m.Symbols = append(m.Symbols, Symbol{Name: s.Name, Addr: s.Value, Size: s.Size, Type: typ, Init: p.ok && p.region == InitRegion})
 		}
 	}
+}
+
+// symKind is what buildKallsyms learns of a symbol: its elf_type letter, whether the core kallsyms
+// copy keeps it (symbol 0 always, as layout_symtab counts it) and whether it is an own symbol.
+type symKind struct {
+	typ       byte
+	core, own bool
 }
 
 // ownSymbol reports whether a named symbol is defined in the module's own memory (a placed section or
@@ -346,18 +360,18 @@ func (info *loadInfo) ownSymbol(s *elfSym) bool {
 
 // writeCoreKallsyms fills the space layout_symtab() reserved at the end of the core region as
 // add_kallsyms() does: the core symbols (Elf64_Sym with st_name rebased), their names and type letters,
-// which kallsyms reads once the init region is gone.
-func (info *loadInfo) writeCoreKallsyms(livepatch bool) {
+// which kallsyms reads once the init region is gone. kinds classifies info.syms (buildKallsyms).
+func (info *loadInfo) writeCoreKallsyms(kinds []symKind) {
 	core := info.mod.Core.Bytes
 	if uint64(len(core)) < info.coreTypeoffs {
 		return
 	}
 	dst, names, types := info.symoffs, info.stroffs, info.coreTypeoffs
 	for i := range info.syms {
-		s := &info.syms[i]
-		if i != 0 && !livepatch && !info.isCoreSymbol(s) {
+		if !kinds[i].core {
 			continue
 		}
+		s := &info.syms[i]
 		if dst+symSize > info.stroffs || names+uint64(len(s.Name))+1 > info.coreTypeoffs || types >= uint64(len(core)) {
 			return // cannot happen: layout_symtab counted the same symbols
 		}
@@ -369,7 +383,7 @@ func (info *loadInfo) writeCoreKallsyms(livepatch bool) {
 		le.PutUint64(e[16:], s.Size)
 		copy(core[names:], s.Name)
 		core[names+uint64(len(s.Name))] = 0
-		core[types] = info.elfType(s)
+		core[types] = kinds[i].typ
 		dst, names, types = dst+symSize, names+uint64(len(s.Name))+1, types+1
 	}
 }

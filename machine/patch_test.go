@@ -79,6 +79,15 @@ func siteTable(addr uint64, sites ...uint64) []byte {
 	return b
 }
 
+// checkSitePatch puts insn at site, applies a one-entry site table and compares the site's bytes.
+func checkSitePatch(t *testing.T, apply func(*textPatcher, []byte, uint64) error, site uint64, insn, want []byte, features ...Feature) {
+	p, mem := newFakePatcher(t, features...)
+	copy(mem.at(site, len(insn)), insn)
+	table := uint64(textBase + 0x1000)
+	require.NoError(t, apply(p, siteTable(table, site), table))
+	assert.Equal(t, want, mem.at(site, len(want)))
+}
+
 func TestApplyRetpolines(t *testing.T) {
 	site := uint64(textBase + 0x100)
 	thunk := func(reg int) uint64 { return thunkRAX + uint64(32*reg) }
@@ -102,11 +111,7 @@ func TestApplyRetpolines(t *testing.T) {
 		{"rsp is never rewritten", nil, rel32(site, thunk(4), 0xe8), rel32(site, thunk(4), 0xe8)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			p, mem := newFakePatcher(t, c.features...)
-			copy(mem.at(site, len(c.insn)), c.insn)
-			table := uint64(textBase + 0x1000)
-			require.NoError(t, p.applyRetpolines(siteTable(table, site), table))
-			assert.Equal(t, c.want, mem.at(site, len(c.want)))
+			checkSitePatch(t, (*textPatcher).applyRetpolines, site, c.insn, c.want, c.features...)
 		})
 	}
 }
@@ -124,11 +129,7 @@ func TestApplyReturns(t *testing.T) {
 		{"jmp elsewhere", nil, rel32(site, returnThunk+32, 0xe9), rel32(site, returnThunk+32, 0xe9)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			p, mem := newFakePatcher(t, c.features...)
-			copy(mem.at(site, len(c.insn)), c.insn)
-			table := uint64(textBase + 0x1000)
-			require.NoError(t, p.applyReturns(siteTable(table, site), table))
-			assert.Equal(t, c.want, mem.at(site, len(c.want)))
+			checkSitePatch(t, (*textPatcher).applyReturns, site, c.insn, c.want, c.features...)
 		})
 	}
 }
