@@ -56,9 +56,7 @@ func init() {
 	register("bus_for_each_dev", hZero) // no devices on any bus
 	register("cn_add_callback", hCnAddCallback)
 	register("cn_del_callback", hCnDelCallback)
-	register("kset_create_and_add", hKobjectCreate("kset", "kset"))
-	register("kset_unregister", hKobjectRelease("kset"))
-	// kobjects and sysfs groups and files are in vfs_kobj.go.
+	// kobjects, ksets and sysfs groups and files are in vfs_kobj.go.
 	register("__cpuhp_setup_state", hCpuhpSetupState)
 	register("__cpuhp_setup_state_cpuslocked", hCpuhpSetupState)
 	register("__cpuhp_remove_state", hCpuhpRemoveState)
@@ -321,44 +319,6 @@ func hCnDelCallback(m *Machine, t *Trap) (uint64, error) {
 	}
 	m.unrecord("connector", id)
 	return 0, nil
-}
-
-// hKobjectCreate is kset_create_and_add(name, uevent_ops, parent) / kobject_create_and_add(name,
-// parent): a zeroed object named with a copy of name; NULL when memory runs out.
-func hKobjectCreate(kind, structName string) Handler {
-	return func(m *Machine, t *Trap) (uint64, error) {
-		size, ok := m.structSize(structName)
-		if !ok {
-			return 0, nil
-		}
-		name, err := m.ReadCString(t.Arg(0), 256)
-		if err != nil {
-			return 0, err
-		}
-		obj := m.kmalloc(size+uint64(len(name))+1, t.caller(), gfpZero)
-		if obj == 0 {
-			return 0, nil
-		}
-		if err := m.WriteAt(append([]byte(name), 0), obj+size); err != nil {
-			return 0, err
-		}
-		field := "name"
-		if structName == "kset" {
-			field = "kobj.name"
-		}
-		m.setField(structName, field, obj, 8, obj+size)
-		m.record(t, kind, name, obj, nil)
-		return obj, nil
-	}
-}
-
-func hKobjectRelease(kind string) Handler {
-	return func(m *Machine, t *Trap) (uint64, error) {
-		if !m.unrecord(kind, t.Arg(0)) {
-			return 0, nil
-		}
-		return 0, m.kfree(t.Arg(0), t.caller())
-	}
 }
 
 // CPU hotplug states: the machine has one CPU, 0, which is online.

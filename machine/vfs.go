@@ -28,7 +28,9 @@ type vfs struct {
 	attrs   []sysAttr // /sys/class/<class>/<device>/<attribute>
 	sysfs   sysfsTree // kobject directories and attribute files (vfs_kobj.go)
 	user    userProcess
-	polling *File // the file whose ->poll is running: __pollwait records its wait queues
+	polling *File       // the file whose ->poll is running: __pollwait records its wait queues
+	linking *pollWaiter // and links wait entries for this sleeping poll (its first ->poll call)
+	waiter  *pollWaiter // the poll the user process is in, which pollwake triggers
 }
 
 // files is the machine's vfs, created on first use.

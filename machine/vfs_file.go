@@ -491,41 +491,6 @@ func (f *File) IoctlBuf(cmd uint64, in []byte) (int64, []byte, error) {
 	return ret, out, err
 }
 
-// defaultPollMask is DEFAULT_POLLMASK: a file without ->poll is always readable and writable.
-const defaultPollMask = 0x0001 | 0x0004 | 0x0040 | 0x0100 // EPOLLIN|EPOLLOUT|EPOLLRDNORM|EPOLLWRNORM
-
-// Poll is poll(2) on the file: ->poll(file, wait) with a poll table whose queue procedure records
-// the wait queue heads the driver registers (Waits). It returns the event mask.
-func (f *File) Poll() (uint32, error) {
-	if err := f.usable(); err != nil {
-		return 0, err
-	}
-	fn := uint64(0)
-	if f.served == nil {
-		fn = f.method(mPoll)
-	}
-	if fn == 0 {
-		return defaultPollMask, nil
-	}
-	m := f.m
-	size, _ := m.structSize("poll_table_struct")
-	pt, err := m.kernel.kzalloc(max(size, 16))
-	if err != nil {
-		return 0, syscall.ENOMEM
-	}
-	defer func() { _ = m.kfree(pt, kemuCaller) }()
-	m.setField("poll_table_struct", "_qproc", pt, 8, m.kernelFunc("__pollwait"))
-	m.setField("poll_table_struct", "_key", pt, 4, 0xffffffff)
-	v := m.files()
-	v.polling = f
-	defer func() { v.polling = nil }()
-	ret, err := f.call(fn, f.file, pt)
-	return uint32(ret), err
-}
-
-// Waits is the wait queue heads the driver's ->poll registered on this file so far.
-func (f *File) Waits() []uint64 { return append([]uint64(nil), f.waits...) }
-
 // Close is the last close: ->release(inode, file), then the module references are dropped and the
 // guest objects are freed. Closing twice is EBADF.
 func (f *File) Close() error {

@@ -21,11 +21,17 @@ import (
 // device's for a device (dev_attr_show), else the module's ktype->sysfs_ops. Opening for a
 // direction the file's mode lacks is EACCES (kernfs_fop_open), even for root.
 //
+// Kobjects kemu does not create (a module's own inside a structure registered some other way, a
+// bus device's) have no directory here: groups and files on them are recorded (Registrations) and
+// succeed, as on the real kernel, but show no files.
+//
 // A kobject lives until its last kobject_put: then it leaves sysfs with everything below it
 // (kobject_del) and is released, by ktype->release, or by kfree for dynamic kobjects.
 
 func init() {
 	register("kobject_create_and_add", hKobjectCreateAndAdd)
+	register("kset_create_and_add", hKsetCreateAndAdd)
+	register("kset_unregister", hKsetUnregister)
 	register("kobject_init_and_add", hKobjectInitAndAdd)
 	register("kobject_get", hKobjectGet)
 	register("kobject_put", hKobjectPut)
@@ -153,7 +159,7 @@ func (m *Machine) initSysfs() error {
 		if cur, err := m.ReadU64(sym.Addr); err != nil || cur != 0 {
 			continue
 		}
-		obj, err := m.newKobject(size, r.name, kemuCaller)
+		obj, err := m.newKobject(size, 0, r.name, kemuCaller)
 		if err != nil {
 			return fmt.Errorf("sysfs: %s: %w", r.symbol, err)
 		}
@@ -165,9 +171,9 @@ func (m *Machine) initSysfs() error {
 	return nil
 }
 
-// newKobject allocates a zeroed kobject of size bytes with its name stored after it, and a
-// reference count of one (kobject_init).
-func (m *Machine) newKobject(size uint64, name string, caller mmu.Caller) (uint64, error) {
+// newKobject allocates a zeroed object of size bytes whose kobject is at kobjOff, with the name
+// stored after the object and a reference count of one (kobject_init). It returns the object.
+func (m *Machine) newKobject(size, kobjOff uint64, name string, caller mmu.Caller) (uint64, error) {
 	obj := m.kmalloc(size+uint64(len(name))+1, caller, gfpZero)
 	if obj == 0 {
 		return 0, syscall.ENOMEM
@@ -175,8 +181,8 @@ func (m *Machine) newKobject(size uint64, name string, caller mmu.Caller) (uint6
 	if err := m.WriteAt(append([]byte(name), 0), obj+size); err != nil {
 		return 0, err
 	}
-	m.setField("kobject", "name", obj, 8, obj+size)
-	m.setField("kobject", "kref.refcount.refs.counter", obj, 4, 1)
+	m.setField("kobject", "name", obj+kobjOff, 8, obj+size)
+	m.setField("kobject", "kref.refcount.refs.counter", obj+kobjOff, 4, 1)
 	return obj, nil
 }
 
@@ -251,7 +257,7 @@ func hKobjectCreateAndAdd(m *Machine, t *Trap) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	obj, err := m.newKobject(size, name, t.caller())
+	obj, err := m.newKobject(size, 0, name, t.caller())
 	if err != nil {
 		return 0, nil
 	}
@@ -263,6 +269,40 @@ func hKobjectCreateAndAdd(m *Machine, t *Trap) (uint64, error) {
 	}
 	m.record(t, "kobject", name, obj, nil)
 	return obj, nil
+}
+
+// kset_create_and_add(name, uevent_ops, parent_kobj): a kset whose kobject is a directory like
+// any other; NULL when the name is taken or memory runs out.
+func hKsetCreateAndAdd(m *Machine, t *Trap) (uint64, error) {
+	size, ok := m.structSize("kset")
+	if !ok {
+		return 0, nil
+	}
+	name, err := m.ReadCString(t.Arg(0), 256)
+	if err != nil {
+		return 0, err
+	}
+	kobjOff := m.offset("kset", "kobj")
+	kset, err := m.newKobject(size, kobjOff, name, t.caller())
+	if err != nil {
+		return 0, nil
+	}
+	if errno, err := m.addKobject(t, kset+kobjOff, t.Arg(2)); err != nil || errno != 0 {
+		_ = m.kfree(kset, t.caller())
+		return 0, err
+	}
+	m.record(t, "kset", name, kset, nil)
+	return kset, nil
+}
+
+// kset_unregister(kset): out of sysfs and freed (its kobject's last reference).
+func hKsetUnregister(m *Machine, t *Trap) (uint64, error) {
+	kset := t.Arg(0)
+	if !m.unrecord("kset", kset) {
+		return 0, nil
+	}
+	m.removeKobjectDir(kset + m.offset("kset", "kobj"))
+	return 0, m.kfree(kset, t.caller())
 }
 
 // kobject_init_and_add(kobj, ktype, parent, fmt, ...): the caller's kobject, named by the format,
@@ -393,16 +433,20 @@ const (
 // createGroup is internal_create_group(kobj, 0, grp).
 func (m *Machine) createGroup(t *Trap, kobj, grp uint64) (int64, error) {
 	s := &m.files().sysfs
-	dir := m.kobjDirFor(kobj)
-	if kobj == 0 || dir == nil || grp == 0 {
-		m.logf(levelWarning, "WARNING: sysfs_create_group: kobject %016x is not in sysfs", kobj)
+	if kobj == 0 || grp == 0 {
+		m.logf(levelWarning, "WARNING: sysfs_create_group: no kobject or group (%s)", m.describe(t.Return))
 		return -int64(syscall.EINVAL), nil
 	}
+	dir := m.kobjDirFor(kobj)
 	attrs := m.field("attribute_group", "attrs", grp)
 	groupName, _ := m.ReadCString(m.field("attribute_group", "name", grp), 256)
 	if attrs == 0 && m.field("attribute_group", "bin_attrs", grp) == 0 {
 		m.logf(levelWarning, "sysfs: (bin_)attrs not set by subsystem for group: %s/%s", m.kobjectName(kobj), groupName)
 		return -int64(syscall.EINVAL), nil
+	}
+	if dir == nil { // a kobject kemu has no directory for (see the file comment)
+		m.record(t, "sysfs-group", groupName, grp, nil)
+		return 0, nil
 	}
 	if groupName != "" {
 		if s.child(dir, groupName) != nil || s.file(dir, groupName) != nil {
@@ -517,11 +561,11 @@ func (m *Machine) createGroups(t *Trap, kobj, groups uint64) (int64, error) {
 // group's files one by one.
 func (m *Machine) removeGroup(kobj, grp uint64) {
 	s := &m.files().sysfs
+	m.unrecord("sysfs-group", grp)
 	dir := m.kobjDirFor(kobj)
 	if dir == nil || grp == 0 {
 		return
 	}
-	m.unrecord("sysfs-group", grp)
 	if name, _ := m.ReadCString(m.field("attribute_group", "name", grp), 256); name != "" {
 		sub := s.child(dir, name)
 		if sub == nil {
@@ -576,32 +620,35 @@ func hSysfsRemoveGroups(m *Machine, t *Trap) (uint64, error) {
 
 // sysfs_create_file_ns(kobj, attr, ns): one file with the attribute's own mode.
 func hSysfsCreateFile(m *Machine, t *Trap) (uint64, error) {
-	dir := m.kobjDirFor(t.Arg(0))
-	if dir == nil || t.Arg(1) == 0 {
-		m.logf(levelWarning, "WARNING: sysfs_create_file_ns: kobject %016x is not in sysfs", t.Arg(0))
+	kobj, attr := t.Arg(0), t.Arg(1)
+	if kobj == 0 || attr == 0 {
+		m.logf(levelWarning, "WARNING: sysfs_create_file_ns: no kobject or attribute (%s)", m.describe(t.Return))
 		return negErrno(syscall.EINVAL), nil
 	}
-	mode, err := m.readField("attribute", "mode", t.Arg(1), 2)
+	name, err := m.ReadCString(m.field("attribute", "name", attr), 256)
 	if err != nil {
 		return 0, err
 	}
-	f, errno, err := m.addAttrFile(dir, t.Arg(1), mode)
-	if err != nil || errno != 0 {
-		return uint64(errno), err
+	if dir := m.kobjDirFor(kobj); dir != nil { // else a kobject kemu has no directory for
+		mode, err := m.readField("attribute", "mode", attr, 2)
+		if err != nil {
+			return 0, err
+		}
+		if _, errno, err := m.addAttrFile(dir, attr, mode); err != nil || errno != 0 {
+			return uint64(errno), err
+		}
 	}
-	m.record(t, "sysfs-file", f.name, t.Arg(1), nil)
+	m.record(t, "sysfs-file", name, attr, nil)
 	return 0, nil
 }
 
 // sysfs_remove_file_ns(kobj, attr, ns).
 func hSysfsRemoveFile(m *Machine, t *Trap) (uint64, error) {
-	dir := m.kobjDirFor(t.Arg(0))
-	if dir == nil {
-		return 0, nil
-	}
-	s := &m.files().sysfs
-	s.files = deleteWhere(s.files, func(f *kobjFile) bool { return f.dir == dir && f.attr == t.Arg(1) })
 	m.unrecord("sysfs-file", t.Arg(1))
+	if dir := m.kobjDirFor(t.Arg(0)); dir != nil {
+		s := &m.files().sysfs
+		s.files = deleteWhere(s.files, func(f *kobjFile) bool { return f.dir == dir && f.attr == t.Arg(1) })
+	}
 	return 0, nil
 }
 

@@ -116,7 +116,7 @@ func TestSysfsGroupRules(t *testing.T) {
 	attr := guestStruct(t, m, "kobj_attribute")
 	m.setField("kobj_attribute", "attr.name", attr, 8, guestString(t, m, "a"))
 	_ = m.WriteAt([]byte{0o44, 1}, attr+m.offset("kobj_attribute", "attr.mode")) // 0444
-	attrs := guestStruct(t, m, "attribute_group")                               // 40 zeroed bytes: {attr, NULL, ...}
+	attrs := guestStruct(t, m, "attribute_group")                                // 40 zeroed bytes: {attr, NULL, ...}
 	require.NoError(t, m.WriteU64(attrs, attr))
 	grp := guestStruct(t, m, "attribute_group")
 	m.setField("attribute_group", "name", grp, 8, guestString(t, m, "g"))
@@ -128,8 +128,12 @@ func TestSysfsGroupRules(t *testing.T) {
 		return int64(ret)
 	}
 	assert.Equal(t, -int64(syscall.EINVAL), call(hSysfsCreateGroup, kobj, empty), "no attrs")
-	assert.Equal(t, -int64(syscall.EINVAL), call(hSysfsCreateGroup, 0x1000, grp), "not in sysfs")
+	assert.Equal(t, -int64(syscall.EINVAL), call(hSysfsCreateGroup, 0, grp), "no kobject")
 	m.setField("attribute_group", "attrs", grp, 8, attrs)
+	before := len(m.Paths())
+	assert.Zero(t, call(hSysfsCreateGroup, 0x1000, grp), "a kobject kemu has no directory for")
+	assert.Len(t, m.Paths(), before, "recorded, without files")
+	call(hSysfsRemoveGroup, 0x1000, grp)
 	assert.Zero(t, call(hSysfsCreateGroup, kobj, grp))
 	assert.Equal(t, -int64(syscall.EEXIST), call(hSysfsCreateGroup, kobj, grp), "the group's directory exists")
 	assert.Contains(t, m.Paths(), "/sys/rules/g/a")
@@ -149,6 +153,26 @@ func TestSysfsGroupRules(t *testing.T) {
 	assert.Contains(t, m.Paths(), "/sys/rules/a", "one reference left")
 	call(hKobjectPut, kobj)
 	assert.NotContains(t, m.Paths(), "/sys/rules/a", "the last put removes the directory")
+}
+
+func TestSysfsKset(t *testing.T) {
+	m := bootSysfs(t)
+	fs := m.kernelFunc("fs_kobj") // the variable; it points at /sys/fs's kobject
+	parent, err := m.ReadU64(fs)
+	require.NoError(t, err)
+	kset, err := hKsetCreateAndAdd(m, trapWith(m, guestString(t, m, "kemu_set"), 0, parent))
+	require.NoError(t, err)
+	require.NotZero(t, kset)
+	attr := guestStruct(t, m, "kobj_attribute")
+	m.setField("kobj_attribute", "attr.name", attr, 8, guestString(t, m, "feature"))
+	_ = m.WriteAt([]byte{0o44, 1}, attr+m.offset("kobj_attribute", "attr.mode"))
+	ret, err := hSysfsCreateFile(m, trapWith(m, kset+m.offset("kset", "kobj"), attr))
+	require.NoError(t, err)
+	require.Zero(t, ret)
+	assert.Contains(t, m.Paths(), "/sys/fs/kemu_set/feature")
+	_, err = hKsetUnregister(m, trapWith(m, kset))
+	require.NoError(t, err)
+	assert.NotContains(t, m.Paths(), "/sys/fs/kemu_set/feature")
 }
 
 func TestDeviceAttributeGroup(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 )
 
 // seq_file (fs/seq_file.c) and the simple_* buffer helpers (fs/libfs.c), emulated in Go with the
-// kernel's buffer rules, plus the poll table's queue procedure. The struct seq_file lives in guest
+// kernel's buffer rules. The struct seq_file lives in guest
 // memory (BTF layout) and is the only state: module code reads m->private, m->count and friends
 // inline, so the Go side keeps nothing of its own.
 //
@@ -37,7 +37,6 @@ func init() {
 	register("seq_write", hSeqWrite)
 	register("simple_read_from_buffer", hSimpleReadFromBuffer)
 	register("simple_write_to_buffer", hSimpleWriteToBuffer)
-	register("__pollwait", hPollWait)
 }
 
 // seqFile is a guest struct seq_file: its fields read and written through the BTF layout.
@@ -522,15 +521,6 @@ func hSimpleWriteToBuffer(m *Machine, t *Trap) (uint64, error) {
 	}
 	count -= left
 	return count, m.WriteU64(ppos, pos+count)
-}
-
-// __pollwait(file, wait_address, p): poll_wait()'s queue procedure; the wait queue head is
-// recorded on the file being polled (nothing sleeps: Poll returns the mask at once).
-func hPollWait(m *Machine, t *Trap) (uint64, error) {
-	if f := m.files().polling; f != nil && t.Arg(1) != 0 {
-		f.waits = append(f.waits, t.Arg(1))
-	}
-	return 0, nil
 }
 
 // kernelCaller labels an allocation the emulated kernel makes for itself.
