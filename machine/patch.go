@@ -72,10 +72,10 @@ type textMemory interface {
 type textPatcher struct {
 	mem         textMemory
 	features    *FeatureSet
-	thunks      map[uint64]int // __x86_indirect_thunk_<reg> address -> register number
-	returnThunk uint64         // __x86_return_thunk, 0 if the kernel has none
-	fentry      uint64         // __fentry__, 0 if the kernel has none
-	disasm      *gapstone.Engine
+	thunks      map[uint64]int   // __x86_indirect_thunk_<reg> address -> register number
+	returnThunk uint64           // __x86_return_thunk, 0 if the kernel has none
+	fentry      uint64           // __fentry__, 0 if the kernel has none
+	disasm      *gapstone.Engine // for instruction lengths; nil until first needed
 }
 
 // retpolineRegs are the registers in x86 encoding order, as __x86_indirect_thunk_array lays out
@@ -93,10 +93,7 @@ func (m *Machine) poke(addr uint64, b []byte) error {
 
 // patchModuleText applies the load-time patches to an installed module.
 func (m *Machine) patchModuleText(mod *loader.Module) error {
-	p, err := m.newTextPatcher(m)
-	if err != nil {
-		return fmt.Errorf("patch %s: %w", mod.Name, err)
-	}
+	p := m.newTextPatcher(m)
 	defer p.close()
 	secs := map[string]loader.Section{}
 	for _, s := range mod.Sections {
@@ -128,7 +125,7 @@ func (m *Machine) patchModuleText(mod *loader.Module) error {
 }
 
 // newTextPatcher is a patcher for this machine's CPU and kernel over mem.
-func (m *Machine) newTextPatcher(mem textMemory) (*textPatcher, error) {
+func (m *Machine) newTextPatcher(mem textMemory) *textPatcher {
 	p := &textPatcher{mem: mem, features: &m.cpuInfo.Features, thunks: map[uint64]int{}}
 	for i, r := range retpolineRegs {
 		if s, ok := m.prof.Lookup("__x86_indirect_thunk_" + r); ok {
@@ -141,12 +138,24 @@ func (m *Machine) newTextPatcher(mem textMemory) (*textPatcher, error) {
 	if s, ok := m.prof.Lookup("__fentry__"); ok {
 		p.fentry = s.Addr
 	}
-	engine, err := gapstone.New(gapstone.CS_ARCH_X86, gapstone.CS_MODE_64)
-	if err != nil {
-		return nil, fmt.Errorf("open disassembler: %w", err)
+	return p
+}
+
+// length decodes one instruction's length with the disassembler, opened on first use: most
+// modules' sites are branches the patcher decodes itself.
+func (p *textPatcher) length(code []byte, addr uint64) (int, bool) {
+	if p.disasm == nil {
+		engine, err := gapstone.New(gapstone.CS_ARCH_X86, gapstone.CS_MODE_64)
+		if err != nil {
+			return 0, false
+		}
+		p.disasm = &engine
 	}
-	p.disasm = &engine
-	return p, nil
+	got, err := p.disasm.Disasm(code, addr, 1)
+	if err != nil || len(got) == 0 || got[0].Size == 0 {
+		return 0, false
+	}
+	return int(got[0].Size), true
 }
 
 func (p *textPatcher) close() {
@@ -191,11 +200,11 @@ func (p *textPatcher) decode(code []byte, addr uint64) (in insn, ok bool) {
 			return insn{length: i + 6, op: [2]byte{rest[0], rest[1]}, imm: int64(int32(binary.LittleEndian.Uint32(rest[2:]))), branch: true}, true
 		}
 	}
-	got, err := p.disasm.Disasm(code, addr, 1)
-	if err != nil || len(got) == 0 || got[0].Size == 0 {
+	n, ok := p.length(code, addr)
+	if !ok {
 		return insn{}, false
 	}
-	in = insn{length: int(got[0].Size)}
+	in = insn{length: n}
 	if i < len(code) {
 		in.op[0] = code[i]
 		if i+1 < len(code) {

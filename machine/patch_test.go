@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/knightsc/gapstone"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -57,9 +56,6 @@ func newFakePatcher(t *testing.T, features ...Feature) (*textPatcher, *fakeText)
 	for i := range retpolineRegs {
 		p.thunks[thunkRAX+uint64(32*i)] = i
 	}
-	engine, err := gapstone.New(gapstone.CS_ARCH_X86, gapstone.CS_MODE_64)
-	require.NoError(t, err)
-	p.disasm = &engine
 	t.Cleanup(p.close)
 	return p, mem
 }
