@@ -249,7 +249,20 @@ func (m *Machine) kobjDirFor(kobj uint64) *kobjDir {
 // kobject_create_and_add(name, parent): a dynamic kobject (kfree'd on its last put) in sysfs;
 // NULL when the name is taken or memory runs out.
 func hKobjectCreateAndAdd(m *Machine, t *Trap) (uint64, error) {
-	size, ok := m.structSize("kobject")
+	return m.createAndAdd(t, "kobject", t.Arg(1))
+}
+
+// kset_create_and_add(name, uevent_ops, parent_kobj): a kset, whose kobject is a directory like
+// any other.
+func hKsetCreateAndAdd(m *Machine, t *Trap) (uint64, error) {
+	return m.createAndAdd(t, "kset", t.Arg(2))
+}
+
+// createAndAdd makes a zeroed struct (kobject or kset) named by argument 0, adds its kobject to
+// sysfs below parent and records it under the struct's name; NULL when the name is taken or memory
+// runs out (kobject_add's error is logged, as kobject_create_and_add does).
+func (m *Machine) createAndAdd(t *Trap, structName string, parent uint64) (uint64, error) {
+	size, ok := m.structSize(structName)
 	if !ok {
 		return 0, nil
 	}
@@ -257,42 +270,21 @@ func hKobjectCreateAndAdd(m *Machine, t *Trap) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	obj, err := m.newKobject(size, 0, name, t.caller())
+	kobjOff := uint64(0)
+	if structName == "kset" {
+		kobjOff = m.offset("kset", "kobj")
+	}
+	obj, err := m.newKobject(size, kobjOff, name, t.caller())
 	if err != nil {
 		return 0, nil
 	}
-	errno, err := m.addKobject(t, obj, t.Arg(1))
-	if err != nil || errno != 0 {
-		m.logf(levelWarning, "kobject_create_and_add: kobject_add error: %d", errno)
+	if errno, err := m.addKobject(t, obj+kobjOff, parent); err != nil || errno != 0 {
+		m.logf(levelWarning, "%s: kobject_add error: %d", t.Name, errno)
 		_ = m.kfree(obj, t.caller())
 		return 0, err
 	}
-	m.record(t, "kobject", name, obj, nil)
+	m.record(t, structName, name, obj, nil)
 	return obj, nil
-}
-
-// kset_create_and_add(name, uevent_ops, parent_kobj): a kset whose kobject is a directory like
-// any other; NULL when the name is taken or memory runs out.
-func hKsetCreateAndAdd(m *Machine, t *Trap) (uint64, error) {
-	size, ok := m.structSize("kset")
-	if !ok {
-		return 0, nil
-	}
-	name, err := m.ReadCString(t.Arg(0), 256)
-	if err != nil {
-		return 0, err
-	}
-	kobjOff := m.offset("kset", "kobj")
-	kset, err := m.newKobject(size, kobjOff, name, t.caller())
-	if err != nil {
-		return 0, nil
-	}
-	if errno, err := m.addKobject(t, kset+kobjOff, t.Arg(2)); err != nil || errno != 0 {
-		_ = m.kfree(kset, t.caller())
-		return 0, err
-	}
-	m.record(t, "kset", name, kset, nil)
-	return kset, nil
 }
 
 // kset_unregister(kset): out of sysfs and freed (its kobject's last reference).
