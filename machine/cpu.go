@@ -121,7 +121,7 @@ func New(prof *profile.Profile, opts Options) (*Machine, error) {
 		m.Close()
 		return nil, fmt.Errorf("machine: CPU model: %w", err)
 	}
-	if m.cpuInfo, err = probeCPU(cpu); err != nil {
+	if m.cpuInfo, err = identifyMachineCPU(cpu); err != nil {
 		m.Close()
 		return nil, fmt.Errorf("machine: identify CPU: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"sync"
 
 	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
 )
@@ -366,6 +367,30 @@ func nameFeature(macro string) Feature {
 		return ^Feature(0) // beyond every FeatureSet: Has is false, Set is a no-op
 	}
 	return f
+}
+
+// probed caches the first probe's result: every engine runs the same library with the same model
+// and nothing the machine does before probing changes what CPUID reports, so later machines skip
+// the ~2 ms of emulation runs it costs (BenchmarkProbeCPU).
+var probed struct {
+	sync.Mutex
+	info CPUInfo
+	ok   bool
+}
+
+// identifyMachineCPU is the machine's CPUInfo: probed once per process, from the first engine.
+func identifyMachineCPU(cpu uc.Unicorn) (CPUInfo, error) {
+	probed.Lock()
+	defer probed.Unlock()
+	if probed.ok {
+		return probed.info, nil
+	}
+	info, err := probeCPU(cpu)
+	if err != nil {
+		return CPUInfo{}, err
+	}
+	probed.info, probed.ok = info, true
+	return info, nil
 }
 
 // probeCPU identifies the CPU by asking it: it maps a scratch page at probeBase, runs the CPUID

@@ -268,3 +268,27 @@ func TestProcCPUInfo(t *testing.T) {
 	assert.NotContains(t, fields, "retpoline", "hidden bits (\"\" in cpufeatures.h) are not shown")
 	assert.True(t, strings.HasSuffix(text, "power management:\n\n"))
 }
+
+// BenchmarkProbeCPU is what identifying the CPU adds to every New: a fresh engine with the model
+// set, and the CPUID instructions identifyCPU asks for.
+func BenchmarkProbeCPU(b *testing.B) {
+	for b.Loop() {
+		cpu, err := uc.NewUnicorn(uc.ARCH_X86, uc.MODE_64)
+		require.NoError(b, err)
+		require.NoError(b, cpu.SetCPUModel(cpuModel))
+		_, err = probeCPU(cpu)
+		require.NoError(b, err)
+		require.NoError(b, cpu.Close())
+	}
+}
+
+// BenchmarkNewEngine is the same engine without the probe, for comparison.
+func BenchmarkNewEngine(b *testing.B) {
+	for b.Loop() {
+		cpu, err := uc.NewUnicorn(uc.ARCH_X86, uc.MODE_64)
+		require.NoError(b, err)
+		require.NoError(b, cpu.SetCPUModel(cpuModel))
+		require.NoError(b, cpu.MemMap(0x1000, pageSize)) // the first use builds the CPU
+		require.NoError(b, cpu.Close())
+	}
+}
