@@ -173,9 +173,16 @@ func (m *Machine) run(pc, ret uint64) (uint64, error) {
 		}
 		m.faulted = false
 		s.tickRequested.Store(false)
-		s.runs.Add(1)
+		if spun == 0 {
+			s.runs.Add(1) // a run after a kernel call; one resumed after a tick goes on spinning
+		}
+		opts := &uc.UcOptions{Count: m.opts.Budget}
+		if spun > 0 {
+			// Spinning: the next tick comes from Unicorn's own timer, sooner than the monitor's.
+			opts.Timeout = uint64(spinTickEvery / time.Microsecond)
+		}
 		s.inGuest.Store(true)
-		err := m.cpu.StartWithOptions(pc, 0, &uc.UcOptions{Count: m.opts.Budget})
+		err := m.cpu.StartWithOptions(pc, 0, opts)
 		s.inGuest.Store(false)
 		rip := m.reg(uc.X86_REG_RIP)
 		if err == nil {
@@ -184,7 +191,7 @@ func (m *Machine) run(pc, ret uint64) (uint64, error) {
 			switch {
 			case m.lockedUp.Load():
 				return 0, m.reportLockup()
-			case s.tickRequested.Load():
+			case s.tickRequested.Load() || opts.Timeout != 0:
 				if err := m.spinTick(&spun); err != nil {
 					return 0, err
 				}

@@ -19,8 +19,10 @@ package machine
 //     past its deadline; how many iterations a spin makes before a tick is not.
 //
 // A spin that lasts softLockupSpin of virtual time (20 s, twice the kernel's watchdog_thresh) is a
-// soft lockup, reported in virtual time; the host-time watchdog (Options.Watchdog) stays as the
-// backstop for runs that cannot be ticked (with Options.Budget, whose runs end as lockups).
+// soft lockup, reported in virtual time (after ~5000 ticks: a few seconds of host time). Ticks count
+// as progress for the host-time watchdog (Options.Watchdog), which stays as the backstop for runs
+// that are not ticked: with Options.Budget (whose exhausted runs end as lockups, deterministically),
+// or a handler that never returns.
 
 import "time"
 
@@ -154,5 +156,6 @@ func (m *Machine) spinTick(spun *uint64) error {
 	if *spun >= softLockupSpin {
 		return m.softLockup()
 	}
+	m.sched().switches.Add(1) // virtual time moved: the host-time watchdog leaves this spin to the ticks
 	return m.busyFor(step)
 }
