@@ -96,11 +96,11 @@ func readFile(path string, buf []byte) (data, img []byte, err error) {
 	if st, err := f.Stat(); err == nil {
 		size = st.Size()
 	}
-	return readOpenFile(f, size, buf)
+	return readOpenFile(f, path, size, buf)
 }
 
-// readOpenFile is readFile for an open file whose size is known (-1 when it is not).
-func readOpenFile(f *os.File, size int64, buf []byte) (data, img []byte, err error) {
+// readOpenFile is readFile for an open file called name whose size is known (-1 when it is not).
+func readOpenFile(f io.Reader, name string, size int64, buf []byte) (data, img []byte, err error) {
 	// One byte more than the size, as os.ReadFile does, so that the read normally ends at EOF
 	// without growing the buffer; a file that grows meanwhile is still read to its end.
 	want := 512
@@ -126,7 +126,7 @@ func readOpenFile(f *os.File, size int64, buf []byte) (data, img []byte, err err
 	}
 	img, err = Decompress(data)
 	if err != nil {
-		return data, nil, fmt.Errorf("%s: %w", f.Name(), err)
+		return data, nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return data, img, nil
 }

@@ -2,6 +2,7 @@ package loader
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"runtime/debug"
 	"syscall"
@@ -43,18 +44,22 @@ func (f mappedFile) release() []byte {
 
 // openModuleFile returns the bytes of the module file at path, mapped when it is a large uncompressed
 // file, else read into buf, and the module image they hold (decompressed when they are compressed).
+// It works on the bare descriptor: an os.File costs a batch check two more system calls per file (the
+// runtime poller's registration and mode checks) and a finalizer, for a descriptor that lives a few
+// microseconds. Errors are *os.PathError, as os.Open and Read return them.
 func openModuleFile(path string, buf []byte) (mappedFile, []byte, error) {
-	f, err := os.Open(path)
+	fd, err := openReadOnly(path)
 	if err != nil {
 		return mappedFile{data: buf}, nil, err
 	}
-	defer f.Close()
+	defer unix.Close(fd)
 	size := int64(-1)
-	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
-		size = st.Size()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+		size = st.Size
 	}
 	if size >= mapMinSize && size <= MaxImageSize {
-		data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_POPULATE)
+		data, err := unix.Mmap(fd, 0, int(size), unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_POPULATE)
 		if err == nil {
 			if DetectCompression(data) == None {
 				return mappedFile{data: data, mapped: true, spare: buf}, data, nil
@@ -62,8 +67,43 @@ func openModuleFile(path string, buf []byte) (mappedFile, []byte, error) {
 			_ = unix.Munmap(data) // a compressed file is read: its image is a copy anyway
 		}
 	}
-	data, img, err := readOpenFile(f, size, buf)
+	data, img, err := readOpenFile(fdReader{fd, path}, path, size, buf)
 	return mappedFile{data: data}, img, err
+}
+
+// openReadOnly is open(2) for reading, retried when a signal interrupts it, as os.Open does.
+func openReadOnly(path string) (int, error) {
+	for {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		return fd, nil
+	}
+}
+
+// fdReader reads a descriptor as os.File.Read does: io.EOF at the end, *os.PathError on failure.
+type fdReader struct {
+	fd   int
+	name string
+}
+
+func (r fdReader) Read(b []byte) (int, error) {
+	for {
+		n, err := unix.Read(r.fd, b)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return 0, &os.PathError{Op: "read", Path: r.name, Err: err}
+		case n == 0 && len(b) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
 }
 
 // faultError turns the panic value of a memory fault (under debug.SetPanicOnFault) into an EIO error

@@ -85,4 +85,13 @@ func TestOpenModuleFile(t *testing.T) {
 	}
 	_, _, err = openModuleFile(filepath.Join(dir, "missing.ko"), nil)
 	require.ErrorIs(t, err, os.ErrNotExist)
+	var pe *os.PathError
+	require.ErrorAs(t, err, &pe)
+	require.Equal(t, "open", pe.Op)
+
+	_, _, err = openModuleFile(dir, nil) // a directory opens, but does not read
+	require.ErrorIs(t, err, syscall.EISDIR)
+	require.ErrorAs(t, err, &pe)
+	require.Equal(t, "read", pe.Op)
+	require.Equal(t, dir, pe.Path)
 }

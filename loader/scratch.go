@@ -12,8 +12,9 @@ import "sync"
 // LoadPrepared gives it back. A Prepared that is never loaded simply leaves its scratch to the garbage
 // collector. A reused buffer is overwritten entry by entry before use, never read stale.
 type loadScratch struct {
-	secs []elfSection
-	syms []elfSym
+	secs  []elfSection
+	syms  []elfSym
+	kinds []symKind // buildKallsyms' classification of syms
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(loadScratch) }}
