@@ -273,6 +273,30 @@ func (db *DB) LookupMatches(name string) []Match {
 	return matchAliases(db.builtinAliases, alias)
 }
 
+// LookupName is the lookup of "modinfo -m NAME" (libkmod's kmod_module_new_from_name_lookup): the
+// module of that name (up to its first '.', '-' read as '_'), else the built-in module of that name,
+// else the first built-in module with that alias; never an alias of the configuration or of
+// modules.alias. At most one match.
+func (db *DB) LookupName(name string) []Match {
+	if i := strings.IndexByte(name, '.'); i >= 0 {
+		name = name[:i]
+	}
+	name = strings.ReplaceAll(name, "-", "_")
+	switch {
+	case db.modules[name] != nil:
+		return []Match{{Module: name}}
+	case db.builtin[name]:
+		return []Match{{Module: name}}
+	}
+	if m := matchAliases(db.builtinAliases, name); len(m) > 0 {
+		return m[:1]
+	}
+	return nil
+}
+
+// Load is what inserting module means: its file, or that it is built in.
+func (db *DB) Load(module string) Load { return db.load(module) }
+
 // matchAliases lists the module of every alias whose pattern matches name, in list order: a module
 // with two matching aliases (or one alias listed twice) comes twice, as libkmod's index search
 // returns it, and modprobe then probes it twice.
