@@ -7,6 +7,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"kemu/corpus"
+	"kemu/depmod"
 )
 
 // The kthreads and busywait fixtures: kernel threads woken by a timer through a wait queue and
@@ -83,6 +86,53 @@ func TestBusyWaitFixture(t *testing.T) {
 			assert.Equal(t, want, stamped(m))
 		})
 	}
+}
+
+// A module that leaves its thread running: once the module is gone, the thread wakes from its nap
+// into freed text and oopses, in its own name, as on Linux.
+func TestKthreadLeftRunningOopsesAfterUnload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots the full Debian profile")
+	}
+	m := bootDefault(t, Options{Strict: true})
+	_, err := m.Insmod(fixture(t, "kthread_leak"), "", "kthread_leak.ko")
+	require.NoError(t, err, m.Dmesg())
+	require.NoError(t, m.Rmmod("kthread_leak", false))
+	require.Len(t, m.Threads(), 1, "the thread outlives its module")
+	_, err = m.Idle(1e9)
+	require.NoError(t, err)
+	assert.Empty(t, m.Threads(), "the oops killed it")
+	lines := stamped(m)
+	for _, want := range []string{
+		"[    0.000000] kthread_leak: started kemu_leaker, pid 1002",
+		"[    0.000000] kthread_leak: exit without stopping the thread",
+		"[    0.104000] #PF: supervisor instruction fetch in kernel mode",
+		"[    0.104000] CPU: 0 PID: 1002 Comm: kemu_leaker Tainted: G           OE      6.1.0-56-amd64 #1",
+		"[    0.104000] Modules linked in: [last unloaded: kthread_leak]",
+	} {
+		assert.Contains(t, lines, want, m.Dmesg())
+	}
+	// The machine goes on.
+	_, err = m.Insmod(fixture(t, "hello"), "", "hello.ko")
+	require.NoError(t, err)
+}
+
+// Debian's jfs starts four kernel threads at init and stops them at exit: it loads and unloads
+// under Strict, every kernel function it calls emulated.
+func TestJfsThreadsUnderStrict(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the Debian corpus")
+	}
+	tree, err := corpus.Debian("amd64")
+	require.NoError(t, err)
+	prof, err := tree.Profile()
+	require.NoError(t, err)
+	db, err := depmod.OpenDB(depmod.Options{BaseDir: tree.Root, Version: tree.Release, ConfigPaths: []string{}})
+	require.NoError(t, err)
+	out := runDebianModule(t, prof, db, "jfs", "fs", true)
+	assert.Equal(t, resultComplete, out.result, "%s\n%s", out.detail, out.log)
+	assert.Empty(t, out.missing)
+	assert.Contains(t, out.log, "JFS: nTxBlock = 4096, nTxLock = 32768")
 }
 
 // A loop that never ends is a soft lockup detected in virtual time: the ticks of the spin reach the
