@@ -297,31 +297,13 @@ func hKsetUnregister(m *Machine, t *Trap) (uint64, error) {
 	return 0, m.kfree(kset, t.caller())
 }
 
-// kobject_init_and_add(kobj, ktype, parent, fmt, ...): the caller's kobject, named by the format,
-// with one reference and its ktype, added to sysfs.
+// kobject_init_and_add(kobj, ktype, parent, fmt, ...): kobject_init, then kobject_add. On a
+// failure the caller still owns its reference: its kobject_put cleans up.
 func hKobjectInitAndAdd(m *Machine, t *Trap) (uint64, error) {
-	kobj, ktype := t.Arg(0), t.Arg(1)
-	if kobj == 0 || ktype == 0 {
-		m.logf(levelErr, "kobject: invalid kobject or ktype (%s)", m.describe(t.Return))
+	if !m.initKobject(t, t.Arg(0), t.Arg(1)) {
 		return negErrno(syscall.EINVAL), nil
 	}
-	name, err := m.format(t.Arg(3), t.VarArgs(4))
-	if err != nil {
-		return 0, err
-	}
-	copyName, err := m.kmallocBytes(append(name, 0), kemuCaller)
-	if err != nil || copyName == 0 {
-		return negErrno(syscall.ENOMEM), nil
-	}
-	m.setField("kobject", "name", kobj, 8, copyName)
-	m.setField("kobject", "ktype", kobj, 8, ktype)
-	m.setField("kobject", "kref.refcount.refs.counter", kobj, 4, 1)
-	errno, err := m.addKobject(t, kobj, t.Arg(2))
-	if err != nil || errno != 0 {
-		return uint64(errno), err // the caller still owns a reference: kobject_put cleans up
-	}
-	m.record(t, "kobject", string(name), kobj, nil)
-	return 0, nil
+	return m.nameAndAdd(t, t.Arg(0), t.Arg(2), 3)
 }
 
 // refcountSubUAF is REFCOUNT_SUB_UAF, the saturation kind of a put on a zero count.

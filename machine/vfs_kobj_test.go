@@ -199,3 +199,55 @@ func TestDeviceAttributeGroup(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotContains(t, m.Paths(), path, "device_destroy removed it")
 }
+
+// TestKobjectInitAdd is the two-step kobject_init + kobject_add with the caller's ktype, files
+// from an attribute array, and the release at the last put.
+func TestKobjectInitAdd(t *testing.T) {
+	for _, withRelease := range []bool{true, false} {
+		m := bootSysfs(t)
+		size, _ := m.structSize("kobject")
+		obj := m.kmalloc(size, kemuCaller, gfpZero)
+		require.NotZero(t, obj)
+		ktype := guestStruct(t, m, "kobj_type")
+		m.setField("kobj_type", "sysfs_ops", ktype, 8, m.kernelFunc("kobj_sysfs_ops"))
+		if withRelease {
+			m.setField("kobj_type", "release", ktype, 8, m.kernelFunc("kfree")) // release frees the container
+		}
+		_, err := hKobjectInit(m, trapWith(m, obj, ktype))
+		require.NoError(t, err)
+		ret, err := hKobjectAdd(m, trapWith(m, obj, 0, guestString(t, m, "kemu-%d"), 5))
+		require.NoError(t, err)
+		require.Zero(t, ret)
+
+		attr := guestStruct(t, m, "kobj_attribute")
+		m.setField("kobj_attribute", "attr.name", attr, 8, guestString(t, m, "a"))
+		_ = m.WriteAt([]byte{0o44, 1}, attr+m.offset("kobj_attribute", "attr.mode"))
+		list := guestStruct(t, m, "attribute_group") // zeroed: {attr, NULL}
+		require.NoError(t, m.WriteU64(list, attr))
+		ret, err = hSysfsCreateFiles(m, trapWith(m, obj, list))
+		require.NoError(t, err)
+		require.Zero(t, ret)
+		assert.Contains(t, m.Paths(), "/sys/kemu-5/a")
+		f, err := m.Open("/sys/kemu-5/a", syscall.O_RDONLY)
+		require.NoError(t, err)
+		_, err = f.Read(64)
+		assert.ErrorIs(t, err, syscall.EIO, "kobj_attr_show without a show")
+		require.NoError(t, f.Close())
+
+		_, err = hKobjectPut(m, trapWith(m, obj))
+		require.NoError(t, err)
+		assert.NotContains(t, m.Paths(), "/sys/kemu-5/a")
+		broken := "kobject: 'kemu-5' (" // the kernel's complaint about a ktype without release
+		live := false
+		for _, a := range m.HeapObjects() {
+			live = live || a.Addr == obj
+		}
+		if withRelease {
+			assert.NotContains(t, m.Dmesg(), broken)
+			assert.False(t, live, "ktype->release (kfree) ran at the last put")
+		} else {
+			assert.Contains(t, m.Dmesg(), broken)
+			assert.True(t, live, "nothing released it")
+		}
+	}
+}
