@@ -154,7 +154,6 @@ kernel command line's MODULE.PARAM= options are not read (the machine has none).
 	fl.BoolVarP(&f.ignoreCommands, "ignore-install", "i", false, "insert the module even if an install command names it")
 	fl.BoolVar(&f.ignoreCommands, "ignore-remove", false, "same as --ignore-install")
 	fl.BoolVarP(&f.useBlacklist, "use-blacklist", "b", false, "apply the blacklist to module names too, not only to aliases")
-	c.Flags().SetInterspersed(false) // options after NAME are the module's parameters
 	addCommand(c)
 }
 
