@@ -19,8 +19,14 @@
 //     page, ud2 from BUG/WARN, a runaway loop the watchdog stops) become reports in the Linux 6.1
 //     format in the kernel log, with call traces unwound through the modules' ORC tables; the task
 //     dies, the machine taints itself and goes on, as the kernel does. __ex_table fixups apply.
-//   - Time is virtual (jiffies, ktime, dmesg stamps): it moves only when the emulated kernel sleeps,
-//     delays or idles (Idle runs queued work and fires timers in expiry order).
+//   - Tasks: the host's (insmod, the user process) and the modules' kernel threads share the one CPU
+//     cooperatively (sched.go, kthread.go): a task runs until it sleeps or blocks, then the next
+//     runnable one runs; when none is, the idle task runs queued work and moves time to the next
+//     timer or wake-up. A thread left running by an unloaded module oopses when it next runs.
+//   - Time is virtual (jiffies, ktime, dmesg stamps) and deterministic in what the guest sees: it
+//     moves when tasks sleep, on delays and clock reads (1 µs each), and by one jiffy per timer tick
+//     of code that spins without calling the kernel (sched_time.go: the ticks are paced by host
+//     time, so a spin's iteration count is not reproducible, its end in virtual time is).
 //
 // No guest input may panic the host: guest memory is only touched through checked accessors that
 // return *Fault, bulk operations run in bounded chunks, and handler panics are recovered at the
@@ -30,6 +36,7 @@
 // loop, the watchdog), dispatch.go (handler registry, Trap, call records), image.go and hot.go (the
 // kernel image, the thunk pages), percpu.go (GS, current task, stack), insmod.go and patch.go
 // (loading, load-time text patching, unloading), oops.go, bug.go, orc.go, locate.go (crash reports),
-// timers.go (timers, work, Idle), log.go (printk over the printk package), guestmem.go (checked
+// timers.go (timers, work, Idle), sched.go, sched_wait.go, sched_time.go and kthread.go (tasks,
+// sleeping and waking, time that moves, kernel threads), log.go (printk over the printk package), guestmem.go (checked
 // guest memory), handlers_*.go (the emulated kernel API, by subject).
 package machine
