@@ -42,12 +42,12 @@ type Kernel struct {
 	taint   Taint
 	once    map[string]bool // pr_*_once() sites already printed
 
-	debugLocksOff bool           // debug_locks is 0: "Disabling lock debugging" was printed
-	params        *paramLayout   // struct kernel_param & co, from BTF on first use
-	stateOff      *uint64        // offset of struct module's state, from BTF on first use
-	spare         *regionPool    // region buffers to reuse while CheckFiles runs, nil otherwise
-	versionAt     map[string]int // the __versions index of the module being linked (findVersion)
-	orcScratch    []ORCEntry     // the buffer readORC sorts through, kept for the next module
+	debugLocksOff bool         // debug_locks is 0: "Disabling lock debugging" was printed
+	params        *paramLayout // struct kernel_param & co, from BTF on first use
+	stateOff      *uint64      // offset of struct module's state, from BTF on first use
+	spare         *regionPool  // region buffers to reuse while CheckFiles runs, nil otherwise
+	versions      versionIndex // the __versions index of the module being linked (findVersion)
+	orcScratch    []ORCEntry   // the buffer readORC sorts through, kept for the next module
 }
 
 // NewKernel returns an empty registry for the kernel described by cfg.

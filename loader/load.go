@@ -48,7 +48,7 @@ type loadInfo struct {
 	usingGPLOnly bool // mod->using_gplonly_symbols
 	sigOK        bool
 
-	versionAt map[string]int // mod.Versions by name once findVersion indexed them (the Kernel's map)
+	versionsIndexed bool // k.versions indexes mod.Versions (findVersion)
 	scratch   *loadScratch   // where f.secs and syms are decoded, from Prepare to the end of LoadPrepared
 }
 
@@ -266,38 +266,6 @@ func (info *loadInfo) checkVersion(symname string, crc *uint32) bool {
 	}
 	k.printk(LogWarning, "%s: disagrees about version of symbol %s", info.name, symname)
 	return false
-}
-
-// versionIndexMin is the size of __versions from which findVersion indexes it rather than scanning it.
-const versionIndexMin = 16
-
-// findVersion returns the index of the first __versions record for name, as check_version()'s scan
-// finds it. check_version runs once per undefined symbol and large modules import hundreds, so a scan
-// each time would be quadratic: large tables are indexed by name on first use, in a map the Kernel
-// keeps and reuses for each module it links (LoadPrepared links one module at a time).
-func (info *loadInfo) findVersion(name string) (int, bool) {
-	vs := info.mod.Versions
-	if len(vs) < versionIndexMin {
-		for i := range vs {
-			if vs[i].Name == name {
-				return i, true
-			}
-		}
-		return 0, false
-	}
-	if info.versionAt == nil {
-		k := info.k
-		if k.versionAt == nil {
-			k.versionAt = make(map[string]int, len(vs))
-		}
-		clear(k.versionAt)
-		for i := len(vs) - 1; i >= 0; i-- { // backwards, so that the first of duplicate names wins
-			k.versionAt[vs[i].Name] = i
-		}
-		info.versionAt = k.versionAt
-	}
-	i, ok := info.versionAt[name]
-	return i, ok
 }
 
 // checkModstructVersion is check_modstruct_version(): the module's idea of struct module must match.

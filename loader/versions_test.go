@@ -57,3 +57,32 @@ func TestFindVersion(t *testing.T) {
 		})
 	}
 }
+
+// TestVersionIndexReuse: every record of a large table is found at its index, and a smaller table
+// indexed next in the same buffer finds none of the first one's names.
+func TestVersionIndexReuse(t *testing.T) {
+	big := make([]Version, 5000)
+	for i := range big {
+		big[i] = Version{Name: fmt.Sprintf("big_symbol_%d", i)}
+	}
+	var x versionIndex
+	x.build(big)
+	for i, v := range big {
+		got, ok := x.find(big, v.Name)
+		require.True(t, ok, v.Name)
+		require.Equal(t, i, got)
+	}
+	small := []Version{{Name: "a"}, {Name: "b"}, {Name: "a"}}
+	x.build(small)
+	require.Len(t, x.slots, 8)
+	for _, name := range []string{"big_symbol_0", "big_symbol_4999", "c"} {
+		_, ok := x.find(small, name)
+		require.False(t, ok, name)
+	}
+	i, ok := x.find(small, "a")
+	require.True(t, ok)
+	require.Zero(t, i)
+	i, ok = x.find(small, "b")
+	require.True(t, ok)
+	require.Equal(t, 1, i)
+}
