@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"bytes"
 	"strings"
 )
 
@@ -28,12 +29,35 @@ const versionSize = 64
 
 // parseVersions reads __versions records; a name fills at most its 56 bytes.
 func parseVersions(b []byte) []Version {
-	out := make([]Version, 0, len(b)/versionSize)
-	all := string(b) // one allocation; names are substrings of it
-	for off := 0; off+versionSize <= len(b); off += versionSize {
-		out = append(out, Version{CRC: le.Uint64(b[off:]), Name: substring(all[off+8:off+versionSize], 0)})
+	n := len(b) / versionSize
+	out := make([]Version, n)
+	// The names are substrings of one string holding them all: one allocation, and a third of the
+	// section's size, since most of each record's 56 name bytes are NUL padding.
+	total := 0
+	for i := range out {
+		total += len(versionName(b, i))
+	}
+	var names strings.Builder
+	names.Grow(total)
+	for i := range out {
+		names.Write(versionName(b, i))
+	}
+	all, start := names.String(), 0
+	for i := range out {
+		end := start + len(versionName(b, i))
+		out[i] = Version{CRC: le.Uint64(b[i*versionSize:]), Name: all[start:end]}
+		start = end
 	}
 	return out
+}
+
+// versionName is the name of __versions record i: up to its first NUL, at most 56 bytes.
+func versionName(b []byte, i int) []byte {
+	name := b[i*versionSize+8 : (i+1)*versionSize]
+	if j := bytes.IndexByte(name, 0); j >= 0 {
+		return name[:j]
+	}
+	return name
 }
 
 // Inspect reads a module file's metadata without linking it: its name, .modinfo and __versions, after

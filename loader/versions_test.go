@@ -2,6 +2,8 @@ package loader
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -85,4 +87,33 @@ func TestVersionIndexReuse(t *testing.T) {
 	i, ok = x.find(small, "b")
 	require.True(t, ok)
 	require.Equal(t, 1, i)
+}
+
+// TestParseVersions: records are CRC and NUL-terminated name (56 bytes at most, a name filling them
+// has no NUL); a partial record at the end is ignored.
+func TestParseVersions(t *testing.T) {
+	record := func(crc uint64, name string) []byte {
+		b := make([]byte, versionSize)
+		le.PutUint64(b, crc)
+		copy(b[8:], name)
+		return b
+	}
+	long := strings.Repeat("x", 56)
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want []Version
+	}{
+		{"empty", nil, []Version{}},
+		{"one", record(0x1234, "printk"), []Version{{0x1234, "printk"}}},
+		{"several", slices.Concat(record(1, "a"), record(2, ""), record(3, "module_layout")),
+			[]Version{{1, "a"}, {2, ""}, {3, "module_layout"}}},
+		{"name fills the record", record(7, long), []Version{{7, long}}},
+		{"text after the NUL", record(9, "ab\x00cd"), []Version{{9, "ab"}}},
+		{"partial record", append(record(5, "kfree"), make([]byte, 10)...), []Version{{5, "kfree"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, parseVersions(tc.data))
+		})
+	}
 }
