@@ -15,4 +15,11 @@
 // them from memory, OpenDB picks whichever a tree has; Lookup maps a name, alias or "symbol:NAME" to modules, Resolve gives the
 // load list (dependencies first, soft dependencies around each module) and RemoveOrder the order of
 // modprobe -r.
+//
+// modprobe.d is modprobeconf.go: LoadModprobeConfig reads the configuration as libkmod does (the
+// module directory's modules.softdep among its files), ShowConfig prints "modprobe -c" (with the
+// alias indexes dumped from the .bin files, indexdump.go), and DB.SetConfig makes lookups and plans
+// follow it: Probe (probe.go) is "modprobe NAME OPTIONS" with the blacklist, each module's options
+// and install commands. LookupName and BuiltinInfo serve modinfo's lookups (modinfo -m, built-in
+// modules).
 package depmod
