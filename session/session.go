@@ -140,7 +140,7 @@ func init() {
 		"insmod":   {(*Session).insmod, "insmod FILE [name=value ...]"},
 		"rmmod":    {(*Session).rmmod, "rmmod [-f] NAME ..."},
 		"lsmod":    {(*Session).lsmod, "lsmod"},
-		"modprobe": {(*Session).modprobe, "modprobe [-v] [-q] NAME [name=value ...] | modprobe -r [-v] [-q] NAME ..."},
+		"modprobe": {(*Session).modprobe, "modprobe [-v] [-q] [-C CONF]... [-i] [-b] [-D|-R] NAME [name=value ...] | modprobe -r [-v] [-q] [-i] NAME ... | modprobe -C CONF -c"},
 		"dmesg":    {(*Session).dmesg, "dmesg [-c | -C]"},
 		"cat":      {(*Session).cat, "cat PATH ..."},
 		"echo":     {(*Session).echo, "echo [-n] TEXT ... [> PATH]"},
