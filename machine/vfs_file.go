@@ -547,9 +547,32 @@ type servedFile struct {
 	store  func([]byte) (int, error)
 	text   []byte
 	off    int
+
+	// A file read and written at its position instead (sysfs binary attributes): readAt returns
+	// up to n bytes at off, nothing at the end; writeAt stores b at off and returns how many bytes
+	// it took. Either may be nil when the other is set: reading or writing it is then EIO.
+	readAt  func(off int64, n int) ([]byte, error)
+	writeAt func(off int64, b []byte) (int, error)
 }
 
+// positional says the file is read and written at its position (readAt, writeAt).
+func (s *servedFile) positional() bool { return s.readAt != nil || s.writeAt != nil }
+
 func (s *servedFile) read(n int) ([]byte, error) {
+	if s.positional() {
+		if s.readAt == nil {
+			return nil, syscall.EIO
+		}
+		b, err := s.readAt(int64(s.off), max(n, 0))
+		if err != nil {
+			return nil, err
+		}
+		if len(b) == 0 {
+			return nil, io.EOF
+		}
+		s.off += len(b)
+		return b, nil
+	}
 	if s.off == 0 || s.text == nil { // from the start (again): rendered afresh, as a seq_file restarts
 		text, err := s.render()
 		if err != nil {
@@ -566,7 +589,19 @@ func (s *servedFile) read(n int) ([]byte, error) {
 	return b, nil
 }
 
-func (s *servedFile) write(b []byte) (int, error) { return s.store(b) }
+func (s *servedFile) write(b []byte) (int, error) {
+	if !s.positional() {
+		return s.store(b)
+	}
+	if s.writeAt == nil {
+		return 0, syscall.EIO
+	}
+	n, err := s.writeAt(int64(s.off), b)
+	if err == nil && n > 0 {
+		s.off += n
+	}
+	return n, err
+}
 
 // field reads a pointer-sized field of a guest struct; 0 when the layout or memory is unknown.
 func (m *Machine) field(structName, path string, addr uint64) uint64 {

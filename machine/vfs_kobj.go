@@ -86,7 +86,8 @@ func (d *kobjDir) path() string {
 // kobjFile is an attribute file of a kobject.
 type kobjFile struct {
 	dir  *kobjDir
-	attr uint64 // struct attribute (inside a kobj_attribute or device_attribute)
+	attr uint64 // struct attribute (inside a kobj_attribute or device_attribute), or bin_attribute
+	bin  bool   // a binary attribute (vfs_kobj_bin.go)
 	name string
 	mode uint32
 }
@@ -431,46 +432,66 @@ func (m *Machine) createGroup(t *Trap, kobj, grp uint64) (int64, error) {
 		s.dirs = append(s.dirs, sub)
 		dir = sub
 	}
-	visible := m.field("attribute_group", "is_visible", grp)
 	var added []*kobjFile
-	undo := func() {
-		s.files = deleteWhere(s.files, func(f *kobjFile) bool { return containsFile(added, f) })
-		if groupName != "" {
-			s.removeDir(dir)
+	for _, list := range []struct {
+		array, visible uint64
+		bin            bool
+	}{
+		{attrs, m.field("attribute_group", "is_visible", grp), false},
+		{m.field("attribute_group", "bin_attrs", grp), m.field("attribute_group", "is_bin_visible", grp), true},
+	} {
+		files, errno, err := m.addGroupFiles(dir, kobj, list.array, list.visible, list.bin)
+		added = append(added, files...)
+		if err != nil || errno != 0 {
+			s.files = deleteWhere(s.files, func(f *kobjFile) bool { return containsFile(added, f) })
+			if groupName != "" {
+				s.removeDir(dir)
+			}
+			return errno, err
 		}
 	}
-	for i := uint64(0); attrs != 0 && i < maxTableEntries; i++ {
-		attr, err := m.ReadU64(attrs + 8*i)
-		if err != nil {
-			undo()
-			return 0, err
+	m.record(t, "sysfs-group", groupName, grp, nil)
+	return 0, nil
+}
+
+// addGroupFiles is create_files for one NULL-terminated array of a group: struct attribute
+// pointers, or struct bin_attribute pointers (bin), each with its mode or what the group's
+// visibility callback says (0: not created). It returns the files it made, also on a failure.
+func (m *Machine) addGroupFiles(dir *kobjDir, kobj, array, visible uint64, bin bool) ([]*kobjFile, int64, error) {
+	var added []*kobjFile
+	for i := uint64(0); array != 0 && i < maxTableEntries; i++ {
+		entry, err := m.ReadU64(array + 8*i)
+		if err != nil || entry == 0 {
+			return added, 0, err
 		}
-		if attr == 0 {
-			break
-		}
-		mode, err := m.readField("attribute", "mode", attr, 2)
+		mode, err := m.readField("attribute", "mode", m.attributeOf(entry, bin), 2)
 		if err != nil {
-			undo()
-			return 0, err
+			return added, 0, err
 		}
 		if visible != 0 {
-			if mode, err = m.Call(visible, kobj, attr, i); err != nil {
-				undo()
-				return 0, err
+			if mode, err = m.Call(visible, kobj, entry, i); err != nil {
+				return added, 0, err
 			}
 			if mode = uint64(uint16(mode)); mode == 0 {
 				continue
 			}
 		}
-		f, errno, err := m.addAttrFile(dir, attr, mode)
+		f, errno, err := m.addAttrFile(dir, entry, bin, mode)
 		if err != nil || errno != 0 {
-			undo()
-			return errno, err
+			return added, errno, err
 		}
 		added = append(added, f)
 	}
-	m.record(t, "sysfs-group", groupName, grp, nil)
-	return 0, nil
+	return added, 0, nil
+}
+
+// attributeOf is the struct attribute of an attribute-array entry: the entry itself, or the attr
+// member of a struct bin_attribute.
+func (m *Machine) attributeOf(entry uint64, bin bool) uint64 {
+	if bin {
+		return entry + m.offset("bin_attribute", "attr")
+	}
+	return entry
 }
 
 func containsFile(list []*kobjFile, f *kobjFile) bool {
@@ -482,11 +503,12 @@ func containsFile(list []*kobjFile, f *kobjFile) bool {
 	return false
 }
 
-// addAttrFile is sysfs_add_file_mode_ns: the attribute's file in dir, with mode (masked, with a
-// warning for bits a sysfs file may not have); a taken name is EEXIST.
-func (m *Machine) addAttrFile(dir *kobjDir, attr, mode uint64) (*kobjFile, int64, error) {
+// addAttrFile is sysfs_add_file_mode_ns (sysfs_add_bin_file_mode_ns for bin): the file of attr (a
+// struct attribute, or a struct bin_attribute) in dir, with mode (masked, with a warning for bits
+// a sysfs file may not have); a taken name is EEXIST.
+func (m *Machine) addAttrFile(dir *kobjDir, attr uint64, bin bool, mode uint64) (*kobjFile, int64, error) {
 	s := &m.files().sysfs
-	name, err := m.ReadCString(m.field("attribute", "name", attr), 256)
+	name, err := m.ReadCString(m.field("attribute", "name", m.attributeOf(attr, bin)), 256)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -497,7 +519,7 @@ func (m *Machine) addAttrFile(dir *kobjDir, attr, mode uint64) (*kobjFile, int64
 		m.logf(levelErr, "sysfs: cannot create duplicate filename '%s/%s'", strings.TrimPrefix(dir.path(), "/sys"), name)
 		return nil, -int64(syscall.EEXIST), nil
 	}
-	f := &kobjFile{dir: dir, attr: attr, name: name, mode: uint32(mode & sysfsModeMask)}
+	f := &kobjFile{dir: dir, attr: attr, bin: bin, name: name, mode: uint32(mode & sysfsModeMask)}
 	s.files = append(s.files, f)
 	return f, 0, nil
 }
@@ -549,13 +571,14 @@ func (m *Machine) removeGroup(kobj, grp uint64) {
 		s.removeDir(sub)
 		return
 	}
-	attrs := m.field("attribute_group", "attrs", grp)
-	for i := uint64(0); attrs != 0 && i < maxTableEntries; i++ {
-		attr, err := m.ReadU64(attrs + 8*i)
-		if err != nil || attr == 0 {
-			return
+	for _, array := range []uint64{m.field("attribute_group", "attrs", grp), m.field("attribute_group", "bin_attrs", grp)} {
+		for i := uint64(0); array != 0 && i < maxTableEntries; i++ {
+			attr, err := m.ReadU64(array + 8*i)
+			if err != nil || attr == 0 {
+				break
+			}
+			s.files = deleteWhere(s.files, func(f *kobjFile) bool { return f.dir == dir && f.attr == attr })
 		}
-		s.files = deleteWhere(s.files, func(f *kobjFile) bool { return f.dir == dir && f.attr == attr })
 	}
 }
 
@@ -608,7 +631,7 @@ func hSysfsCreateFile(m *Machine, t *Trap) (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
-		if _, errno, err := m.addAttrFile(dir, attr, mode); err != nil || errno != 0 {
+		if _, errno, err := m.addAttrFile(dir, attr, false, mode); err != nil || errno != 0 {
 			return uint64(errno), err
 		}
 	}
@@ -642,6 +665,12 @@ func (m *Machine) openKobjFile(path string, flags int) (*File, error) {
 		f.served = &servedFile{
 			render: func() ([]byte, error) { return f.kobjShow(kf) },
 			store:  func(b []byte) (int, error) { return f.kobjStore(kf, b) },
+		}
+		if kf.bin {
+			f.served = &servedFile{
+				readAt:  func(off int64, n int) ([]byte, error) { return f.binRead(kf, off, n) },
+				writeAt: func(off int64, b []byte) (int, error) { return f.binWrite(kf, off, b) },
+			}
 		}
 		return f, nil
 	}

@@ -33,7 +33,7 @@ func TestSysfsKobjectGroups(t *testing.T) {
 			files = append(files, p)
 		}
 	}
-	assert.Equal(t, []string{kobjDirPath + "/name", kobjDirPath + "/reset", kobjDirPath + "/stats/stores", kobjDirPath + "/value"},
+	assert.Equal(t, []string{kobjDirPath + "/blob", kobjDirPath + "/name", kobjDirPath + "/reset", kobjDirPath + "/stats/stores", kobjDirPath + "/value"},
 		files, "is_visible hid \"hidden\"; the named group is a subdirectory")
 
 	cases := []struct {
@@ -90,6 +90,26 @@ func TestSysfsKobjectGroups(t *testing.T) {
 	}
 }
 
+func TestSysfsBinaryAttribute(t *testing.T) {
+	m := bootSysfs(t, "kobj")
+	const blob = kobjDirPath + "/blob"
+	assert.Equal(t, "0123456789abcdef", readFileIn(t, m, blob, 5), "reads at the position, to the size")
+
+	f, err := m.Open(blob, syscall.O_RDWR)
+	require.NoError(t, err)
+	_, err = f.Seek(10, 0)
+	require.NoError(t, err)
+	n, err := f.Write([]byte("ABCDEFGH"))
+	require.NoError(t, err)
+	assert.Equal(t, 6, n, "a write is cut at the size")
+	_, err = f.Write([]byte("x"))
+	assert.ErrorIs(t, err, syscall.EFBIG, "a write at the size")
+	_, err = f.Seek(8, 0)
+	require.NoError(t, err)
+	assert.Equal(t, "89ABCDEF", readAll(t, f, 3))
+	require.NoError(t, f.Close())
+}
+
 func TestSysfsFileOutlivesItsKobject(t *testing.T) {
 	m := bootSysfs(t, "kobj")
 	f, err := m.Open(kobjDirPath+"/value", syscall.O_RDONLY)
@@ -129,6 +149,7 @@ func TestSysfsGroupRules(t *testing.T) {
 	}
 	assert.Equal(t, -int64(syscall.EINVAL), call(hSysfsCreateGroup, kobj, empty), "no attrs")
 	assert.Equal(t, -int64(syscall.EINVAL), call(hSysfsCreateGroup, 0, grp), "no kobject")
+	assert.Equal(t, -int64(syscall.EINVAL), call(hSysfsCreateBinFile, kobj, 0), "no attribute")
 	m.setField("attribute_group", "attrs", grp, 8, attrs)
 	before := len(m.Paths())
 	assert.Zero(t, call(hSysfsCreateGroup, 0x1000, grp), "a kobject kemu has no directory for")

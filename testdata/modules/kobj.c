@@ -7,7 +7,9 @@
  * "name" (0444, the kobject's name) and "hidden", which the group's
  * is_visible callback hides. The group "stats" makes the subdirectory
  * stats/ with "stores" (how many writes "value" accepted). "reset" (0200,
- * sysfs_create_file) zeroes value. Exit removes the files and puts the
+ * sysfs_create_file) zeroes value. "blob" (sysfs_create_bin_file, 16 bytes,
+ * 0644) is a binary attribute read and written at the file position; sysfs
+ * keeps reads and writes inside its size. Exit removes the files and puts the
  * kobject.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -15,6 +17,7 @@
 #include <linux/kernel.h>
 #include <linux/kobject.h>
 #include <linux/module.h>
+#include <linux/string.h>
 #include <linux/sysfs.h>
 
 static int kobj_value = 7;
@@ -60,6 +63,24 @@ static ssize_t reset_store(struct kobject *kobj, struct kobj_attribute *attr,
 	kobj_value = 0;
 	return count;
 }
+
+static char kobj_blob[16] = "0123456789abcdef";
+
+static ssize_t blob_read(struct file *filp, struct kobject *kobj, struct bin_attribute *attr,
+			 char *buf, loff_t off, size_t count)
+{
+	memcpy(buf, kobj_blob + off, count);
+	return count;
+}
+
+static ssize_t blob_write(struct file *filp, struct kobject *kobj, struct bin_attribute *attr,
+			  char *buf, loff_t off, size_t count)
+{
+	memcpy(kobj_blob + off, buf, count);
+	return count;
+}
+
+static BIN_ATTR_RW(blob, sizeof(kobj_blob));
 
 static struct kobj_attribute value_attr = __ATTR_RW(value);
 static struct kobj_attribute name_attr = __ATTR_RO(name);
@@ -110,9 +131,14 @@ static int __init kobj_init(void)
 	ret = sysfs_create_file(kemu_kobj, &reset_attr.attr);
 	if (ret)
 		goto remove_stats;
+	ret = sysfs_create_bin_file(kemu_kobj, &bin_attr_blob);
+	if (ret)
+		goto remove_reset;
 	pr_info("created /sys/kernel/%s\n", kobject_name(kemu_kobj));
 	return 0;
 
+remove_reset:
+	sysfs_remove_file(kemu_kobj, &reset_attr.attr);
 remove_stats:
 	sysfs_remove_group(kemu_kobj, &stats_group);
 remove_group:
@@ -124,6 +150,7 @@ put:
 
 static void __exit kobj_exit(void)
 {
+	sysfs_remove_bin_file(kemu_kobj, &bin_attr_blob);
 	sysfs_remove_file(kemu_kobj, &reset_attr.attr);
 	sysfs_remove_group(kemu_kobj, &stats_group);
 	sysfs_remove_group(kemu_kobj, &kemu_group);
