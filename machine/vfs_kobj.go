@@ -615,29 +615,38 @@ func hSysfsRemoveGroups(m *Machine, t *Trap) (uint64, error) {
 	return 0, nil
 }
 
-// sysfs_create_file_ns(kobj, attr, ns): one file with the attribute's own mode.
-func hSysfsCreateFile(m *Machine, t *Trap) (uint64, error) {
-	kobj, attr := t.Arg(0), t.Arg(1)
-	if kobj == 0 || attr == 0 {
-		m.logf(levelWarning, "WARNING: sysfs_create_file_ns: no kobject or attribute (%s)", m.describe(t.Return))
-		return negErrno(syscall.EINVAL), nil
-	}
-	name, err := m.ReadCString(m.field("attribute", "name", attr), 256)
-	if err != nil {
-		return 0, err
-	}
-	if dir := m.kobjDirFor(kobj); dir != nil { // else a kobject kemu has no directory for
-		mode, err := m.readField("attribute", "mode", attr, 2)
+// createFile is sysfs_create_file_ns(kobj, attr, ns) and, for bin, sysfs_create_bin_file(kobj,
+// attr): one file with the attribute's own mode.
+func createFile(bin bool) Handler {
+	return func(m *Machine, t *Trap) (uint64, error) {
+		kobj, entry := t.Arg(0), t.Arg(1)
+		if kobj == 0 || entry == 0 {
+			m.logf(levelWarning, "WARNING: %s: no kobject or attribute (%s)", t.Name, m.describe(t.Return))
+			return negErrno(syscall.EINVAL), nil
+		}
+		attr := m.attributeOf(entry, bin)
+		name, err := m.ReadCString(m.field("attribute", "name", attr), 256)
 		if err != nil {
 			return 0, err
 		}
-		if _, errno, err := m.addAttrFile(dir, attr, false, mode); err != nil || errno != 0 {
-			return uint64(errno), err
+		if dir := m.kobjDirFor(kobj); dir != nil { // else a kobject kemu has no directory for
+			mode, err := m.readField("attribute", "mode", attr, 2)
+			if err != nil {
+				return 0, err
+			}
+			if _, errno, err := m.addAttrFile(dir, entry, bin, mode); err != nil || errno != 0 {
+				return uint64(errno), err
+			}
 		}
+		m.record(t, "sysfs-file", name, entry, nil)
+		return 0, nil
 	}
-	m.record(t, "sysfs-file", name, attr, nil)
-	return 0, nil
 }
+
+var (
+	hSysfsCreateFile    = createFile(false)
+	hSysfsCreateBinFile = createFile(true)
+)
 
 // sysfs_remove_file_ns(kobj, attr, ns).
 func hSysfsRemoveFile(m *Machine, t *Trap) (uint64, error) {

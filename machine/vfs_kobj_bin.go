@@ -9,33 +9,8 @@ import "syscall"
 // method is EIO. kemu's sysfs files have no guest struct file: filp is NULL.
 
 func init() {
-	register("sysfs_create_bin_file", hSysfsCreateBinFile)
+	register("sysfs_create_bin_file", hSysfsCreateBinFile) // createFile in vfs_kobj.go
 	register("sysfs_remove_bin_file", hSysfsRemoveFile) // the same file, recorded the same way
-}
-
-// sysfs_create_bin_file(kobj, attr).
-func hSysfsCreateBinFile(m *Machine, t *Trap) (uint64, error) {
-	kobj, battr := t.Arg(0), t.Arg(1)
-	if kobj == 0 || battr == 0 {
-		m.logf(levelWarning, "WARNING: sysfs_create_bin_file: no kobject or attribute (%s)", m.describe(t.Return))
-		return negErrno(syscall.EINVAL), nil
-	}
-	attr := m.attributeOf(battr, true)
-	name, err := m.ReadCString(m.field("attribute", "name", attr), 256)
-	if err != nil {
-		return 0, err
-	}
-	if dir := m.kobjDirFor(kobj); dir != nil { // else a kobject kemu has no directory for
-		mode, err := m.readField("attribute", "mode", attr, 2)
-		if err != nil {
-			return 0, err
-		}
-		if _, errno, err := m.addAttrFile(dir, battr, true, mode); err != nil || errno != 0 {
-			return uint64(errno), err
-		}
-	}
-	m.record(t, "sysfs-file", name, battr, nil)
-	return 0, nil
 }
 
 // binLimit is how much of a request at off the attribute's size leaves (at most a page); past the
