@@ -423,11 +423,11 @@ type Thread struct {
 	Func   string `json:"func"`   // module:function of the thread function
 }
 
-// Threads lists the kernel threads modules created (dead ones not yet reaped included), by pid.
+// Threads lists the kernel threads modules created that have not exited, by pid.
 func (m *Machine) Threads() []Thread {
 	var out []Thread
 	for _, t := range m.sched().tasks {
-		if t.thread == nil {
+		if t.thread == nil || t.state == taskDead {
 			continue
 		}
 		out = append(out, Thread{PID: t.pid, Comm: t.comm, State: m.psState(t), Module: t.thread.module,
