@@ -231,3 +231,23 @@ func TestAlternativesOnFixture(t *testing.T) {
 	assert.Contains(t, m.Messages(), "fault_usercopy: unsafe_get_user from 0000000000000010: -14",
 		"stac/clac run on the CPU and the fault is fixed up")
 }
+
+// Arbitrary tables and text never panic the patcher: entries pointing outside the text are
+// errors or skipped, and every write stays inside the text.
+func FuzzTextPatcher(f *testing.F) {
+	f.Add(altEntry(textBase+0x1000, textBase+0x300, textBase+0x800, 9*32+20, 5, 3), []byte{0x90, 0x90, 0x90, 0x90, 0x90})
+	f.Add(siteTable(textBase+0x1000, textBase+0x100), rel32(textBase+0x100, thunkRAX, 0x2e, 0xe8))
+	f.Add([]byte{0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0x80, 0xff, 0xff, 0xff, 0xff}, []byte{0x0f, 0x0f, 0x0f})
+	f.Fuzz(func(t *testing.T, table, code []byte) {
+		p, mem := newFakePatcher(t, featRetpolineLfence, Feature(9*32+20))
+		copy(mem.b[0x100:0x1000], code)
+		copy(mem.b[0x800:0x1000], code)
+		at := uint64(textBase + 0x1000)
+		copy(mem.b[0x1000:], table)
+		_ = p.applyRetpolines(table, at)
+		_ = p.applyReturns(table, at)
+		_ = p.applyAlternatives(table, at)
+		_ = p.applyFtraceNOPs(table, at)
+		assert.Len(t, mem.b, 8192)
+	})
+}
