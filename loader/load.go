@@ -48,8 +48,8 @@ type loadInfo struct {
 	usingGPLOnly bool // mod->using_gplonly_symbols
 	sigOK        bool
 
-	versionsIndexed bool // k.versions indexes mod.Versions (findVersion)
-	scratch   *loadScratch   // where f.secs and syms are decoded, from Prepare to the end of LoadPrepared
+	versionsIndexed bool         // k.versions indexes mod.Versions (findVersion)
+	scratch         *loadScratch // where f.secs and syms are decoded, from Prepare to the end of LoadPrepared
 }
 
 // placed is a section's place in a region (sh_entsize with INIT_OFFSET_MASK in the kernel).
