@@ -58,6 +58,12 @@
 // module is linked: what a check keeps is the registry (names, symbols, tables), not the files. The
 // vmlinux export index (with System.map addresses) is built once per profile and shared by registries.
 //
+// What a load needs only while it runs is reused too, so that a tree's worth of it is neither
+// allocated nor scanned by the garbage collector: the decoded section headers and symbols (a pooled
+// loadScratch, from Prepare to the end of LoadPrepared), the index of a module's __versions that
+// check_version() consults per imported symbol, and the buffer ORC tables are sorted through (both
+// kept by the Kernel). The signature's PKCS#7 message is walked in place (package modsign).
+//
 // # Errors
 //
 // Errors carry the errno the kernel returns and, where the kernel prints one, its dmesg line (type
