@@ -31,6 +31,7 @@ type vfs struct {
 	polling *File       // the file whose ->poll is running: __pollwait records its wait queues
 	linking *pollWaiter // and links wait entries for this sleeping poll (its first ->poll call)
 	waiter  *pollWaiter // the poll the user process is in, which pollwake triggers
+	iter    *iterLayout // struct iov_iter's layout, once known (vfs_iter.go)
 }
 
 // files is the machine's vfs, created on first use.

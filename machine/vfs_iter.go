@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"syscall"
@@ -59,29 +60,35 @@ type iovIter struct {
 	addr uint64
 }
 
-func (it iovIter) byteField(name string) (uint8, error) {
-	v, err := it.m.readField("iov_iter", name, it.addr, 1)
-	return uint8(v), err
+// iterLayout is where struct iov_iter keeps what the helpers use, from BTF, looked up once per
+// machine (every read and write through ->read_iter goes through it).
+type iterLayout struct {
+	size                        uint64
+	kind, source, user          uint64 // one-byte fields: iter_type, data_source, user_backed
+	offset, count, base, nrSegs uint64 // words: iov_offset, count, ubuf (= iov, kvec), nr_segs
 }
 
-func (it iovIter) word(name string) (uint64, error) {
-	return it.m.readField("iov_iter", name, it.addr, 8)
-}
-
-func (it iovIter) setWord(name string, v uint64) error {
-	off, ok := it.m.fieldOffset("iov_iter", name)
-	if !ok {
-		return fmt.Errorf("struct iov_iter has no known field %s (no BTF)", name)
+func (m *Machine) iterLayout() (*iterLayout, error) {
+	v := m.files()
+	if v.iter != nil {
+		return v.iter, nil
 	}
-	return it.m.WriteU64(it.addr+off, v)
-}
-
-func (it iovIter) setByte(name string, v uint8) error {
-	off, ok := it.m.fieldOffset("iov_iter", name)
+	size, ok := m.structSize("iov_iter")
 	if !ok {
-		return fmt.Errorf("struct iov_iter has no known field %s (no BTF)", name)
+		return nil, fmt.Errorf("no layout of struct iov_iter (no BTF): %w", syscall.EINVAL)
 	}
-	return it.m.WriteAt([]byte{v}, it.addr+off)
+	l := &iterLayout{size: size}
+	for _, f := range []struct {
+		name string
+		to   *uint64
+	}{{"iter_type", &l.kind}, {"data_source", &l.source}, {"user_backed", &l.user},
+		{"iov_offset", &l.offset}, {"count", &l.count}, {"ubuf", &l.base}, {"nr_segs", &l.nrSegs}} {
+		if *f.to, ok = m.fieldOffset("iov_iter", f.name); !ok || *f.to+8 > size {
+			return nil, fmt.Errorf("struct iov_iter has no field %s: %w", f.name, syscall.EINVAL)
+		}
+	}
+	v.iter = l
+	return l, nil
 }
 
 // iterState is the part of an iov_iter the helpers move: where they are and what is left.
@@ -94,34 +101,29 @@ type iterState struct {
 	userBuf bool // user_backed: the memory is the process's, reached with the uaccess rules
 }
 
+// load reads the iterator in one access.
 func (it iovIter) load() (iterState, error) {
-	var s iterState
-	kind, err := it.byteField("iter_type")
+	l, err := it.m.iterLayout()
 	if err != nil {
-		return s, err
+		return iterState{}, err
 	}
-	user, err := it.byteField("user_backed")
+	b, err := it.m.Read(it.addr, l.size)
 	if err != nil {
-		return s, err
+		return iterState{}, err
 	}
-	s.kind, s.userBuf = kind, user != 0
-	for _, f := range []struct {
-		name string
-		to   *uint64
-	}{{"iov_offset", &s.offset}, {"count", &s.count}, {"ubuf", &s.base}, {"nr_segs", &s.nrSegs}} {
-		if *f.to, err = it.word(f.name); err != nil {
-			return s, err
-		}
-	}
-	return s, nil
+	word := func(off uint64) uint64 { return binary.LittleEndian.Uint64(b[off:]) }
+	return iterState{kind: b[l.kind], userBuf: b[l.user] != 0, offset: word(l.offset), count: word(l.count),
+		base: word(l.base), nrSegs: word(l.nrSegs)}, nil
 }
 
+// store writes back what the helpers move (the kind and flags never change).
 func (it iovIter) store(s iterState) error {
-	for _, f := range []struct {
-		name string
-		v    uint64
-	}{{"iov_offset", s.offset}, {"count", s.count}, {"ubuf", s.base}, {"nr_segs", s.nrSegs}} {
-		if err := it.setWord(f.name, f.v); err != nil {
+	l, err := it.m.iterLayout()
+	if err != nil {
+		return err
+	}
+	for _, f := range []struct{ off, v uint64 }{{l.offset, s.offset}, {l.count, s.count}, {l.base, s.base}, {l.nrSegs, s.nrSegs}} {
+		if err := it.m.WriteU64(it.addr+f.off, f.v); err != nil {
 			return err
 		}
 	}
@@ -366,7 +368,11 @@ func hIovIterInit(kind uint8) Handler {
 
 // init fills a zeroed iterator; for ITER_UBUF base is the buffer and nrSegs is ignored.
 func (it iovIter) init(kind uint8, source bool, base, nrSegs, count uint64) error {
-	flag := func(b bool) uint8 {
+	l, err := it.m.iterLayout()
+	if err != nil {
+		return err
+	}
+	flag := func(b bool) byte {
 		if b {
 			return 1
 		}
@@ -376,10 +382,10 @@ func (it iovIter) init(kind uint8, source bool, base, nrSegs, count uint64) erro
 		nrSegs = 0
 	}
 	for _, f := range []struct {
-		name string
-		v    uint8
-	}{{"iter_type", kind}, {"data_source", flag(source)}, {"user_backed", flag(kind == iterUbuf || kind == iterIovec)}} {
-		if err := it.setByte(f.name, f.v); err != nil {
+		off uint64
+		v   byte
+	}{{l.kind, kind}, {l.source, flag(source)}, {l.user, flag(kind == iterUbuf || kind == iterIovec)}} {
+		if err := it.m.WriteAt([]byte{f.v}, it.addr+f.off); err != nil {
 			return err
 		}
 	}

@@ -10,7 +10,7 @@ import "syscall"
 
 func init() {
 	register("sysfs_create_bin_file", hSysfsCreateBinFile) // createFile in vfs_kobj.go
-	register("sysfs_remove_bin_file", hSysfsRemoveFile) // the same file, recorded the same way
+	register("sysfs_remove_bin_file", hSysfsRemoveFile)    // the same file, recorded the same way
 }
 
 // binLimit is how much of a request at off the attribute's size leaves (at most a page); past the
