@@ -98,6 +98,18 @@ func (f *kobjFile) path() string { return f.dir.path() + "/" + f.name }
 type sysfsTree struct {
 	dirs  []*kobjDir
 	files []*kobjFile
+	// counted is the kobjects kemu initialised (kobject_init and the _create_ functions), true
+	// until released: only their reference counts are kept. Other kobjects (inside a device
+	// another handler made, say) have no count here, and kobject_get/put leave them alone.
+	counted map[uint64]bool
+}
+
+// count starts keeping the reference count of kobj.
+func (s *sysfsTree) count(kobj uint64) {
+	if s.counted == nil {
+		s.counted = map[uint64]bool{}
+	}
+	s.counted[kobj] = true
 }
 
 // dirOf is the directory of the kobject at kobj (not a group's), nil when it is not in sysfs.
@@ -184,6 +196,7 @@ func (m *Machine) newKobject(size, kobjOff uint64, name string, caller mmu.Calle
 	}
 	m.setField("kobject", "name", obj+kobjOff, 8, obj+size)
 	m.setField("kobject", "kref.refcount.refs.counter", obj+kobjOff, 4, 1)
+	m.files().sysfs.count(obj + kobjOff)
 	return obj, nil
 }
 
@@ -318,8 +331,8 @@ func (m *Machine) kobjectRefs(kobj uint64) uint64 {
 // kobject_get(kobj): one more reference; returns kobj.
 func hKobjectGet(m *Machine, t *Trap) (uint64, error) {
 	kobj := t.Arg(0)
-	if kobj == 0 {
-		return 0, nil
+	if _, known := m.files().sysfs.counted[kobj]; !known {
+		return kobj, nil
 	}
 	n, err := m.ReadU32(m.kobjectRefs(kobj))
 	if err != nil {
@@ -328,10 +341,11 @@ func hKobjectGet(m *Machine, t *Trap) (uint64, error) {
 	return kobj, m.WriteU32(m.kobjectRefs(kobj), n+1)
 }
 
-// kobject_put(kobj): the last reference removes it from sysfs and releases it.
+// kobject_put(kobj): the last reference removes it from sysfs and releases it; a put on a count
+// already at zero is the refcount underflow warning (and nothing else).
 func hKobjectPut(m *Machine, t *Trap) (uint64, error) {
 	kobj := t.Arg(0)
-	if kobj == 0 {
+	if _, known := m.files().sysfs.counted[kobj]; !known {
 		return 0, nil
 	}
 	refs := m.kobjectRefs(kobj)
@@ -339,7 +353,7 @@ func hKobjectPut(m *Machine, t *Trap) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if n == 0 { // kref_put on a dead kobject: refcount_warn_saturate(r, REFCOUNT_SUB_UAF)
+	if n == 0 || !m.files().sysfs.counted[kobj] { // kref_put on a dead kobject: refcount_warn_saturate(r, REFCOUNT_SUB_UAF)
 		warn := *t
 		warn.regs = [6]uint64{refs, refcountSubUAF}
 		return hRefcountWarnSaturate(m, &warn)
@@ -354,6 +368,7 @@ func hKobjectPut(m *Machine, t *Trap) (uint64, error) {
 // kobjects kobject_create_and_add made (dynamic_kobj_release).
 func (m *Machine) releaseKobject(t *Trap, kobj uint64) error {
 	m.removeKobjectDir(kobj)
+	m.files().sysfs.counted[kobj] = false // a later put is the underflow it is
 	dynamic := m.unrecord("kobject", kobj) && m.field("kobject", "ktype", kobj) == 0
 	if dynamic {
 		return m.kfree(kobj, t.caller())

@@ -40,6 +40,7 @@ func (m *Machine) initKobject(t *Trap, kobj, ktype uint64) bool {
 	}
 	m.setField("kobject", "ktype", kobj, 8, ktype)
 	m.setField("kobject", "kref.refcount.refs.counter", kobj, 4, 1)
+	m.files().sysfs.count(kobj)
 	return true
 }
 

@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"strings"
 	"syscall"
 	"testing"
 
@@ -174,6 +175,15 @@ func TestSysfsGroupRules(t *testing.T) {
 	assert.Contains(t, m.Paths(), "/sys/rules/a", "one reference left")
 	call(hKobjectPut, kobj)
 	assert.NotContains(t, m.Paths(), "/sys/rules/a", "the last put removes the directory")
+	assert.NotContains(t, m.Dmesg(), "refcount_t")
+	call(hKobjectPut, kobj)
+	assert.Contains(t, m.Dmesg(), "refcount_t: underflow; use-after-free.", "one put too many")
+
+	unknown := guestStruct(t, m, "kobject") // a kobject kemu did not initialise keeps no count
+	assert.Equal(t, unknown, uint64(call(hKobjectGet, unknown)))
+	call(hKobjectPut, unknown)
+	call(hKobjectPut, unknown)
+	assert.Equal(t, 1, strings.Count(m.Dmesg(), "refcount_t"))
 }
 
 func TestSysfsKset(t *testing.T) {
