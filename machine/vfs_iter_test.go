@@ -314,3 +314,40 @@ func TestReadIterWriteIter(t *testing.T) {
 	assert.ErrorIs(t, err, syscall.ENOSPC)
 	require.NoError(t, w.Close())
 }
+
+// TestReadIterFaults hands iterdev's read_iter and write_iter iterators over bad user memory, as
+// read(2) and write(2) with a bad buffer would: a partial copy is a short read, none is -EFAULT.
+func TestReadIterFaults(t *testing.T) {
+	m := bootWith(t, "iterdev")
+	f, err := m.Open("/dev/kemu_iter", syscall.O_RDWR)
+	require.NoError(t, err)
+	defer f.Close()
+	user, err := m.mapUserBuffer(pageSize, nil)
+	require.NoError(t, err)
+	defer m.unmapUserBuffer(user)
+	end := user.addr + user.size // the page after the buffer is unmapped
+	readIter, writeIter := f.method(mReadIt), f.method(mWriteIt)
+
+	got, err := f.syncIter(readIter, m.layout.directMap, 16, false)
+	assert.ErrorIs(t, err, syscall.EFAULT, "a kernel address fails access_ok: nothing copied")
+	assert.Zero(t, got)
+	pos, err := f.Seek(0, 1)
+	require.NoError(t, err)
+	assert.Zero(t, pos)
+
+	got, err = f.syncIter(readIter, end-4, 16, false)
+	require.NoError(t, err)
+	assert.Equal(t, int64(4), got, "copied up to the hole: a short read")
+	b, err := m.Read(end-4, 4)
+	require.NoError(t, err)
+	assert.Equal(t, "kemu", string(b))
+	pos, err = f.Seek(0, 1)
+	require.NoError(t, err)
+	assert.Equal(t, int64(4), pos, "ki_pos became the file position")
+
+	_, err = f.syncIter(writeIter, end, 8, true)
+	assert.ErrorIs(t, err, syscall.EFAULT, "the first byte cannot be read")
+	pos, err = f.Seek(0, 1)
+	require.NoError(t, err)
+	assert.Equal(t, int64(4), pos, "a failed write leaves the position")
+}
