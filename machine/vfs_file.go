@@ -498,8 +498,14 @@ func (f *File) Close() error {
 		return syscall.EBADF
 	}
 	f.closed = true
-	if f.served != nil || f.m.cpu == nil {
-		return nil // nothing to release (or no machine left to run the release on)
+	if f.m.cpu == nil {
+		return nil // no machine left to run the release on
+	}
+	if f.served != nil {
+		if f.file != 0 {
+			f.free() // the struct file a served file hands to module code (sysfs binary attributes)
+		}
+		return nil // nothing to release
 	}
 	var err error
 	if f.isProc() {

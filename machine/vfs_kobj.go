@@ -685,16 +685,13 @@ func (m *Machine) openKobjFile(path string, flags int) (*File, error) {
 		if (acc != oWronly && kf.mode&0o444 == 0) || (acc != 0 && kf.mode&0o222 == 0) {
 			return nil, syscall.EACCES
 		}
+		if kf.bin {
+			return m.openBinFile(path, flags, kf)
+		}
 		f := &File{m: m, path: path, flags: flags}
 		f.served = &servedFile{
 			render: func() ([]byte, error) { return f.kobjShow(kf) },
 			store:  func(b []byte) (int, error) { return f.kobjStore(kf, b) },
-		}
-		if kf.bin {
-			f.served = &servedFile{
-				readAt:  func(off int64, n int) ([]byte, error) { return f.binRead(kf, off, n) },
-				writeAt: func(off int64, b []byte) (int, error) { return f.binWrite(kf, off, b) },
-			}
 		}
 		return f, nil
 	}

@@ -6,11 +6,25 @@ import "syscall"
 // the attribute's own read(filp, kobj, attr, buf, off, count) and write, a page at most per call
 // (kernfs's buffer), kept inside the attribute's size when it has one: a read at or past the size
 // is the end of the file, a write there EFBIG (sysfs_kf_bin_read, sysfs_kf_bin_write). A missing
-// method is EIO. kemu's sysfs files have no guest struct file: filp is NULL.
+// method is EIO. The methods get the open file's struct file (kernfs's of->file) as filp.
 
 func init() {
 	register("sysfs_create_bin_file", hSysfsCreateBinFile) // createFile in vfs_kobj.go
 	register("sysfs_remove_bin_file", hSysfsRemoveFile)    // the same file, recorded the same way
+}
+
+// openBinFile opens a binary attribute: a struct file for the methods, and reads and writes at
+// the file position.
+func (m *Machine) openBinFile(path string, flags int, kf *kobjFile) (*File, error) {
+	f, err := m.newFile(path, flags, 0, sIFREG|uint64(kf.mode), false)
+	if err != nil {
+		return nil, err
+	}
+	f.served = &servedFile{
+		readAt:  func(off int64, n int) ([]byte, error) { return f.binRead(kf, off, n) },
+		writeAt: func(off int64, b []byte) (int, error) { return f.binWrite(kf, off, b) },
+	}
+	return f, nil
 }
 
 // binLimit is how much of a request at off the attribute's size leaves (at most a page); past the
@@ -45,7 +59,7 @@ func (f *File) binRead(kf *kobjFile, off int64, n int) ([]byte, error) {
 		return nil, syscall.ENOMEM
 	}
 	defer func() { _ = m.mem.FreePages(page, 0) }()
-	ret, err := f.call(read, 0, kf.dir.kobj, kf.attr, page, uint64(off), count)
+	ret, err := f.call(read, f.file, kf.dir.kobj, kf.attr, page, uint64(off), count)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +92,7 @@ func (f *File) binWrite(kf *kobjFile, off int64, b []byte) (int, error) {
 		return 0, syscall.ENOMEM
 	}
 	defer func() { _ = m.kfree(buf, kemuCaller) }()
-	ret, err := f.call(write, 0, kf.dir.kobj, kf.attr, buf, uint64(off), count)
+	ret, err := f.call(write, f.file, kf.dir.kobj, kf.attr, buf, uint64(off), count)
 	if err != nil {
 		return 0, err
 	}

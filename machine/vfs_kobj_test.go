@@ -94,7 +94,17 @@ func TestSysfsKobjectGroups(t *testing.T) {
 func TestSysfsBinaryAttribute(t *testing.T) {
 	m := bootSysfs(t, "kobj")
 	const blob = kobjDirPath + "/blob"
+	vfsObjects := func() (n int) {
+		for _, a := range m.HeapObjects() {
+			if a.Caller == kemuCaller {
+				n++
+			}
+		}
+		return n
+	}
+	before := vfsObjects()
 	assert.Equal(t, "0123456789abcdef", readFileIn(t, m, blob, 5), "reads at the position, to the size")
+	assert.Equal(t, before, vfsObjects(), "close freed the struct file the methods saw")
 
 	f, err := m.Open(blob, syscall.O_RDWR)
 	require.NoError(t, err)
