@@ -360,13 +360,25 @@ func (f *File) usable() error {
 	return nil
 }
 
-// ssize turns a method's ssize_t/long return into a count or an errno.
+// ssize turns a method's ssize_t/long return into a count or an errno. The restart errnos a
+// method returns when a signal interrupted its sleep (ERESTARTSYS and friends, 512-516) never reach
+// user space: the signal's delivery ends the system call with EINTR.
 func ssize(ret uint64) (int64, error) {
-	if r := int64(ret); r < 0 && r >= -maxErrno {
+	r := int64(ret)
+	switch {
+	case r >= -errRestartMax && r <= -errRestartMin:
+		return 0, syscall.EINTR
+	case r < 0 && r >= -maxErrno:
 		return 0, syscall.Errno(-r)
 	}
-	return int64(ret), nil
+	return r, nil
 }
+
+// The kernel-internal restart errnos: ERESTARTSYS (512) to ERESTART_RESTARTBLOCK (516).
+const (
+	errRestartMin = 512
+	errRestartMax = 516
+)
 
 // missing is what calling an absent read or write method gives: EIO for /proc files (pde_read,
 // pde_write), EINVAL elsewhere (vfs_read without FMODE_CAN_READ).

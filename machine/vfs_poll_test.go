@@ -97,3 +97,17 @@ func TestPollWithoutAPollMethod(t *testing.T) {
 	assert.Equal(t, uint32(pollIn|pollOut), got, "DEFAULT_POLLMASK, filtered by the events asked for")
 	assert.Zero(t, m.kernel.clock.ns)
 }
+
+func TestBlockingReadThatNothingWakesIsInterrupted(t *testing.T) {
+	m := bootWith(t, "iterdev")
+	f, err := m.Open("/dev/kemu_wait", syscall.O_RDONLY)
+	require.NoError(t, err)
+	defer f.Close()
+	other, err := m.Open("/dev/kemu_wait", syscall.O_RDONLY)
+	require.NoError(t, err)
+	require.NoError(t, other.Close(), "release: del_timer_sync, so nothing will wake the queue")
+	start := m.kernel.clock.ns
+	_, err = f.Read(64)
+	assert.ErrorIs(t, err, syscall.EINTR, "-ERESTARTSYS from the driver: the signal ends read(2) with EINTR")
+	assert.Equal(t, uint64(hungTaskTimeout), m.kernel.clock.ns-start)
+}
