@@ -11,7 +11,8 @@ import (
 // Kobjects and their attribute files in sysfs (lib/kobject.c, fs/sysfs/group.c and file.c).
 //
 // A kobject added to sysfs is a directory: below its parent's (kobject_create_and_add(name,
-// kernel_kobj) is /sys/kernel/NAME; a NULL parent is /sys/NAME), or, for the kobject inside a
+// kernel_kobj) is /sys/kernel/NAME once initSysfs has given kernel_kobj and the other top-level
+// kobjects their objects; a NULL parent is /sys/NAME), or, for the kobject inside a
 // device device_create made, that device's /sys/class/CLASS/DEVICE. sysfs_create_group adds the
 // group's visible attributes (is_visible decides each mode) to the directory, or to a subdirectory
 // for a named group; sysfs_create_file adds one. Reading a file calls the directory's show with a
@@ -157,7 +158,8 @@ func (s *sysfsTree) removeDir(d *kobjDir) {
 }
 
 // initSysfs gives the kernel's top-level kobjects (kernel_kobj and friends) objects and sysfs
-// directories. Boot runs it once; a second call does nothing.
+// directories. It is a boot step: it must run before any module code reads those variables (until
+// then they are NULL). A second call does nothing.
 func (m *Machine) initSysfs() error {
 	size, ok := m.structSize("kobject")
 	if !ok {
@@ -224,7 +226,7 @@ func (m *Machine) addKobject(t *Trap, kobj, parent uint64) (int64, error) {
 		return -int64(syscall.EEXIST), nil
 	}
 	ktype := m.field("kobject", "ktype", kobj)
-	if ops := m.field("kobj_type", "sysfs_ops", ktype); ops != 0 && ops != m.kernelFunc("kobj_sysfs_ops") { // (a data symbol)
+	if ops := m.field("kobj_type", "sysfs_ops", ktype); ops != 0 && ops != m.kobjSysfsOps() {
 		d.ops, d.sysOps = moduleOps, ops
 	}
 	s.dirs = append(s.dirs, d)
@@ -235,6 +237,15 @@ func (m *Machine) addKobject(t *Trap, kobj, parent uint64) (int64, error) {
 		}
 	}
 	return 0, nil
+}
+
+// kobjSysfsOps is the address of the kernel's kobj_sysfs_ops, whose show and store kemu runs in Go;
+// 0 when the profile lacks it.
+func (m *Machine) kobjSysfsOps() uint64 {
+	if s, ok := m.prof.Lookup("kobj_sysfs_ops"); ok {
+		return s.Addr
+	}
+	return 0
 }
 
 // deviceDir is the sysfs directory of a device device_create made, created on first use.
