@@ -8,7 +8,9 @@ import (
 // parseModinfo splits a .modinfo section into its key=value strings (NUL separated; padding NULs are
 // skipped). A string without '=' is no tag at all for get_modinfo(), so it is dropped.
 func parseModinfo(b []byte) Modinfo {
-	var mi Modinfo
+	// At most one entry per NUL-terminated string, and one for a last unterminated one: sized once,
+	// as the registry keeps every module's.
+	mi := make(Modinfo, 0, bytes.Count(b, []byte{0})+1)
 	rest := string(b) // one allocation; keys and values are substrings of it
 	for rest != "" {
 		s := rest
@@ -20,6 +22,9 @@ func parseModinfo(b []byte) Modinfo {
 		if k, v, ok := strings.Cut(s, "="); ok {
 			mi = append(mi, ModinfoEntry{Key: k, Value: v})
 		}
+	}
+	if len(mi) == 0 {
+		return nil // no tags: no Modinfo, rather than an empty one
 	}
 	return mi
 }
