@@ -43,13 +43,18 @@ func BenchmarkReadIter(b *testing.B) {
 	m := bootDefault(b, Options{})
 	_, err := m.Insmod(fixture(b, "iterdev"), "", "iterdev.ko")
 	require.NoError(b, err)
+	benchOpenReadClose(b, m, "/dev/kemu_iter", 64)
+}
+
+// benchOpenReadClose times open(2), one read(2) of n bytes and close(2) of path.
+func benchOpenReadClose(b *testing.B, m *Machine, path string, n int) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		f, err := m.Open("/dev/kemu_iter", syscall.O_RDONLY)
+		f, err := m.Open(path, syscall.O_RDONLY)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := f.Read(64); err != nil {
+		if _, err := f.Read(n); err != nil {
 			b.Fatal(err)
 		}
 		if err := f.Close(); err != nil {

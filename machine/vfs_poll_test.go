@@ -73,16 +73,24 @@ func TestPollWait(t *testing.T) {
 	}
 }
 
-func TestPollWithNothingToWakeItIsInterrupted(t *testing.T) {
+// waitWithoutTimer opens /dev/kemu_wait twice and closes the second: its release stops the timer
+// both opens armed, so nothing will ever wake the first one's waits.
+func waitWithoutTimer(t *testing.T) (*Machine, *File) {
+	t.Helper()
 	m := bootWith(t, "iterdev")
 	f, err := m.Open("/dev/kemu_wait", syscall.O_RDONLY)
 	require.NoError(t, err)
-	defer f.Close()
+	t.Cleanup(func() { _ = f.Close() })
 	other, err := m.Open("/dev/kemu_wait", syscall.O_RDONLY)
 	require.NoError(t, err)
-	require.NoError(t, other.Close(), "release: del_timer_sync, so nothing will wake the queue")
+	require.NoError(t, other.Close())
+	return m, f
+}
+
+func TestPollWithNothingToWakeItIsInterrupted(t *testing.T) {
+	m, f := waitWithoutTimer(t)
 	start := m.kernel.clock.ns
-	_, err = f.PollWait(pollIn, -1)
+	_, err := f.PollWait(pollIn, -1)
 	assert.ErrorIs(t, err, syscall.EINTR)
 	assert.Equal(t, uint64(hungTaskTimeout), m.kernel.clock.ns-start)
 }
@@ -99,15 +107,9 @@ func TestPollWithoutAPollMethod(t *testing.T) {
 }
 
 func TestBlockingReadThatNothingWakesIsInterrupted(t *testing.T) {
-	m := bootWith(t, "iterdev")
-	f, err := m.Open("/dev/kemu_wait", syscall.O_RDONLY)
-	require.NoError(t, err)
-	defer f.Close()
-	other, err := m.Open("/dev/kemu_wait", syscall.O_RDONLY)
-	require.NoError(t, err)
-	require.NoError(t, other.Close(), "release: del_timer_sync, so nothing will wake the queue")
+	m, f := waitWithoutTimer(t)
 	start := m.kernel.clock.ns
-	_, err = f.Read(64)
+	_, err := f.Read(64)
 	assert.ErrorIs(t, err, syscall.EINTR, "-ERESTARTSYS from the driver: the signal ends read(2) with EINTR")
 	assert.Equal(t, uint64(hungTaskTimeout), m.kernel.clock.ns-start)
 }

@@ -344,19 +344,7 @@ func BenchmarkOpenReadClose(b *testing.B) {
 	_, err = f.Write(make([]byte, 64))
 	require.NoError(b, err)
 	require.NoError(b, f.Close())
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		f, err := m.Open("/dev/kemu_chardev", syscall.O_RDONLY)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := f.Read(64); err != nil {
-			b.Fatal(err)
-		}
-		if err := f.Close(); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchOpenReadClose(b, m, "/dev/kemu_chardev", 64)
 }
 
 // BenchmarkProcSeqRead is cat /proc/kemu_procfs: open, seq_file reads to the end, close.
