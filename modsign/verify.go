@@ -32,23 +32,31 @@ func (s *Signature) Verify(payload []byte, certs []*x509.Certificate) error {
 			return logged(syscall.EKEYREJECTED, KernWarning, "PKCS7: Invalid module sig (has authattrs)")
 		}
 	}
-	verdict := error(sigErr(syscall.ENOKEY, "module signature: no trusted key matches the signer"))
+	var verdict error // the first ENOPKG; ENOKEY when there is none
 	for _, signer := range s.Signers {
 		err := signer.verify(payload, certs)
 		switch {
 		case err == nil:
 			return nil
-		case errors.Is(err, syscall.ENOKEY):
+		case err == errNoTrustedKey:
 		case errors.Is(err, syscall.ENOPKG):
-			if errors.Is(verdict, syscall.ENOKEY) {
+			if verdict == nil {
 				verdict = err
 			}
 		default:
 			return err
 		}
 	}
+	if verdict == nil {
+		return sigErr(syscall.ENOKEY, "module signature: no trusted key matches the signer")
+	}
 	return verdict
 }
+
+// errNoTrustedKey is verify's answer for a signer no trusted certificate names, the usual one (a
+// kernel without the distribution's key). Verify only compares with it and returns an error of its
+// own, so the value is never handed out.
+var errNoTrustedKey = sigErr(syscall.ENOKEY, "module signature: no trusted key matches the signer")
 
 // verify checks one signer against the trusted certificates.
 func (signer Signer) verify(payload []byte, certs []*x509.Certificate) error {
@@ -58,7 +66,7 @@ func (signer Signer) verify(payload []byte, certs []*x509.Certificate) error {
 	}
 	cert := signer.find(certs)
 	if cert == nil {
-		return sigErr(syscall.ENOKEY, "module signature: no trusted key matches the signer")
+		return errNoTrustedKey
 	}
 	h := hash.New()
 	h.Write(payload)
