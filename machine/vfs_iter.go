@@ -51,6 +51,10 @@ const (
 // a user buffer (the pages before it were never pinned).
 const iovIterRevertBugLine = 951
 
+// maxSegments bounds one walk of an iovec or kvec array: far more than UIO_MAXIOV (1024), the most
+// a system call passes, so only a corrupted nr_segs reaches it.
+const maxSegments = 1 << 16
+
 // maxRWCount is MAX_RW_COUNT: the most one read or write moves (INT_MAX rounded down to a page).
 const maxRWCount = 0x7ffff000
 
@@ -160,7 +164,7 @@ func (it iovIter) iterate(n uint64, do step) (uint64, error) {
 		done, err = do(s.base+s.offset, 0, n)
 		s.offset += done
 	case iterIovec, iterKvec:
-		for done < n && s.nrSegs > 0 {
+		for walked := 0; done < n && s.nrSegs > 0 && walked < maxSegments; walked++ {
 			base, length, err := it.m.segment(s.base, 0)
 			if err != nil {
 				return 0, err
