@@ -171,7 +171,9 @@ func (m *Machine) boot() error {
 		{"per-CPU area", m.setupPerCPU},
 		{"current task", m.setupTask},
 		{"kernel state", m.kernel.init},
+		{"sysfs", m.initSysfs},
 		{"boot CPU data", m.setupCPUData},
+		{"timer tick", func() error { m.initTicks(); return nil }},
 	}
 	for _, s := range steps {
 		if err := s.fn(); err != nil {

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 

@@ -2,7 +2,6 @@ package machine
 
 import (
 	"fmt"
-	"math/bits"
 	"strings"
 	"syscall"
 	"testing"
@@ -45,33 +44,7 @@ func crcLoop(iters uint32) uint32 {
 }
 
 // hotBench1 is hot_chain.h's hot_bench(1) over hot0..hot9.
-func hotBench1() uint64 {
-	const n, stride, touches = 2048, 67, 24
-	step := func(idx int, x uint64) uint64 {
-		table := func(i uint64) uint64 { return (i + 1 + uint64(idx)*n) * 0x9E3779B97F4A7C15 }
-		j := x % n
-		for i := 0; i < touches; i++ {
-			x += table(j)
-			j = (j + stride) % n
-		}
-		j = (x >> 7) % n
-		for i := uint64(0); i < touches; i++ {
-			x ^= table(j) + i
-			j = (j + 3*stride) % n
-		}
-		j = (x >> 13) % n
-		for i := 0; i < touches; i++ {
-			x = bits.RotateLeft64(x, 5) + table(j)
-			j = (j + 5*stride) % n
-		}
-		return x
-	}
-	x := uint64(0)
-	for idx := 0; idx < 10; idx++ {
-		x = step(idx, x)
-	}
-	return x
-}
+func hotBench1() uint64 { return hotChainRef(1) }
 
 func TestFixturesInitAndExit(t *testing.T) {
 	if testing.Short() {

@@ -109,7 +109,7 @@ func hLock(kind lockKind, atomic bool) Handler {
 		if kind != kindRead && l.holders > 0 {
 			// A spinlock taken twice on one CPU spins forever.
 			m.logf(levelErr, "kemu: %s: recursive %s %016x: the CPU would spin forever", m.describe(t.Return), kind, t.Arg(0))
-			return 0, m.softLockup()
+			return 0, m.softLockup(0)
 		}
 		l.holders++
 		if atomic {

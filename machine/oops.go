@@ -248,9 +248,14 @@ func (m *Machine) unimplementedReport(e *errUnimplemented) error {
 }
 
 // softLockup is the watchdog's report for a CPU that never left module code; the task is stopped
-// (the real one would spin forever), and the kernel is tainted L.
-func (m *Machine) softLockup() error {
-	_ = m.kernel.advance(22e9)
+// (the real one would spin forever), and the kernel is tainted L. spun is the virtual time the task
+// has already been seen spinning: the report comes 22 s into the spin, as the kernel's watchdog
+// (twice watchdog_thresh, sampled every 4 s) typically catches it.
+func (m *Machine) softLockup(spun uint64) error {
+	const stuck = 22e9
+	if spun < stuck {
+		_ = m.kernel.advance(stuck - spun)
+	}
 	regs := m.snapshot()
 	m.logf(levelEmerg, "watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [%s:%d]", m.comm, m.pid)
 	m.printModules()

@@ -87,8 +87,8 @@ const watchdogRetry = 20 * time.Millisecond
 // that stops it. The monitor is the soft-lockup watchdog: once the tasks have made no progress (no
 // context switch, no sleep) for Options.Watchdog of host time, it stops the CPU and run reports a
 // soft lockup of the task on it. It is also the timer interrupt of spinning code (sched_time.go): a
-// guest run that has not called the kernel for spinDetect is stopped every spinTickEvery, and run
-// turns each stop into a tick. Only one monitor runs at a time; nested starts get a no-op.
+// guest run that has not called the kernel for spinDetect gets a tick every spinTickEvery, without
+// being stopped. Only one monitor runs at a time; nested starts get a no-op.
 func (m *Machine) startWatchdog() (stop func()) {
 	s := m.sched()
 	if s.monitored {
@@ -139,9 +139,14 @@ func (m *Machine) startWatchdog() (stop func()) {
 				continue
 			}
 			if ticks && s.inGuest.Load() && now.Sub(runSince) >= spinDetect && now.Sub(lastTick) >= spinTickEvery {
-				s.tickRequested.Store(true)
-				_ = cpu.Stop()
-				lastTick = now
+				lastTick, progressSince = now, now
+				if !s.ticks.deliver(m.kernel.clock.hz) {
+					// Spun for softLockupSpin of virtual time: stop the run for good (a stopped
+					// run is never resumed, see tickState) and report the lockup.
+					m.lockedUp.Store(true)
+					_ = cpu.Stop()
+					lastStop = now
+				}
 			}
 		}
 	}()
@@ -163,45 +168,41 @@ var errMachineHalted = errors.New("machine halted by a kernel panic")
 // run drives the CPU from pc until the current call returns to ret.
 func (m *Machine) run(pc, ret uint64) (uint64, error) {
 	s := m.sched()
-	var spun uint64 // virtual time the current run has spun through ticks without calling the kernel
 	for traps := 0; ; traps++ {
 		if traps > maxTraps {
-			return 0, m.softLockup()
+			return 0, m.softLockup(0)
 		}
 		if m.lockedUp.Load() {
 			return 0, m.reportLockup()
 		}
 		m.faulted = false
-		s.tickRequested.Store(false)
-		if spun == 0 {
-			s.runs.Add(1) // a run after a kernel call; one resumed after a tick goes on spinning
-		}
+		s.runs.Add(1)
 		opts := &uc.UcOptions{Count: m.opts.Budget}
-		if spun > 0 {
-			// Spinning: the next tick comes from Unicorn's own timer, sooner than the monitor's.
-			opts.Timeout = uint64(spinTickEvery / time.Microsecond)
-		}
+		s.ticks.start(m.kernel.clock.jiffies())
 		s.inGuest.Store(true)
 		err := m.cpu.StartWithOptions(pc, 0, opts)
 		s.inGuest.Store(false)
+		ticked, spinLockup := s.ticks.stop()
 		rip := m.reg(uc.X86_REG_RIP)
+		if ticked > 0 {
+			// The jiffies the guest saw advance while it ran now pass for the kernel too: the due
+			// timers run, as the ticks' softirqs would have (before the call that ended the run).
+			if err := m.catchUpTicks(ticked, spinLockup); err != nil {
+				return 0, err
+			}
+		}
 		if err == nil {
 			// Unicorn stopped without an error, in module code: the monitor stopped it (a
-			// lockup, or a tick for a spinning run) or the instruction budget ran out.
+			// lockup) or the instruction budget ran out.
 			switch {
 			case m.lockedUp.Load():
 				return 0, m.reportLockup()
-			case s.tickRequested.Load() || opts.Timeout != 0:
-				if err := m.spinTick(&spun); err != nil {
-					return 0, err
-				}
 			case m.opts.Budget != 0:
-				return 0, m.softLockup()
+				return 0, m.softLockup(0)
 			}
-			pc = rip // a tick, or a stop meant for an earlier run: go on
+			pc = rip // a stop meant for an earlier run: go on
 			continue
 		}
-		spun = 0
 		var ucErr uc.UcError
 		if !errors.As(err, &ucErr) {
 			return 0, fmt.Errorf("cpu at %#x: %w", rip, err)
@@ -258,7 +259,7 @@ func (m *Machine) run(pc, ret uint64) (uint64, error) {
 // reportLockup reports the soft lockup the watchdog detected for the task on the CPU; the monitor
 // then watches the other tasks afresh.
 func (m *Machine) reportLockup() error {
-	err := m.softLockup()
+	err := m.softLockup(0)
 	m.lockedUp.Store(false)
 	return err
 }

@@ -85,14 +85,14 @@ type scheduler struct {
 
 	nextPid  int
 	switches atomic.Uint64 // context switches and sleeps so far: the watchdog's sign of progress
-	// The run loop's account for its monitor goroutine (run.go): guest runs started, whether one is
-	// under way, and a tick the monitor asked for by stopping the CPU.
-	runs          atomic.Uint64
-	inGuest       atomic.Bool
-	tickRequested atomic.Bool
-	monitored     bool // a monitor is watching the CPU (one at a time)
-	events        int  // idle events (work items, timer expiries) left before idling gives up
-	waiters       map[uint64][]*task
+	// The run loop's account for its monitor goroutine (run.go): guest runs started, and whether one
+	// is under way.
+	runs      atomic.Uint64
+	inGuest   atomic.Bool
+	ticks     tickState
+	monitored bool // a monitor is watching the CPU (one at a time)
+	events    int  // idle events (work items, timer expiries) left before idling gives up
+	waiters   map[uint64][]*task
 }
 
 // nextThreadPid is the pid of the first kernel thread: after insmod (1000) and the user process (1001).

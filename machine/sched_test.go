@@ -174,10 +174,35 @@ func TestClockReadsAndTicksMoveTime(t *testing.T) {
 	assert.Equal(t, uint64(clockReadNs), first)
 	assert.Equal(t, uint64(2*clockReadNs), second)
 
-	var spun uint64
-	j := r.m.kernel.clock.jiffies()
-	require.NoError(t, r.m.spinTick(&spun))
-	assert.Equal(t, j+1, r.m.kernel.clock.jiffies(), "a tick is one jiffy")
-	assert.Equal(t, uint64(4e6), r.now(), "to the jiffy boundary")
-	assert.Equal(t, uint64(4e6-2*clockReadNs), spun)
+}
+
+// A tick delivered to a running guest moves jiffies in guest memory at once, and the kernel's clock
+// (with its timers) when the run ends.
+func TestTicksMoveGuestJiffies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots the full Debian profile")
+	}
+	m := bootDefault(t, Options{})
+	jiffies, ok := m.prof.Lookup("jiffies")
+	require.True(t, ok)
+	s := m.sched()
+	start := m.kernel.clock.ns
+	j := m.kernel.clock.jiffies()
+	s.ticks.start(j)
+	require.True(t, s.ticks.deliver(m.kernel.clock.hz))
+	guest, err := m.ReadU64(jiffies.Addr)
+	require.NoError(t, err)
+	assert.Equal(t, j+1, guest, "the guest sees the tick while it runs")
+	assert.Equal(t, j, m.kernel.clock.jiffies(), "the kernel's clock waits for the run to end")
+	n, lockup := s.ticks.stop()
+	require.Equal(t, uint64(1), n)
+	require.False(t, lockup)
+	require.NoError(t, m.catchUpTicks(n, lockup))
+	assert.Equal(t, j+1, m.kernel.clock.jiffies(), "a tick is one jiffy")
+	assert.Equal(t, m.kernel.clock.nsAtJiffies(j+1), m.kernel.clock.ns, "to the jiffy boundary")
+	assert.Greater(t, m.kernel.clock.ns, start)
+	assert.True(t, s.ticks.deliver(m.kernel.clock.hz), "no run, no tick")
+	guest, err = m.ReadU64(jiffies.Addr)
+	require.NoError(t, err)
+	assert.Equal(t, j+1, guest)
 }

@@ -9,14 +9,16 @@ package machine
 //     on real hardware (its device-register read dominates, ~1 µs over PCIe), so a loop polling
 //     ktime_get() for a deadline ends after deadline/clockReadNs reads.
 //   - The timer tick. Guest code that spins without calling the kernel (while (time_before(jiffies,
-//     t)) cpu_relax();) is seen by the run loop's monitor (run.go): a run that has not trapped for
-//     spinDetect of host time is interrupted once every spinTickEvery, and each interruption is a
-//     timer tick, one jiffy of virtual time, that runs the due timers in softirq context, as the real
-//     tick would. Counting instructions would make the ticks deterministic but costs ~15x in Unicorn
-//     (Options.Budget), so the ticks are paced by host time instead: what the guest observes of time
-//     (jiffies, ktime, dmesg stamps, the jiffy at which its loop ends) is still deterministic, because
-//     time advances only in whole jiffies at ticks and a busy-wait ends at the first jiffy boundary
-//     past its deadline; how many iterations a spin makes before a tick is not.
+//     t)) cpu_relax();) is seen by the run loop's monitor (run.go): once a run has not trapped for
+//     spinDetect of host time, it gets a tick every spinTickEvery, one jiffy of virtual time written
+//     into jiffies while the CPU runs (see tickState); the kernel's clock and its due timers catch
+//     up when the run next calls the kernel. Counting instructions would make the ticks
+//     deterministic but costs ~15x in Unicorn (Options.Budget), so the ticks are paced by host time
+//     instead: what the guest observes of time (jiffies, ktime, dmesg stamps, the jiffy at which its
+//     loop ends) is still deterministic, because time advances only in whole jiffies at ticks and a
+//     busy-wait ends at the first jiffy boundary past its deadline; how many iterations a spin makes
+//     before a tick is not. Timers do not fire in the middle of a spin, only when it calls the
+//     kernel: code spinning until its own timer callback runs, with no kernel call, is a lockup.
 //
 // A spin that lasts softLockupSpin of virtual time (20 s, twice the kernel's watchdog_thresh) is a
 // soft lockup, reported in virtual time (after ~5000 ticks: a few seconds of host time). Ticks count
@@ -24,7 +26,13 @@ package machine
 // that are not ticked: with Options.Budget (whose exhausted runs end as lockups, deterministically),
 // or a handler that never returns.
 
-import "time"
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"kemu/mmu"
+)
 
 func init() {
 	register("msleep", hMsleep)
@@ -145,17 +153,97 @@ func (m *Machine) busyFor(ns uint64) error {
 	return err
 }
 
-// spinTick is a timer tick that interrupted a spinning run: time moves to the next jiffy and the
-// due timers run. It reports a soft lockup (as an error ending the task) once the run has spun for
-// softLockupSpin.
-func (m *Machine) spinTick(spun *uint64) error {
-	k := m.kernel
-	next := k.clock.nsAtJiffies(k.clock.jiffies() + 1)
-	step := next - k.clock.ns
-	*spun += step
-	if *spun >= softLockupSpin {
-		return m.softLockup()
+// tickState is the timer interrupt of spinning code, shared by the run loop and its monitor
+// goroutine (run.go). While a guest run spins without calling the kernel, the monitor delivers ticks
+// without stopping the CPU: each tick stores the next jiffies value straight into guest memory (as
+// another CPU's tick would), so a loop polling jiffies sees it move. When the run ends (a kernel
+// call, a fault), the run loop catches the kernel up: its clock moves to the jiffies the guest saw
+// and the due timers run.
+//
+// Why not stop the CPU for each tick, run the timers, and resume: Unicorn 2.0.1 does not resume
+// correctly from an asynchronous uc_emu_stop (the registers and RIP it reports can disagree by a
+// partly executed translation block, so resuming at RIP repeats or skips instructions; a loop
+// summing a table gives a different sum on every run). An asynchronous stop is therefore only used
+// to end a run for good (a lockup), never to resume it.
+type tickState struct {
+	mu       sync.Mutex
+	running  bool   // a guest run is under way: ticks may be delivered
+	base     uint64 // jiffies when the run started
+	n        uint64 // ticks delivered during the run
+	limit    uint64 // ticks after which the spin is a soft lockup
+	jiffies  []*uint64
+	disabled bool // no jiffies in guest memory to move
+}
+
+// start opens a guest run at jiffies base.
+func (t *tickState) start(base uint64) {
+	t.mu.Lock()
+	t.running, t.base, t.n = true, base, 0
+	t.mu.Unlock()
+}
+
+// stop closes the run and returns the ticks it was given, and whether they amount to a soft lockup.
+func (t *tickState) stop() (ticks uint64, lockup bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.running = false
+	return t.n, t.limit > 0 && t.n >= t.limit
+}
+
+// deliver gives the running guest one tick, if a run is under way; it reports false once the run
+// has spun for the soft-lockup limit (no more ticks are delivered then).
+func (t *tickState) deliver(hz uint64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.running || t.disabled {
+		return true
 	}
+	if t.limit > 0 && t.n >= t.limit {
+		return false
+	}
+	t.n++
+	for _, p := range t.jiffies {
+		atomic.StoreUint64(p, t.base+t.n)
+	}
+	return true
+}
+
+// initTicks finds where jiffies and jiffies_64 live in guest memory, for ticks delivered while the
+// CPU runs, and sets the soft-lockup limit in ticks.
+func (m *Machine) initTicks() {
+	t := &m.kernel.sched.ticks
+	t.limit = softLockupSpin * m.kernel.clock.hz / 1e9
+	for _, name := range []string{"jiffies", "jiffies_64"} {
+		s, ok := m.prof.Lookup(name)
+		if !ok || !m.inImage(s.Addr) || s.Addr%8 != 0 {
+			continue
+		}
+		w := m.mem.Tables.Walk(s.Addr, mmu.Access{Kind: mmu.AccessWrite})
+		if !w.Translated() {
+			continue
+		}
+		if p := m.mem.Mem.HostPtr(w.PA); p != nil {
+			t.jiffies = append(t.jiffies, (*uint64)(p))
+		}
+	}
+	t.disabled = len(t.jiffies) == 0
+}
+
+// catchUpTicks moves the kernel's clock over the ticks a run was given, one jiffy each, running
+// the due timers in softirq context as each tick would have; lockup says the run spun for
+// softLockupSpin and is reported as a soft lockup.
+func (m *Machine) catchUpTicks(ticks uint64, lockup bool) error {
+	k := m.kernel
 	m.sched().switches.Add(1) // virtual time moved: the host-time watchdog leaves this spin to the ticks
-	return m.busyFor(step)
+	before := k.clock.ns
+	for range ticks {
+		if err := m.busyFor(k.clock.nsAtJiffies(k.clock.jiffies()+1) - k.clock.ns); err != nil {
+			return err
+		}
+	}
+	if lockup {
+		m.lockedUp.Store(false)
+		return m.softLockup(k.clock.ns - before)
+	}
+	return nil
 }

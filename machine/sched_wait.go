@@ -110,7 +110,7 @@ func (m *Machine) sleepCurrent(t *Trap, timeout uint64) (uint64, error) {
 func (m *Machine) hungTask() error {
 	m.logf(levelErr, "INFO: task %s:%d blocked for more than 120 seconds.", m.comm, m.pid)
 	m.logf(levelErr, "      %s %s %s", m.kernelTaint().KernelString(), m.prof.Release, firstWord(m.prof.Version))
-	return m.softLockup()
+	return m.softLockup(0)
 }
 
 // hungWait blocks the current task on key (waitOn) in state, with the host task's hung-task timeout.
