@@ -129,26 +129,29 @@ func (k *Kernel) LoadPrepared(p *Prepared) (mod *Module, err error) {
 		info.releaseScratch()
 	}()
 	// The rest of load_module(), in the kernel's order.
-	steps := []func() error{
-		info.checkBlacklist,
-		info.rewriteSectionHeaders,
-		info.checkModstructVersion,
-		info.layoutAndAllocate,
-		info.addUnformed,
-		info.taintUnsigned,
-		info.checkLicenseAndVersions,
-		info.simplifySymbols,
-		info.applyRelocations,
-		info.postRelocation,
-		info.completeFormation,
-		info.parseArgs,
-	}
-	for _, step := range steps {
-		if err = step(); err != nil {
+	for _, step := range loadSteps {
+		if err = step(info); err != nil {
 			return nil, err
 		}
 	}
 	return info.mod, nil
+}
+
+// loadSteps are the rest of load_module() after setup_load_info(), in the kernel's order. Method
+// expressions, not method values: a table of values bound to one load would be built for every module.
+var loadSteps = [...]func(*loadInfo) error{
+	(*loadInfo).checkBlacklist,
+	(*loadInfo).rewriteSectionHeaders,
+	(*loadInfo).checkModstructVersion,
+	(*loadInfo).layoutAndAllocate,
+	(*loadInfo).addUnformed,
+	(*loadInfo).taintUnsigned,
+	(*loadInfo).checkLicenseAndVersions,
+	(*loadInfo).simplifySymbols,
+	(*loadInfo).applyRelocations,
+	(*loadInfo).postRelocation,
+	(*loadInfo).completeFormation,
+	(*loadInfo).parseArgs,
 }
 
 // checkBlacklist is blacklisted(): module_blacklist= names modules that may not load.
