@@ -57,8 +57,11 @@ func init() {
 const (
 	// clockReadNs is what one clock read costs in virtual time.
 	clockReadNs = 1000
-	// spinDetect is how long (host time) a run may go without a kernel call before ticks start.
-	spinDetect = 2 * time.Millisecond
+	// spinDetect is how long (host time) a run may go without a kernel call before ticks start. Ticks
+	// make what the guest sees of time depend on host speed, so they are kept for code that spins:
+	// long enough that ordinary computation (a module filling its tables, even on a loaded host)
+	// never sees one, short enough that a busy-wait ends promptly.
+	spinDetect = 250 * time.Millisecond
 	// spinTickEvery paces the ticks of a spinning run (host time per jiffy of virtual time).
 	spinTickEvery = 200 * time.Microsecond
 	// softLockupSpin is how long a run may spin in virtual time before it is a soft lockup.
