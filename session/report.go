@@ -38,6 +38,9 @@ type Report struct {
 	// PendingTimers and QueuedWork count the timers still armed and work items not yet run.
 	PendingTimers int `json:"pending_timers"`
 	QueuedWork    int `json:"queued_work"`
+	// Threads is the kernel threads modules started that have not exited, by pid, with their ps
+	// state: a thread still there after its module's rmmod is the module's bug.
+	Threads []machine.Thread `json:"threads"`
 	// Problems is every oops, warning, soft lockup and panic the kernel logged, with the command
 	// that was running.
 	Problems []Problem `json:"problems"`
@@ -132,6 +135,7 @@ func (s *Session) Report() *Report {
 		Files:         nonNil(s.m.Paths()),
 		PendingTimers: timers,
 		QueuedWork:    work,
+		Threads:       nonNil(s.m.Threads()),
 		Problems:      nonNil(s.problems),
 		Context:       s.oopsContext(),
 		Taint:         taint.KernelString(),

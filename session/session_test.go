@@ -183,6 +183,20 @@ func TestReport(t *testing.T) {
 	assert.Empty(t, r.Leaks)
 }
 
+// The report lists the kernel threads modules started and have not stopped.
+func TestReportThreads(t *testing.T) {
+	s := newTestSession(t)
+	run(t, s, "insmod kthreads.ko", "insmod kthread_leak.ko")
+	var comms []string
+	for _, th := range s.Report().Threads {
+		comms = append(comms, th.Comm+" "+th.Module)
+	}
+	assert.Equal(t, []string{"kemu_worker kthreads", "kemu_napper/0 kthreads", "kemu_leaker kthread_leak"}, comms)
+	run(t, s, "rmmod kthreads")
+	require.Len(t, s.Report().Threads, 1, "kthreads stopped its threads")
+	assert.Equal(t, "kemu_leaker", s.Report().Threads[0].Comm)
+}
+
 func TestSplitWords(t *testing.T) {
 	tests := []struct {
 		line string
