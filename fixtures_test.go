@@ -58,6 +58,14 @@ func fixtures() []fixture {
 		{name: "procfs", license: "GPL", imports: []string{"proc_create", "single_open", "seq_read", "proc_remove"}},
 		{name: "compute", license: "GPL", exports: map[string]string{"compute_crc_loop": "__ksymtab_gpl"}},
 		{name: "leaky", license: "GPL", imports: []string{"__kmalloc", "kmalloc_trace", "kstrdup", "kfree"}},
+		{name: "kthreads", license: "GPL", imports: []string{"kthread_create_on_node", "wake_up_process",
+			"kthread_should_stop", "kthread_stop", "prepare_to_wait_event", "schedule", "__wake_up", "msleep"}},
+		{name: "busywait", license: "GPL", imports: []string{"jiffies", "ktime_get", "jiffies_to_msecs"}},
+		{name: "kthread_leak", license: "GPL", imports: []string{"kthread_create_on_node", "wake_up_process", "msleep"}},
+		{name: "iterdev", license: "GPL", imports: []string{"misc_register", "_copy_to_iter", "_copy_from_iter",
+			"iov_iter_revert", "prepare_to_wait_event", "__wake_up"}},
+		{name: "kobj", license: "GPL", imports: []string{"kernel_kobj", "kobject_create_and_add", "kobject_put",
+			"sysfs_create_group", "sysfs_create_bin_file", "sysfs_create_file_ns", "sysfs_emit"}},
 	}
 	for i := 0; i <= 9; i++ {
 		f := fixture{name: hotName(i), license: "GPL", modinfo: map[string]string{"depends": ""},

@@ -18,7 +18,7 @@ func init() {
 	register("cdev_add", hCdevAdd)
 	register("cdev_del", hCdevDel)
 	register("__class_create", hClassCreateVFS)
-	register("class_destroy", hKfreeArg0)
+	register("class_destroy", hReleaseObject)
 	register("device_create", hDeviceCreate)
 	register("device_destroy", hDeviceDestroy)
 	register("misc_register", hMiscRegisterVFS)
@@ -121,9 +121,18 @@ func hNewObject(structName string) Handler {
 		if p == 0 {
 			return negErrno(syscall.ENOMEM), nil
 		}
-		m.kernel.objects = append(m.kernel.objects, fmt.Sprintf("%s@%#x from %s", structName, p, m.describe(t.Return)))
+		m.kernel.objects = append(m.kernel.objects,
+			kernelObject{addr: p, desc: fmt.Sprintf("%s@%#x from %s", structName, p, m.describe(t.Return))})
 		return p, nil
 	}
+}
+
+// hReleaseObject destroys a kernel object the module got from the kernel (class_destroy).
+func hReleaseObject(m *Machine, t *Trap) (uint64, error) {
+	if isErrPtr(t.Arg(0)) {
+		return 0, nil
+	}
+	return 0, m.releaseObject(t.Arg(0), t.caller())
 }
 
 func hKfreeArg0(m *Machine, t *Trap) (uint64, error) {

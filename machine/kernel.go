@@ -3,6 +3,7 @@ package machine
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 
 	"kemu/mmu"
@@ -26,8 +27,8 @@ type kernelState struct {
 	softirq   bool                  // a timer callback is running (softirq context)
 	requested []string              // request_module() names
 
-	majors, miscMinors int      // dynamic device numbers handed out
-	objects            []string // kernel objects created for modules (classes, devices, proc entries)
+	majors, miscMinors int            // dynamic device numbers handed out
+	objects            []kernelObject // kernel objects created for modules and not yet released
 
 	timers  map[uint64]uint64 // armed timer_list (or delayed_work) addresses -> expiry in jiffies
 	delayed map[uint64]bool   // which timers entries are delayed work rather than timer_lists
@@ -110,6 +111,25 @@ func (k *kernelState) syncJiffies() error {
 		return err
 	}
 	return k.m.setKernelWord("jiffies", j)
+}
+
+// kernelObject is a kernel object created on a module's behalf (a class, a device, a proc entry):
+// its address and "struct@0xaddr from module:symbol+0xoff".
+type kernelObject struct {
+	addr uint64
+	desc string
+}
+
+// releaseObject frees a kernel object the emulated kernel created, when the module destroys it
+// (class_destroy, device_destroy, proc_remove ...); an address that is not one is left alone (the
+// module's own struct, as device_register takes).
+func (m *Machine) releaseObject(addr uint64, caller mmu.Caller) error {
+	i := slices.IndexFunc(m.kernel.objects, func(o kernelObject) bool { return o.addr == addr })
+	if i < 0 {
+		return nil
+	}
+	m.kernel.objects = slices.Delete(m.kernel.objects, i, i+1)
+	return m.kfree(addr, caller)
 }
 
 // kzalloc allocates zeroed kernel memory for the kernel's own objects.

@@ -3,6 +3,7 @@ package machine
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
@@ -178,11 +179,13 @@ func (m *Machine) run(pc, ret uint64) (uint64, error) {
 		m.faulted = false
 		s.runs.Add(1)
 		opts := &uc.UcOptions{Count: m.opts.Budget}
+		runtime.LockOSThread() // the ticks follow this thread's CPU time
 		s.ticks.start(m.kernel.clock.jiffies())
 		s.inGuest.Store(true)
 		err := m.cpu.StartWithOptions(pc, 0, opts)
 		s.inGuest.Store(false)
 		ticked, spinLockup := s.ticks.stop()
+		runtime.UnlockOSThread()
 		rip := m.reg(uc.X86_REG_RIP)
 		if ticked > 0 {
 			// The jiffies the guest saw advance while it ran now pass for the kernel too: the due

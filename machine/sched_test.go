@@ -1,10 +1,12 @@
 package machine
 
 import (
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // The scheduler's handlers called directly as the host's task would call them. Kernel threads run a
@@ -188,9 +190,18 @@ func TestTicksMoveGuestJiffies(t *testing.T) {
 	s := m.sched()
 	start := m.kernel.clock.ns
 	j := m.kernel.clock.jiffies()
+	runtime.LockOSThread() // this thread stands for the CPU's: ticks follow its CPU time
+	defer runtime.UnlockOSThread()
 	s.ticks.start(j)
 	require.True(t, s.ticks.deliver(m.kernel.clock.hz))
 	guest, err := m.ReadU64(jiffies.Addr)
+	require.NoError(t, err)
+	assert.Equal(t, j, guest, "no tick before the guest has had spinTickEvery of CPU time")
+	clock := threadCPUClock(unix.Gettid())
+	for t0 := cpuTime(clock); cpuTime(clock)-t0 < int64(spinTickEvery); {
+	}
+	require.True(t, s.ticks.deliver(m.kernel.clock.hz))
+	guest, err = m.ReadU64(jiffies.Addr)
 	require.NoError(t, err)
 	assert.Equal(t, j+1, guest, "the guest sees the tick while it runs")
 	assert.Equal(t, j, m.kernel.clock.jiffies(), "the kernel's clock waits for the run to end")

@@ -31,6 +31,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"kemu/mmu"
 )
 
@@ -168,21 +170,42 @@ func (m *Machine) busyFor(ns uint64) error {
 // partly executed translation block, so resuming at RIP repeats or skips instructions; a loop
 // summing a table gives a different sum on every run). An asynchronous stop is therefore only used
 // to end a run for good (a lockup), never to resume it.
+//
+// A tick is delivered only once the CPU's thread has run spinTickEvery of CPU time since the last
+// one: on a loaded host the thread may not run for a while, and ticks paced by wall time alone
+// would then make jiffies jump past a busy-wait's deadline unseen.
 type tickState struct {
 	mu       sync.Mutex
 	running  bool   // a guest run is under way: ticks may be delivered
 	base     uint64 // jiffies when the run started
 	n        uint64 // ticks delivered during the run
 	limit    uint64 // ticks after which the spin is a soft lockup
+	clock    int32  // the CPU time clock of the thread running the guest (0: none)
+	ran      int64  // that thread's CPU time at the last tick (or the run's start), ns
 	jiffies  []*uint64
 	disabled bool // no jiffies in guest memory to move
 }
 
-// start opens a guest run at jiffies base.
+// start opens a guest run at jiffies base, on the calling OS thread (locked to it by the caller).
 func (t *tickState) start(base uint64) {
+	clock := threadCPUClock(unix.Gettid())
+	ran := cpuTime(clock)
 	t.mu.Lock()
-	t.running, t.base, t.n = true, base, 0
+	t.running, t.base, t.n, t.clock, t.ran = true, base, 0, clock, ran
 	t.mu.Unlock()
+}
+
+// threadCPUClock is the clock id of a thread's CPU time (the kernel's MAKE_THREAD_CPUCLOCK(tid,
+// CPUCLOCK_SCHED), what pthread_getcpuclockid returns), readable from any thread of the process.
+func threadCPUClock(tid int) int32 { return int32(^uint32(tid)<<3 | 6) }
+
+// cpuTime reads a CPU time clock in nanoseconds, or -1.
+func cpuTime(clock int32) int64 {
+	var ts unix.Timespec
+	if unix.ClockGettime(clock, &ts) != nil {
+		return -1
+	}
+	return ts.Nano()
 }
 
 // stop closes the run and returns the ticks it was given, and whether they amount to a soft lockup.
@@ -203,6 +226,12 @@ func (t *tickState) deliver(hz uint64) bool {
 	}
 	if t.limit > 0 && t.n >= t.limit {
 		return false
+	}
+	if now := cpuTime(t.clock); now >= 0 && t.ran >= 0 {
+		if now-t.ran < int64(spinTickEvery) {
+			return true // the guest has not had its share of the CPU since the last tick
+		}
+		t.ran = now
 	}
 	t.n++
 	for _, p := range t.jiffies {

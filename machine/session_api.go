@@ -1,8 +1,6 @@
 package machine
 
 import (
-	"slices"
-
 	"kemu/loader"
 	"kemu/printk"
 	"kemu/slab"
@@ -24,8 +22,14 @@ func (m *Machine) Tainted() loader.Taint { return m.kernelTaint() }
 func (m *Machine) HeapObjects() []slab.Allocation { return m.slab.Leaks() }
 
 // KernelObjects describes the kernel objects the emulated kernel created for modules (classes,
-// devices, proc entries), as "struct@0xaddr from module:symbol+0xoff", oldest first.
-func (m *Machine) KernelObjects() []string { return slices.Clone(m.kernel.objects) }
+// devices, proc entries) and still holds, as "struct@0xaddr from module:symbol+0xoff", oldest first.
+func (m *Machine) KernelObjects() []string {
+	out := make([]string, len(m.kernel.objects))
+	for i, o := range m.kernel.objects {
+		out[i] = o.desc
+	}
+	return out
+}
 
 // Pending is the number of armed timers and queued work items that have not run yet.
 func (m *Machine) Pending() (timers, work int) { return len(m.kernel.timers), len(m.kernel.work) }

@@ -30,7 +30,7 @@ func init() {
 	register("cancel_delayed_work", hCancelDelayedWork)
 	register("cancel_delayed_work_sync", hCancelDelayedWork)
 	register("alloc_workqueue", hNewObject("workqueue_struct"))
-	register("destroy_workqueue", hFlushWorkqueue)
+	register("destroy_workqueue", hDestroyWorkqueue)
 }
 
 // The workqueues every kernel has, published as pointers in their data symbols.
@@ -184,6 +184,14 @@ func hFlushWorkqueue(m *Machine, t *Trap) (uint64, error) {
 		}
 	}
 	return 0, nil
+}
+
+// destroy_workqueue(wq): drain it, then free it.
+func hDestroyWorkqueue(m *Machine, t *Trap) (uint64, error) {
+	if _, err := hFlushWorkqueue(m, t); err != nil {
+		return 0, err
+	}
+	return 0, m.releaseObject(t.Arg(0), t.caller())
 }
 
 func (m *Machine) runWork(work uint64) error {

@@ -104,8 +104,7 @@ func hDeviceCreate(m *Machine, t *Trap) (uint64, error) {
 // device_destroy(class, devt).
 func hDeviceDestroy(m *Machine, t *Trap) (uint64, error) {
 	m.files().removeNode(uint32(t.Arg(1)))
-	m.removeDevice(uint32(t.Arg(1)))
-	return 0, nil
+	return 0, m.removeDevice(uint32(t.Arg(1)))
 }
 
 // misc_register(misc): a minor of major 10 and /dev/<nodename or name>.
@@ -216,6 +215,9 @@ func (m *Machine) removeEntry(tree *fsTree, e *fsEntry) error {
 			}
 		}
 		tree.remove(x)
+		if err := m.releaseObject(x.addr, kemuCaller); err != nil {
+			return err
+		}
 	}
 	return nil
 }

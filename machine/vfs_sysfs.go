@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"errors"
 	"syscall"
 )
 
@@ -94,16 +95,19 @@ func (v *vfs) deviceByAddr(addr uint64) *sysDevice {
 
 // removeDevice drops the device with dev_t dev, its attributes and the attribute groups made on
 // its kobject (device_destroy).
-func (m *Machine) removeDevice(dev uint32) {
+func (m *Machine) removeDevice(dev uint32) error {
 	v := m.files()
 	gone := func(d *sysDevice) bool { return d.dev == dev }
 	v.attrs = deleteWhere(v.attrs, func(a sysAttr) bool { return gone(a.device) })
+	var errs []error
 	for _, d := range v.devices {
 		if gone(d) {
 			m.removeKobjectDir(d.addr + m.offset("device", "kobj"))
+			errs = append(errs, m.releaseObject(d.addr, kemuCaller))
 		}
 	}
 	v.devices = deleteWhere(v.devices, gone)
+	return errors.Join(errs...)
 }
 
 // openAttr opens a device attribute file.

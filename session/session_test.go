@@ -197,6 +197,21 @@ func TestReportThreads(t *testing.T) {
 	assert.Equal(t, "kemu_leaker", s.Report().Threads[0].Comm)
 }
 
+// Kernel objects a module got from the kernel (class, device, proc entry) leave the report when
+// the module destroys them.
+func TestReportKernelObjectsReleased(t *testing.T) {
+	s := newTestSession(t)
+	run(t, s, "insmod chardev.ko", "insmod procfs.ko")
+	require.Len(t, s.Report().KernelObjects, 3)
+	run(t, s, "rmmod procfs")
+	objs := s.Report().KernelObjects
+	require.Len(t, objs, 2)
+	assert.Regexp(t, `^class@0x[0-9a-f]+ from chardev:chardev_init\+0x[0-9a-f]+$`, objs[0])
+	run(t, s, "rmmod chardev")
+	assert.Empty(t, s.Report().KernelObjects)
+	assert.Empty(t, s.Report().Leaks)
+}
+
 func TestSplitWords(t *testing.T) {
 	tests := []struct {
 		line string
