@@ -157,16 +157,24 @@ func initFailed(err error) bool {
 	return errors.As(err, &le) && strings.Contains(le.Detail, "init returned")
 }
 
-func TestDebianModules(t *testing.T) {
-	if testing.Short() {
-		t.Skip("loads real Debian modules into a fresh machine each")
-	}
+// debianCorpus is the Debian kernel's profile and its module tree's depmod database (no modprobe.d),
+// fetched into the cache if need be.
+func debianCorpus(t *testing.T) (*profile.Profile, *depmod.DB) {
+	t.Helper()
 	tree, err := corpus.Debian("amd64")
 	require.NoError(t, err)
 	prof, err := tree.Profile()
 	require.NoError(t, err)
 	db, err := depmod.OpenDB(depmod.Options{BaseDir: tree.Root, Version: tree.Release, ConfigPaths: []string{}})
 	require.NoError(t, err)
+	return prof, db
+}
+
+func TestDebianModules(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads real Debian modules into a fresh machine each")
+	}
+	prof, db := debianCorpus(t)
 	require.GreaterOrEqual(t, len(debianModuleSet), 50)
 	if only := os.Getenv("KEMU_DEBIAN_MODULE"); only != "" {
 		// One module, its kernel log and its unimplemented calls: for finding out why it fails.
@@ -250,12 +258,7 @@ func TestDebianCRC32CIntel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loads a real Debian module")
 	}
-	tree, err := corpus.Debian("amd64")
-	require.NoError(t, err)
-	prof, err := tree.Profile()
-	require.NoError(t, err)
-	db, err := depmod.OpenDB(depmod.Options{BaseDir: tree.Root, Version: tree.Release, ConfigPaths: []string{}})
-	require.NoError(t, err)
+	prof, db := debianCorpus(t)
 	loads, err := db.Resolve("crc32c_intel")
 	require.NoError(t, err)
 	m, err := New(prof, Options{Strict: true})

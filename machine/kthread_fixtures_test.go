@@ -7,9 +7,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"kemu/corpus"
-	"kemu/depmod"
 )
 
 // The kthreads and busywait fixtures: kernel threads woken by a timer through a wait queue and
@@ -123,12 +120,7 @@ func TestJfsThreadsUnderStrict(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the Debian corpus")
 	}
-	tree, err := corpus.Debian("amd64")
-	require.NoError(t, err)
-	prof, err := tree.Profile()
-	require.NoError(t, err)
-	db, err := depmod.OpenDB(depmod.Options{BaseDir: tree.Root, Version: tree.Release, ConfigPaths: []string{}})
-	require.NoError(t, err)
+	prof, db := debianCorpus(t)
 	out := runDebianModule(t, prof, db, "jfs", "fs", true)
 	assert.Equal(t, resultComplete, out.result, "%s\n%s", out.detail, out.log)
 	assert.Empty(t, out.missing)
