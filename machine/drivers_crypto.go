@@ -167,6 +167,11 @@ func hCryptoRegister(ct cryptoType, plural bool) Handler {
 	return func(m *Machine, t *Trap) (uint64, error) {
 		algs, _ := m.cryptoAlgs(t, ct, plural) // a type this BTF lacks: nothing to register, success
 		for i, alg := range algs {
+			if ct.structName == "shash_alg" {
+				if err := m.prepareShash(alg); err != nil {
+					return 0, err
+				}
+			}
 			ret, err := m.registerCryptoAlg(t, alg)
 			if err != nil || ret != 0 {
 				for _, done := range algs[:i] {

@@ -91,26 +91,36 @@ func hIsVmallocAddr(m *Machine, t *Trap) (uint64, error) {
 
 // try_module_get(mod): fails for a module that is going away; NULL (built-in) always succeeds.
 func hTryModuleGet(m *Machine, t *Trap) (uint64, error) {
-	if t.Arg(0) == 0 {
+	if m.moduleGet(t.Arg(0)) {
 		return 1, nil
 	}
-	for _, mod := range m.registry.Modules() {
-		if mod.ThisModule == t.Arg(0) {
-			if m.registry.Get(mod) {
-				return 1, nil
-			}
-			return 0, nil
-		}
-	}
-	return 1, nil
+	return 0, nil
 }
 
-func hModulePut(m *Machine, t *Trap) (uint64, error) {
+// moduleGet is try_module_get on the module whose struct module is at this (0: built-in).
+func (m *Machine) moduleGet(this uint64) bool {
+	if this == 0 {
+		return true
+	}
 	for _, mod := range m.registry.Modules() {
-		if mod.ThisModule == t.Arg(0) {
+		if mod.ThisModule == this {
+			return m.registry.Get(mod)
+		}
+	}
+	return true
+}
+
+// modulePut is module_put.
+func (m *Machine) modulePut(this uint64) {
+	for _, mod := range m.registry.Modules() {
+		if this != 0 && mod.ThisModule == this {
 			m.registry.Put(mod)
 		}
 	}
+}
+
+func hModulePut(m *Machine, t *Trap) (uint64, error) {
+	m.modulePut(t.Arg(0))
 	return 0, nil
 }
 
