@@ -70,6 +70,7 @@ const validKey = 1 << 63
 // two cache lines.
 type entry struct {
 	stamp   uint64 // last use, for LRU
+	key     uint64 // a copy of the slot's key, so that a hinted hit reads one slot: see hint
 	frame   uint64
 	offMask uint64   // held.Bytes()-1, the offset bits phys keeps: precomputed for the hit path
 	size    PageSize // the translation's own page size, for counters
@@ -238,6 +239,7 @@ func (a *array) fill(va uint64, g granule, e entry) {
 		}
 	}
 	keys[victim] = validKey | n<<2 | uint64(g.code)
+	e.key = keys[victim]
 	set[victim] = e
 	a.touch(base+victim, e.stamp)
 }

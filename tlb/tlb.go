@@ -154,7 +154,8 @@ type TLB struct {
 
 // hint remembers the slot of the first first-level array where the entry
 // for a page of its smallest size was last found. It is only a guess, checked
-// against the array's key before use: fills, invalidations and flushes need
+// against the slot's key (the entry's copy of it, on the same cache line as
+// what a hit reads next) before use: fills, invalidations and flushes need
 // not know about hints. Hints are direct-mapped by 4K page number, so a hit
 // costs one compare instead of a scan of the set's ways.
 type hint struct {
@@ -251,7 +252,7 @@ func (t *TLB) Access(va uint64, kind Kind, tag Tag) (Outcome, error) {
 	if a := &l1.inline[0]; a.fast {
 		key := a.key0 | va>>(a.shift0&63)<<2 // &63 spares the compiler handling shifts past 63
 		h := &l1.hints[va>>hintShift%hintsPerSide]
-		if slot := h.slot; h.key == key && uint(slot) < uint(len(a.keys)) && a.keys[slot] == key {
+		if slot := h.slot; h.key == key && uint(slot) < uint(len(a.entries)) && a.entries[slot].key == key {
 			e := &a.entries[slot]
 			if a.policy == LRU {
 				e.stamp = t.stamp
