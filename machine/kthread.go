@@ -82,6 +82,10 @@ func hKthreadCreateOnNode(m *Machine, t *Trap) (uint64, error) {
 	if err != nil {
 		return errPtr(syscall.ENOMEM), nil
 	}
+	if th.thread.module == "" {
+		// A kernel function (kthread_worker_fn) as the thread function: the thread is the caller's.
+		th.thread.module = m.moduleOf(t.Return)
+	}
 	return th.addr, nil
 }
 
@@ -229,6 +233,12 @@ func hKthreadStop(m *Machine, t *Trap) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	code, err := m.kthreadStop(t, th)
+	return uint64(code), err
+}
+
+// kthreadStop is kthread_stop(): should-stop set, the thread woken (unparked) and waited for.
+func (m *Machine) kthreadStop(t *Trap, th *task) (int64, error) {
 	k := th.thread
 	k.shouldStop = true
 	m.unpark(th)
@@ -238,7 +248,7 @@ func hKthreadStop(m *Machine, t *Trap) (uint64, error) {
 			return 0, err
 		}
 	}
-	return uint64(k.exitCode), nil
+	return k.exitCode, nil
 }
 
 // kthread_should_stop(): whether kthread_stop() was called for the current thread.

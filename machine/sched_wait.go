@@ -1,6 +1,11 @@
 package machine
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+
+	uc "github.com/unicorn-engine/unicorn/bindings/go/unicorn"
+)
 
 // Sleeping and waking (kernel/sched/core.c, wait.c, completion.c). The truth about whether a task
 // may sleep is its task_struct.__state, which module code writes inline (set_current_state): schedule()
@@ -411,33 +416,39 @@ const maxWaiters = 1 << 16
 // __wake_up(wq, mode, nr_exclusive, key) and its variants: each waiter's wake function runs, and the
 // walk stops after nr_exclusive exclusive waiters were woken.
 func hWakeUp(m *Machine, t *Trap) (uint64, error) {
-	wq, mode, nr, key := t.Arg(0), t.Arg(1), int64(t.Arg(2)), t.Arg(3)
+	key := t.Arg(3)
 	if t.Name == "__wake_up_locked" {
 		key = 0
 	}
+	return 0, m.wakeUpQueue(t.Arg(0), uint32(t.Arg(1)), int64(t.Arg(2)), key)
+}
+
+// wakeUpQueue is __wake_up(wq, mode, nr_exclusive, key): each waiter's wake function runs, and the
+// walk stops after nr_exclusive exclusive waiters were woken (0: no limit).
+func (m *Machine) wakeUpQueue(wq uint64, mode uint32, nr int64, key uint64) error {
 	head, ok1 := m.waitQueueList(wq)
 	linkOff, ok2 := m.fieldOffset("wait_queue_entry", "entry")
 	if !ok1 || !ok2 {
-		return 0, nil
+		return nil
 	}
 	link, err := m.ReadU64(head)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	for i := 0; link != head && i < maxWaiters; i++ {
 		next, err := m.ReadU64(link)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		entry := link - linkOff
 		flags, _ := m.fieldValue32("wait_queue_entry", "flags", entry)
 		fn, err := m.structWord("wait_queue_entry", "func", entry)
 		if err != nil {
-			return 0, err
+			return err
 		}
-		ret, err := m.callWakeFunction(fn, entry, mode, key)
+		ret, err := m.callWakeFunction(fn, entry, uint64(mode), key)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		if int64(int32(ret)) < 0 {
 			break
@@ -449,7 +460,7 @@ func hWakeUp(m *Machine, t *Trap) (uint64, error) {
 		}
 		link = next
 	}
-	return 0, nil
+	return nil
 }
 
 // callWakeFunction runs a wait entry's wake function: the kernel's own in Go, a module's on the CPU.
@@ -600,6 +611,35 @@ func hWaitForCompletion(m *Machine, t *Trap) (uint64, error) {
 	}
 }
 
+// waitForCompletion is wait_for_completion(x) as the kernel's own code uses it: uninterruptible, no
+// timeout (a host task that waits forever is a hung task).
+func (m *Machine) waitForCompletion(t *Trap, c uint64) error {
+	for {
+		ok, err := m.takeCompletion(c)
+		if err != nil || ok {
+			return err
+		}
+		if err := m.hungWait(t, c, taskStateUninterruptible); err != nil {
+			return err
+		}
+	}
+}
+
+// initCompletion is init_completion(x): nothing done, no waiter.
+func (m *Machine) initCompletion(c uint64) error {
+	addr, ok := m.completionDone(c)
+	if !ok {
+		return nil
+	}
+	if err := m.WriteU32(addr, 0); err != nil {
+		return err
+	}
+	if off, ok := m.fieldOffset("completion", "wait.task_list"); ok {
+		return m.listInit(c + off)
+	}
+	return nil
+}
+
 // try_wait_for_completion(x): takes a completion without waiting.
 func hTryWaitForCompletion(m *Machine, t *Trap) (uint64, error) {
 	ok, err := m.takeCompletion(t.Arg(0))
@@ -620,4 +660,23 @@ func hCompletionDone(m *Machine, t *Trap) (uint64, error) {
 		return 1, err
 	}
 	return 0, err
+}
+
+// maxTrapFrame is how much of the trapped caller's stack a kernel function may use for its own
+// objects: nested calls from a handler start 256 bytes below the stack pointer of the trap (run.go).
+const maxTrapFrame = 192
+
+// trapFrame reserves size bytes on the stack of the guest code that called the kernel function t,
+// just below its return address, for what the kernel function keeps in its own frame and links into
+// guest lists (DEFINE_WAIT_BIT's entry, a flush work item, a wake-up key). The frame is zeroed and
+// lives until the handler returns. It needs a real trap: the handler must run on the caller's stack.
+func (m *Machine) trapFrame(t *Trap, size uint64) (uint64, error) {
+	if size > maxTrapFrame {
+		return 0, fmt.Errorf("%s: %d bytes of stack frame, at most %d", t.Name, size, maxTrapFrame)
+	}
+	if m.depth == 0 || m.reg(uc.X86_REG_RSP) != t.rsp {
+		return 0, fmt.Errorf("%s: no guest stack under the call (not called from guest code)", t.Name)
+	}
+	frame := (t.rsp - size) &^ 15
+	return frame, m.WriteAt(make([]byte, size), frame)
 }
