@@ -11,14 +11,58 @@ import (
 // stubs in a test module (so the calls trap with a module caller and a guest stack, as real calls do),
 // and the work items' functions are module code that counts its runs, one of them after a 40 ms nap.
 
-// workerRig is a machine with a test module holding call stubs, work functions and work items.
-type workerRig struct {
+// stubRig is a machine with a test module ("kwtest") holding, for each kernel function named, a stub
+// that calls it from module code, and whatever other code a test needs.
+type stubRig struct {
 	m     *Machine
 	tm    testModule
 	stubs map[string]uint64 // kernel function -> module stub that calls it
-	count uint64            // work fn: counts its runs in the u32 after its kthread_delayed_work
-	nap   uint64            // work fn: msleep(40), then counts
-	name  uint64            // "kw/%d"
+}
+
+// newStubRig assembles the stubs, then more code (emit); its data page starts with data.
+func newStubRig(t *testing.T, names []string, emit func(a *asm, sym func(string) uint64), data []byte) *stubRig {
+	m := bootDefault(t, Options{Strict: true})
+	r := &stubRig{m: m, tm: newModule(t, m), stubs: map[string]uint64{}}
+	sym := func(name string) uint64 { return r.sym(t, name) }
+	a := r.tm.asm()
+	for _, name := range names {
+		r.stubs[name] = a.pc()
+		a.raw(0x48, 0x83, 0xec, 0x08) // sub rsp, 8: the callee sees an aligned stack
+		a.call(sym(name))
+		a.raw(0x48, 0x83, 0xc4, 0x08, 0xc3) // add rsp, 8; ret
+	}
+	emit(a, sym)
+	r.tm.load(t, m, "kwtest", a.code, data)
+	return r
+}
+
+func (r *stubRig) sym(t *testing.T, name string) uint64 {
+	s, ok := r.m.prof.Lookup(name)
+	require.True(t, ok, name)
+	return s.Addr
+}
+
+// call runs a kernel function from module code, as the host's task.
+func (r *stubRig) call(t *testing.T, name string, args ...uint64) uint64 {
+	t.Helper()
+	stub, ok := r.stubs[name]
+	require.True(t, ok, name)
+	ret, err := r.m.Call(stub, args...)
+	require.NoError(t, err, "%s\n%s", name, r.m.Dmesg())
+	return ret
+}
+
+func (r *stubRig) idle(t *testing.T, ns uint64) {
+	_, err := r.m.Idle(ns)
+	require.NoError(t, err)
+}
+
+// workerRig adds work functions: count counts its runs in the u32 after its kthread_delayed_work, nap
+// does msleep(40) first.
+type workerRig struct {
+	*stubRig
+	count, nap uint64
+	name       uint64 // "kw/%d"
 }
 
 // The work items live in the module's data page: a kthread_delayed_work (80 bytes) and a counter.
@@ -36,48 +80,25 @@ var workerStubs = []string{
 }
 
 func newWorkerRig(t *testing.T) *workerRig {
-	m := bootDefault(t, Options{Strict: true})
-	l, err := m.kworkerLayout()
+	r := &workerRig{}
+	r.stubRig = newStubRig(t, workerStubs, func(a *asm, sym func(string) uint64) {
+		incCount := []byte{0xff, 0x87, workCountOff, 0, 0, 0} // inc dword [rdi+0x50]
+		r.count = a.pc()
+		a.raw(incCount...)
+		a.raw(0xc3)
+		r.nap = a.pc()
+		a.raw(0x57) // push rdi
+		a.movRDI(40)
+		a.call(sym("msleep"))
+		a.raw(0x5f) // pop rdi
+		a.raw(incCount...)
+		a.raw(0xc3)
+	}, []byte("kw/%d\x00"))
+	r.name = r.tm.data
+	l, err := r.m.kworkerLayout()
 	require.NoError(t, err)
 	require.Equal(t, uint64(workCountOff), l.timer+40, "kthread_delayed_work is a work and a timer_list")
-	r := &workerRig{m: m, tm: newModule(t, m), stubs: map[string]uint64{}}
-	a := r.tm.asm()
-	for _, name := range workerStubs {
-		r.stubs[name] = a.pc()
-		a.raw(0x48, 0x83, 0xec, 0x08) // sub rsp, 8: the callee sees an aligned stack
-		a.call(r.sym(t, name))
-		a.raw(0x48, 0x83, 0xc4, 0x08, 0xc3) // add rsp, 8; ret
-	}
-	incCount := []byte{0xff, 0x87, workCountOff, 0, 0, 0} // inc dword [rdi+0x50]
-	r.count = a.pc()
-	a.raw(incCount...)
-	a.raw(0xc3)
-	r.nap = a.pc()
-	a.raw(0x57) // push rdi
-	a.movRDI(40)
-	a.call(r.sym(t, "msleep"))
-	a.raw(0x5f) // pop rdi
-	a.raw(incCount...)
-	a.raw(0xc3)
-	r.name = r.tm.data
-	r.tm.load(t, m, "kwtest", a.code, []byte("kw/%d\x00"))
 	return r
-}
-
-func (r *workerRig) sym(t *testing.T, name string) uint64 {
-	s, ok := r.m.prof.Lookup(name)
-	require.True(t, ok, name)
-	return s.Addr
-}
-
-// call runs a kernel function from module code, as the host's task.
-func (r *workerRig) call(t *testing.T, name string, args ...uint64) uint64 {
-	t.Helper()
-	stub, ok := r.stubs[name]
-	require.True(t, ok, name)
-	ret, err := r.m.Call(stub, args...)
-	require.NoError(t, err, "%s\n%s", name, r.m.Dmesg())
-	return ret
 }
 
 // item is the i-th work item, initialised as kthread_init_delayed_work(dwork, fn) does inline.
@@ -98,11 +119,6 @@ func (r *workerRig) runs(t *testing.T, item uint64) uint32 {
 	v, err := r.m.ReadU32(item + workCountOff)
 	require.NoError(t, err)
 	return v
-}
-
-func (r *workerRig) idle(t *testing.T, ns uint64) {
-	_, err := r.m.Idle(ns)
-	require.NoError(t, err)
 }
 
 func (r *workerRig) newWorker(t *testing.T) uint64 {

@@ -360,14 +360,23 @@ func hPrepareToWaitEvent(m *Machine, t *Trap) (uint64, error) {
 // prepare_to_wait(wq, entry, state) and prepare_to_wait_exclusive (which reports whether the queue
 // was empty).
 func hPrepareToWait(m *Machine, t *Trap) (uint64, error) {
-	wq, entry := t.Arg(0), t.Arg(1)
 	exclusive := t.Name == "prepare_to_wait_exclusive"
+	wasEmpty, err := m.prepareToWait(t.Arg(0), t.Arg(1), uint32(t.Arg(2)), exclusive)
+	if exclusive && wasEmpty {
+		return 1, err
+	}
+	return 0, err
+}
+
+// prepareToWait queues entry on wq (unless it is queued already) and puts the current task in state;
+// it reports whether the queue was empty before.
+func (m *Machine) prepareToWait(wq, entry uint64, state uint32, exclusive bool) (bool, error) {
 	head, ok := m.waitQueueList(wq)
 	wasEmpty := false
 	if ok {
 		var err error
 		if wasEmpty, err = m.listEmpty(head); err != nil {
-			return 0, err
+			return false, err
 		}
 	}
 	if !exclusive {
@@ -375,19 +384,18 @@ func hPrepareToWait(m *Machine, t *Trap) (uint64, error) {
 		m.setField("wait_queue_entry", "flags", entry, 4, uint64(flags&^wqFlagExclusive))
 	}
 	if _, err := m.queueEntry(wq, entry, exclusive); err != nil {
-		return 0, err
+		return false, err
 	}
-	m.writeTaskState(m.current(), uint32(t.Arg(2)))
-	if exclusive && wasEmpty {
-		return 1, nil
-	}
-	return 0, nil
+	m.writeTaskState(m.current(), state)
+	return wasEmpty, nil
 }
 
 // finish_wait(wq, entry): TASK_RUNNING and off the queue.
-func hFinishWait(m *Machine, t *Trap) (uint64, error) {
+func hFinishWait(m *Machine, t *Trap) (uint64, error) { return 0, m.finishWait(t.Arg(1)) }
+
+func (m *Machine) finishWait(entry uint64) error {
 	m.writeTaskState(m.current(), taskStateRunning)
-	return 0, m.dequeueEntry(t.Arg(1))
+	return m.dequeueEntry(entry)
 }
 
 // add_wait_queue(wq, entry) and add_wait_queue_exclusive.
