@@ -18,8 +18,6 @@ func init() {
 	register("is_vmalloc_addr", hIsVmallocAddr)
 	register("try_module_get", hTryModuleGet)
 	register("module_put", hModulePut)
-	register("rtnl_lock", hNop)
-	register("rtnl_unlock", hNop)
 	register("put_device", hNop)
 	register("sysfs_emit", hSysfsEmit)
 	// Bus drivers register in drivers.go; with no devices, interrupts are never raised.
