@@ -47,6 +47,7 @@ func init() {
 	register("autoremove_wake_function", hAutoremoveWakeFunction)
 	register("default_wake_function", hDefaultWakeFunction)
 	register("woken_wake_function", hWokenWakeFunction)
+	register("wait_woken", hWaitWoken)
 	register("complete", hComplete)
 	register("complete_all", hComplete)
 	register("wait_for_completion", hWaitForCompletion)
@@ -505,6 +506,27 @@ func hWokenWakeFunction(m *Machine, t *Trap) (uint64, error) {
 	flags, _ := m.fieldValue32("wait_queue_entry", "flags", t.Arg(0))
 	m.setField("wait_queue_entry", "flags", t.Arg(0), 4, uint64(flags|wqFlagWoken))
 	return hDefaultWakeFunction(m, t)
+}
+
+// wait_woken(wq_entry, mode, timeout): sleeps in mode for timeout jiffies unless the entry was woken
+// since the last call (WQ_FLAG_WOKEN, set by woken_wake_function) or the thread is being stopped;
+// the flag is consumed. Returns the jiffies left, as schedule_timeout().
+func hWaitWoken(m *Machine, t *Trap) (uint64, error) {
+	entry, timeout := t.Arg(0), t.Arg(2)
+	cur := m.current()
+	m.writeTaskState(cur, uint32(t.Arg(1)))
+	flags, _ := m.fieldValue32("wait_queue_entry", "flags", entry)
+	stopping := cur.thread != nil && cur.thread.shouldStop
+	if flags&wqFlagWoken == 0 && !stopping {
+		var err error
+		if timeout, err = m.sleepCurrent(t, timeout); err != nil {
+			return 0, err
+		}
+	}
+	m.writeTaskState(cur, taskStateRunning)
+	flags, _ = m.fieldValue32("wait_queue_entry", "flags", entry)
+	m.setField("wait_queue_entry", "flags", entry, 4, uint64(flags&^wqFlagWoken))
+	return timeout, nil
 }
 
 // Completions.

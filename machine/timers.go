@@ -3,7 +3,9 @@ package machine
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 )
 
 // Timers and workqueues over virtual time. Module code arms timers and queues work; queued work runs
@@ -29,6 +31,17 @@ func init() {
 	register("mod_delayed_work_on", hQueueDelayedWorkOn)
 	register("cancel_delayed_work", hCancelDelayedWork)
 	register("cancel_delayed_work_sync", hCancelDelayedWork)
+	register("flush_delayed_work", hFlushDelayedWork)
+	register("drain_workqueue", hFlushWorkqueue) // one queue: flushing runs what work queues meanwhile too
+	register("delayed_work_timer_fn", hDelayedWorkTimerFn)
+	register("round_jiffies", hRoundJiffies)
+	register("__round_jiffies", hRoundJiffies)
+	register("round_jiffies_relative", hRoundJiffies)
+	register("__round_jiffies_relative", hRoundJiffies)
+	register("round_jiffies_up", hRoundJiffies)
+	register("__round_jiffies_up", hRoundJiffies)
+	register("round_jiffies_up_relative", hRoundJiffies)
+	register("__round_jiffies_up_relative", hRoundJiffies)
 	register("alloc_workqueue", hNewObject("workqueue_struct"))
 	register("destroy_workqueue", hDestroyWorkqueue)
 }
@@ -125,6 +138,65 @@ func hQueueDelayedWorkOn(m *Machine, t *Trap) (uint64, error) {
 		return 0, nil // mod_delayed_work_on: false when the work was idle
 	}
 	return 1, nil
+}
+
+// flush_delayed_work(dwork): a work still waiting for its delay is queued now, then flush_work: true
+// if it ran.
+func hFlushDelayedWork(m *Machine, t *Trap) (uint64, error) {
+	k, dwork := m.kernel, t.Arg(0)
+	if _, armed := k.timers[dwork]; armed && k.delayed[dwork] {
+		delete(k.timers, dwork)
+		delete(k.delayed, dwork)
+		if !slices.Contains(k.work, dwork) {
+			k.work = append(k.work, dwork)
+		}
+	}
+	return hFlushWork(m, t)
+}
+
+// delayed_work_timer_fn(timer): the timer of a delayed_work fired (module code armed it itself): its
+// work joins the queue.
+func hDelayedWorkTimerFn(m *Machine, t *Trap) (uint64, error) {
+	off, ok := m.fieldOffset("delayed_work", "timer")
+	if !ok {
+		return 0, fmt.Errorf("struct delayed_work has no known field timer (no BTF)")
+	}
+	if work := t.Arg(0) - off; !slices.Contains(m.kernel.work, work) {
+		m.kernel.work = append(m.kernel.work, work)
+	}
+	return 0, nil
+}
+
+// round_jiffies(j) and its variants: j rounded to a whole second (HZ jiffies), down when it is less than
+// a quarter second past one (never for the _up forms), unless that is not in the future; the _relative
+// forms round jiffies+j and return the delta. The __ forms name the CPU, whose timers the kernel skews
+// by 3 jiffies per CPU number; the others run on CPU 0, which has no skew.
+func hRoundJiffies(m *Machine, t *Trap) (uint64, error) {
+	now, hz := m.kernel.clock.jiffies(), m.kernel.clock.hz
+	relative := strings.HasSuffix(t.Name, "_relative")
+	up := strings.Contains(t.Name, "_up")
+	skew := uint64(0)
+	if strings.HasPrefix(t.Name, "__") {
+		skew = uint64(int64(int32(t.Arg(1)))) * 3
+	}
+	original := t.Arg(0)
+	if relative {
+		original += now
+	}
+	j := original + skew
+	if rem := j % hz; rem < hz/4 && !up {
+		j -= rem
+	} else {
+		j += hz - rem
+	}
+	j -= skew
+	if int64(j-now) <= 0 { // not after jiffies: the original stays
+		j = original
+	}
+	if relative {
+		j -= now
+	}
+	return j, nil
 }
 
 func hCancelDelayedWork(m *Machine, t *Trap) (uint64, error) {
