@@ -133,7 +133,6 @@ func init() {
 	register("platform_device_put", hPlatformDevicePut)
 	register("bus_register", hNamedRegister("bus", "bus_type", "name"))
 	register("bus_unregister", hNamedUnregister("bus", 0))
-	register("class_unregister", hNamedUnregister("class", 0))
 	register("register_filesystem", hRegisterFilesystem)
 	register("unregister_filesystem", hUnregisterFilesystem)
 }
