@@ -82,7 +82,7 @@ func hCdevAdd(m *Machine, t *Trap) (uint64, error) {
 // cdev_del(cdev).
 func hCdevDel(m *Machine, t *Trap) (uint64, error) {
 	m.files().removeCdev(t.Arg(0))
-	return 0, nil
+	return 0, m.releaseDynamicCdev(t, t.Arg(0))
 }
 
 // device_create(class, parent, devt, drvdata, fmt, ...): devtmpfs makes /dev/<name> for a devt.
