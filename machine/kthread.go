@@ -30,6 +30,8 @@ func init() {
 	register("kthread_exit", hKthreadExit)
 	register("do_exit", hKthreadExit)
 	register("kthread_complete_and_exit", hKthreadCompleteAndExit)
+	register("__module_put_and_kthread_exit", hModulePutAndKthreadExit)
+	register("kthread_freezable_should_stop", hKthreadFreezableShouldStop)
 	// One CPU and cooperative scheduling: affinity, nice levels and scheduling classes change nothing.
 	register("kthread_bind", hNop)
 	register("kthread_bind_mask", hNop)
@@ -259,6 +261,17 @@ func hKthreadShouldStop(m *Machine, t *Trap) (uint64, error) {
 	return 0, nil
 }
 
+// kthread_freezable_should_stop(was_frozen): kthread_should_stop(); the freezer never acts, so
+// *was_frozen (when given) is false.
+func hKthreadFreezableShouldStop(m *Machine, t *Trap) (uint64, error) {
+	if p := t.Arg(0); p != 0 {
+		if err := m.WriteAt([]byte{0}, p); err != nil {
+			return 0, err
+		}
+	}
+	return hKthreadShouldStop(m, t)
+}
+
 func hKthreadShouldPark(m *Machine, t *Trap) (uint64, error) {
 	if k := m.current().thread; k != nil && k.shouldPark {
 		return 1, nil
@@ -363,5 +376,15 @@ func hKthreadCompleteAndExit(m *Machine, t *Trap) (uint64, error) {
 			return 0, err
 		}
 	}
+	return 0, &errThreadExit{code: int64(t.Arg(1))}
+}
+
+// __module_put_and_kthread_exit(mod, code): module_put(mod), then kthread_exit(code): a thread that
+// holds a reference on its module drops it on its way out.
+func hModulePutAndKthreadExit(m *Machine, t *Trap) (uint64, error) {
+	if m.current().thread == nil {
+		return 0, fmt.Errorf("%s from %s/%d: only kernel threads can exit in kemu", t.Name, m.comm, m.pid)
+	}
+	m.modulePut(t.Arg(0))
 	return 0, &errThreadExit{code: int64(t.Arg(1))}
 }

@@ -48,6 +48,7 @@ func init() {
 	register("default_wake_function", hDefaultWakeFunction)
 	register("woken_wake_function", hWokenWakeFunction)
 	register("wait_woken", hWaitWoken)
+	register("rcuwait_wake_up", hRcuwaitWakeUp)
 	register("complete", hComplete)
 	register("complete_all", hComplete)
 	register("wait_for_completion", hWaitForCompletion)
@@ -527,6 +528,16 @@ func hWaitWoken(m *Machine, t *Trap) (uint64, error) {
 	flags, _ = m.fieldValue32("wait_queue_entry", "flags", entry)
 	m.setField("wait_queue_entry", "flags", entry, 4, uint64(flags&^wqFlagWoken))
 	return timeout, nil
+}
+
+// rcuwait_wake_up(w): wakes the task waiting in rcuwait_wait_event() (w->task, which the inline
+// prepare_to_rcuwait set), if any: 1 if it was asleep.
+func hRcuwaitWakeUp(m *Machine, t *Trap) (uint64, error) {
+	task, err := m.structWord("rcuwait", "task", t.Arg(0))
+	if err != nil || task == 0 {
+		return 0, err
+	}
+	return m.wakeUpAddr(task, taskStateNormal), nil
 }
 
 // Completions.
