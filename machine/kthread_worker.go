@@ -38,11 +38,11 @@ func init() {
 
 // kworkerLayout holds the BTF offsets of the worker structures.
 type kworkerLayout struct {
-	workerSize                                 uint64 // sizeof(struct kthread_worker)
-	flags, workList, delayedList, task, curWrk uint64 // in struct kthread_worker
-	node, fn, worker, canceling                uint64 // in struct kthread_work
-	dworkWork, timer                           uint64 // in struct kthread_delayed_work
-	flushSize, flushDone                       uint64 // struct kthread_flush_work (kthread.c's own)
+	workerSize                                      uint64 // sizeof(struct kthread_worker)
+	flags, workList, delayedList, task, currentWork uint64 // in struct kthread_worker
+	node, fn, worker, canceling                     uint64 // in struct kthread_work
+	dworkWork, timer                                uint64 // in struct kthread_delayed_work
+	flushSize, flushDone                            uint64 // struct kthread_flush_work (kthread.c's own)
 }
 
 func (m *Machine) kworkerLayout() (*kworkerLayout, error) {
@@ -53,7 +53,7 @@ func (m *Machine) kworkerLayout() (*kworkerLayout, error) {
 	}{
 		{"kthread_worker", "flags", &l.flags}, {"kthread_worker", "work_list", &l.workList},
 		{"kthread_worker", "delayed_work_list", &l.delayedList}, {"kthread_worker", "task", &l.task},
-		{"kthread_worker", "current_work", &l.curWrk},
+		{"kthread_worker", "current_work", &l.currentWork},
 		{"kthread_work", "node", &l.node}, {"kthread_work", "func", &l.fn},
 		{"kthread_work", "worker", &l.worker}, {"kthread_work", "canceling", &l.canceling},
 		{"kthread_delayed_work", "work", &l.dworkWork}, {"kthread_delayed_work", "timer", &l.timer},
@@ -218,7 +218,7 @@ func (m *Machine) takeKthreadWork(l *kworkerLayout, worker uint64) (uint64, erro
 			return 0, err
 		}
 	}
-	return work, m.WriteU64(worker+l.curWrk, work)
+	return work, m.WriteU64(worker+l.currentWork, work)
 }
 
 // insertKthreadWork links work before pos in the worker's lists (kthread_insert_work) and wakes the
@@ -234,7 +234,7 @@ func (m *Machine) insertKthreadWork(l *kworkerLayout, worker, work, pos uint64) 
 	if err := m.WriteU64(work+l.worker, worker); err != nil {
 		return err
 	}
-	current, err := m.ReadU64(worker + l.curWrk)
+	current, err := m.ReadU64(worker + l.currentWork)
 	if err != nil {
 		return err
 	}
@@ -403,7 +403,7 @@ func (m *Machine) flushKthreadWork(t *Trap, l *kworkerLayout, work uint64) error
 		if err != nil {
 			return err
 		}
-	} else if current, err := m.ReadU64(worker + l.curWrk); err != nil || current != work {
+	} else if current, err := m.ReadU64(worker + l.currentWork); err != nil || current != work {
 		return err // neither queued nor running
 	} else if pos, err = m.ReadU64(worker + l.workList); err != nil { // first in the queue
 		return err
@@ -489,7 +489,7 @@ func hKthreadCancelWorkSync(m *Machine, t *Trap) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if current, err := m.ReadU64(worker + l.curWrk); err != nil || current != work {
+	if current, err := m.ReadU64(worker + l.currentWork); err != nil || current != work {
 		return boolResult(pending, err)
 	}
 	// Running: queuing it again is blocked until it has finished.
