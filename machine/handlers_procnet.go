@@ -7,9 +7,12 @@ import (
 // /proc/net: the directory of init_net's proc files (fs/proc/proc_net.c). Network modules create
 // their entries under net->proc_net through proc_net_mkdir (inline, calling _proc_mkdir) and the
 // proc_create_net_* functions. The machine boots without the directory, so the first of these
-// calls makes it and points init_net.proc_net at it; callers that read init_net.proc_net later
+// calls makes it, with its "stat" subdirectory, and points init_net.proc_net and proc_net_stat at
+// them; callers that read init_net.proc_net later
 // (remove_proc_entry at exit, for one) find it there. A NULL parent in these calls can only have
-// come from that unset field (every caller passes a namespace's directory), so it means /proc/net.
+// come from those unset fields (every caller passes a namespace's directory), so it means /proc/net;
+// the one call this gets wrong is a first one made under proc_net_stat, which lands in /proc/net.
+// Making the directories at boot would remove that: it is for the machine's boot steps.
 //
 // Not done: the seq_file of a proc_create_net_data entry does not get its seq_net_private's
 // namespace set, so reading one reaches module code with a NULL net.
@@ -50,15 +53,27 @@ func (m *Machine) procNetDir() (uint64, error) {
 	if dir, err := m.readField("net", "proc_net", net.Addr, 8); err == nil && dir != 0 && tree.byAddr(dir) != nil {
 		return dir, nil
 	}
+	dir := m.newProcDir(tree, "net", 0)
+	if dir == 0 {
+		return 0, nil
+	}
+	m.setField("net", "proc_net", net.Addr, 8, dir)
+	if stat := m.newProcDir(tree, "stat", dir); stat != 0 {
+		m.setField("net", "proc_net_stat", net.Addr, 8, stat)
+	}
+	return dir, nil
+}
+
+// newProcDir is a /proc directory the kernel itself makes (proc_net_ns_init's "net" and
+// "net/stat"); 0 when memory runs out.
+func (m *Machine) newProcDir(tree *fsTree, name string, parent uint64) uint64 {
 	size, ok := m.structSize("proc_dir_entry")
 	if !ok {
 		size = 512
 	}
 	pde := m.kmalloc(size, mmu.Caller{Label: "proc_net_ns_init"}, gfpZero)
-	if pde == 0 {
-		return 0, nil
+	if pde != 0 {
+		tree.add(&fsEntry{addr: pde, name: name, parent: parent, kind: entryDir})
 	}
-	tree.add(&fsEntry{addr: pde, name: "net", kind: entryDir})
-	m.setField("net", "proc_net", net.Addr, 8, pde)
-	return pde, nil
+	return pde
 }

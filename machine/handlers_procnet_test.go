@@ -27,6 +27,13 @@ func TestProcNet(t *testing.T) {
 	dir := procNet()
 	require.NotZero(t, dir)
 	assert.Equal(t, "net/atm", tree.path(tree.byAddr(atm)))
+	stat, err := m.readField("net", "proc_net_stat", net.Addr, 8)
+	require.NoError(t, err)
+	require.NotZero(t, stat, "init_net.proc_net_stat")
+	assert.Equal(t, "net/stat", tree.path(tree.byAddr(stat)))
+	ctStat := call(t, m, handlers["proc_create_net_data"], a.str("nf_conntrack"), 0o444, stat, 0x1000, 0, 0)
+	require.NotZero(t, ctStat)
+	assert.Equal(t, "net/stat/nf_conntrack", tree.path(tree.byAddr(ctStat)))
 
 	tests := []struct {
 		fn, name, want string
