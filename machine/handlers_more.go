@@ -636,6 +636,9 @@ func hUnregisterPernet(m *Machine, t *Trap) (uint64, error) {
 // initNetLists makes init_net's device list an empty list the first time a module may walk it
 // (for_each_netdev): the kernel image's data is zero, and kemu links no device into it.
 func (m *Machine) initNetLists(net uint64) error {
+	if err := m.linkNetNamespaceList(net); err != nil {
+		return err
+	}
 	off, ok := m.fieldOffset("net", "dev_base_head")
 	if !ok {
 		return nil
