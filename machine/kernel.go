@@ -65,6 +65,9 @@ func (k *kernelState) init() error {
 			return err
 		}
 	}
+	if err := k.m.initParavirt(); err != nil {
+		return err
+	}
 	if err := k.initKmallocCaches(); err != nil {
 		return err
 	}
