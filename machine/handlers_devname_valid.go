@@ -8,7 +8,6 @@ func init() {
 	register("dev_valid_name", hDevValidName)
 }
 
-
 func hDevValidName(m *Machine, t *Trap) (uint64, error) {
 	name, err := m.ReadCString(t.Arg(0), ifNameSize)
 	if err != nil {
