@@ -237,6 +237,9 @@ func (f *Fault) Error() string {
 // onInvalidMemory remembers which access stopped the CPU; returning false lets Unicorn stop with
 // the matching error, which the run loop turns into a trap or an oops.
 func (m *Machine) onInvalidMemory(_ uc.Unicorn, typ int, addr uint64, _ int, _ int64) bool {
+	// The run is ending (a trap into the kernel or a fault): no tick may land between the guest's last
+	// instruction and the kernel call, or what the guest read of jiffies would depend on host speed.
+	m.kernel.sched.ticks.hold()
 	f := Fault{Addr: addr}
 	switch typ {
 	case uc.MEM_WRITE_UNMAPPED, uc.MEM_WRITE_PROT:

@@ -16,7 +16,9 @@ package machine
 //     deterministic but costs ~15x in Unicorn (Options.Budget), so the ticks are paced by host time
 //     instead: what the guest observes of time (jiffies, ktime, dmesg stamps, the jiffy at which its
 //     loop ends) is still deterministic, because time advances only in whole jiffies at ticks and a
-//     busy-wait ends at the first jiffy boundary past its deadline; how many iterations a spin makes
+//     busy-wait ends at the first jiffy boundary past its deadline (no tick is delivered once the
+//     run's closing trap has begun, see tickState.hold; only a tick landing in the few instructions
+//     between a poll's last read and that trap could still show); how many iterations a spin makes
 //     before a tick is not. Timers do not fire in the middle of a spin, only when it calls the
 //     kernel: code spinning until its own timer callback runs, with no kernel call, is a lockup.
 //
@@ -206,6 +208,14 @@ func cpuTime(clock int32) int64 {
 		return -1
 	}
 	return ts.Nano()
+}
+
+// hold delivers no more ticks to the current run: it is ending (called on the CPU's thread as
+// Unicorn reports the access that ends it).
+func (t *tickState) hold() {
+	t.mu.Lock()
+	t.running = false
+	t.mu.Unlock()
 }
 
 // stop closes the run and returns the ticks it was given, and whether they amount to a soft lockup.
