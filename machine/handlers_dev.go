@@ -135,13 +135,6 @@ func hReleaseObject(m *Machine, t *Trap) (uint64, error) {
 	return 0, m.releaseObject(t.Arg(0), t.caller())
 }
 
-func hKfreeArg0(m *Machine, t *Trap) (uint64, error) {
-	if isErrPtr(t.Arg(0)) {
-		return 0, nil
-	}
-	return 0, m.kfree(t.Arg(0), t.caller())
-}
-
 // userEnd is TASK_SIZE_MAX: the end of the user half of the address space.
 const userEnd = 0x00007ffffffff000
 

@@ -141,7 +141,7 @@ func (m *Machine) startWatchdog() (stop func()) {
 			}
 			if ticks && s.inGuest.Load() && now.Sub(runSince) >= spinDetect && now.Sub(lastTick) >= spinTickEvery {
 				lastTick, progressSince = now, now
-				if !s.ticks.deliver(m.kernel.clock.hz) {
+				if !s.ticks.deliver() {
 					// Spun for softLockupSpin of virtual time: stop the run for good (a stopped
 					// run is never resumed, see tickState) and report the lockup.
 					m.lockedUp.Store(true)

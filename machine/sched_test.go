@@ -193,14 +193,14 @@ func TestTicksMoveGuestJiffies(t *testing.T) {
 	runtime.LockOSThread() // this thread stands for the CPU's: ticks follow its CPU time
 	defer runtime.UnlockOSThread()
 	s.ticks.start(j)
-	require.True(t, s.ticks.deliver(m.kernel.clock.hz))
+	require.True(t, s.ticks.deliver())
 	guest, err := m.ReadU64(jiffies.Addr)
 	require.NoError(t, err)
 	assert.Equal(t, j, guest, "no tick before the guest has had spinTickEvery of CPU time")
 	clock := threadCPUClock(unix.Gettid())
 	for t0 := cpuTime(clock); cpuTime(clock)-t0 < int64(spinTickEvery); {
 	}
-	require.True(t, s.ticks.deliver(m.kernel.clock.hz))
+	require.True(t, s.ticks.deliver())
 	guest, err = m.ReadU64(jiffies.Addr)
 	require.NoError(t, err)
 	assert.Equal(t, j+1, guest, "the guest sees the tick while it runs")
@@ -212,7 +212,7 @@ func TestTicksMoveGuestJiffies(t *testing.T) {
 	assert.Equal(t, j+1, m.kernel.clock.jiffies(), "a tick is one jiffy")
 	assert.Equal(t, m.kernel.clock.nsAtJiffies(j+1), m.kernel.clock.ns, "to the jiffy boundary")
 	assert.Greater(t, m.kernel.clock.ns, start)
-	assert.True(t, s.ticks.deliver(m.kernel.clock.hz), "no run, no tick")
+	assert.True(t, s.ticks.deliver(), "no run, no tick")
 	guest, err = m.ReadU64(jiffies.Addr)
 	require.NoError(t, err)
 	assert.Equal(t, j+1, guest)

@@ -228,7 +228,7 @@ func (t *tickState) stop() (ticks uint64, lockup bool) {
 
 // deliver gives the running guest one tick, if a run is under way; it reports false once the run
 // has spun for the soft-lockup limit (no more ticks are delivered then).
-func (t *tickState) deliver(hz uint64) bool {
+func (t *tickState) deliver() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !t.running || t.disabled {
