@@ -182,6 +182,12 @@ func (m *Machine) shashOf(desc uint64) (alg, tfm uint64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
+	return m.shashOfTfm(hash)
+}
+
+// shashOfTfm is the shash_alg behind a struct crypto_shash, and the crypto_tfm embedded in it
+// (crypto_shash_alg's walk: hash->base.__crt_alg, then container_of to the shash_alg).
+func (m *Machine) shashOfTfm(hash uint64) (alg, tfm uint64, err error) {
 	tfm = hash + m.offset("crypto_shash", "base")
 	base, err := m.structWord("crypto_tfm", "__crt_alg", tfm)
 	if err != nil {
@@ -262,12 +268,11 @@ func hCryptoShashDigest(m *Machine, t *Trap) (uint64, error) {
 // shash_no_setkey); success clears the transform's need for a key, failure sets it again.
 func hCryptoShashSetkey(m *Machine, t *Trap) (uint64, error) {
 	hash := t.Arg(0)
-	tfm := hash + m.offset("crypto_shash", "base")
-	base, err := m.structWord("crypto_tfm", "__crt_alg", tfm)
+	alg, tfm, err := m.shashOfTfm(hash)
 	if err != nil {
 		return 0, err
 	}
-	setkey, _ := m.structWord("shash_alg", "setkey", base-m.offset("shash_alg", "base"))
+	setkey, _ := m.structWord("shash_alg", "setkey", alg)
 	if setkey == 0 {
 		return negErrno(syscall.ENOSYS), nil
 	}
