@@ -183,19 +183,23 @@ type tickState struct {
 	n        uint64 // ticks delivered during the run
 	limit    uint64 // ticks after which the spin is a soft lockup
 	clock    int32  // the CPU time clock of the thread running the guest (0: none)
-	ran      int64  // that thread's CPU time at the last tick (or the run's start), ns
+	ran      int64  // that thread's CPU time at the last tick or tick attempt, ns (ranUnknown: not read yet)
 	jiffies  []*uint64
 	disabled bool // no jiffies in guest memory to move
 }
 
 // start opens a guest run at jiffies base, on the calling OS thread (locked to it by the caller).
+// The thread's CPU time is first read by the monitor's first tick attempt, not here: start runs
+// before every guest run (every kernel call), and the read is a system call.
 func (t *tickState) start(base uint64) {
 	clock := threadCPUClock(unix.Gettid())
-	ran := cpuTime(clock)
 	t.mu.Lock()
-	t.running, t.base, t.n, t.clock, t.ran = true, base, 0, clock, ran
+	t.running, t.base, t.n, t.clock, t.ran = true, base, 0, clock, ranUnknown
 	t.mu.Unlock()
 }
+
+// ranUnknown marks a run whose thread CPU time has not been read yet.
+const ranUnknown = -2
 
 // threadCPUClock is the clock id of a thread's CPU time (the kernel's MAKE_THREAD_CPUCLOCK(tid,
 // CPUCLOCK_SCHED), what pthread_getcpuclockid returns), readable from any thread of the process.
@@ -237,7 +241,11 @@ func (t *tickState) deliver() bool {
 	if t.limit > 0 && t.n >= t.limit {
 		return false
 	}
-	if now := cpuTime(t.clock); now >= 0 && t.ran >= 0 {
+	if now := cpuTime(t.clock); now >= 0 {
+		if t.ran == ranUnknown {
+			t.ran = now // the run's first attempt starts the count
+			return true
+		}
 		if now-t.ran < int64(spinTickEvery) {
 			return true // the guest has not had its share of the CPU since the last tick
 		}
